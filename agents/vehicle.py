@@ -1,0 +1,148 @@
+"""The vehicle agent: a ``mesa.Agent`` whose trips are SimPy processes.
+
+SimPy owns the clock; mesa only owns the agent population. :class:`FleetModel` is never stepped
+(``mesa.Model.step`` would advance mesa's own time).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import mesa
+import numpy as np
+
+from agents.battery import E_TOL_MWH, Battery, DegradationModel, StepEnergy
+from agents.graph import TransportGraph
+from sim.types import VehicleSpec, VehicleState
+
+# log(time_min, vehicle, event, node, detail)
+EventLog = Callable[[int, str, str, str, str], None]
+
+IDLE, CHARGE, DISCHARGE = "idle", "charge", "discharge"
+
+
+class Vehicle(mesa.Agent):
+    """A battery truck or train.
+
+    While parked it may charge or discharge; once a trip starts it is in transit until the SimPy
+    process of :meth:`drive` reaches the destination, and it cannot exchange power meanwhile.
+    """
+
+    def __init__(self, model: mesa.Model, spec: VehicleSpec, graph: TransportGraph,
+                 degradation: DegradationModel | None = None) -> None:
+        super().__init__(model)
+        self.spec = spec
+        self.name = spec.name
+        self.kind = spec.kind
+        self.graph = graph
+        self.battery = Battery(spec.battery, spec.e_init_mwh, degradation)
+        self.reset()
+
+    def reset(self) -> None:
+        self.battery.reset()
+        self.node = self.spec.start_node
+        self.dest: str | None = None
+        self.arrive_min: int | None = None
+        self.mode = IDLE
+        self.km = 0.0
+        self.trips = 0
+
+    @property
+    def parked(self) -> bool:
+        return self.dest is None
+
+    def snapshot(self, now_min: int, dt_min: int) -> VehicleState:
+        p_ch, p_dis = self.battery.limits(dt_min) if self.parked else (0.0, 0.0)
+        return VehicleState(name=self.name, node=self.node, parked=self.parked, dest=self.dest,
+                            arrive_min=self.arrive_min, e_mwh=self.battery.e_mwh,
+                            soc_frac=self.battery.soc_frac, p_ch_max_mw=p_ch, p_dis_max_mw=p_dis)
+
+    # ---------------------------------------------------------------- trips
+    def trip_problem(self, dest: str, dt_min: int) -> str | None:
+        """Why a trip to ``dest`` cannot start now, or None if it can."""
+        if not self.parked:
+            return f"in transit to {self.dest}"
+        if dest not in self.graph.graph:
+            return f"unknown node {dest!r}"
+        path = self.graph.shortest_path(self.node, dest)
+        minutes = self.graph.path_minutes(path)
+        # Self-discharge is applied per whole step, so bound it by the steps the trip spans.
+        idle_min = math.ceil(minutes / dt_min) * dt_min
+        e_arrive = self.battery.energy_after(idle_min, self.graph.path_energy_mwh(path))
+        if e_arrive < self.spec.battery.e_min_mwh - E_TOL_MWH:
+            return (f"would arrive with {e_arrive:.4f} MWh, below e_min "
+                    f"{self.spec.battery.e_min_mwh} MWh")
+        return None
+
+    def depart(self, dest: str, now_min: int, log: EventLog):
+        """Start a trip to ``dest`` now; returns the SimPy generator that drives it.
+
+        The vehicle is in transit from this call on, so it takes no power in the current step.
+        """
+        path = self.graph.shortest_path(self.node, dest)
+        self._set_mode(IDLE, now_min, log)
+        self.dest = dest
+        self.arrive_min = now_min + self.graph.path_minutes(path)
+        self.trips += 1
+        log(now_min, self.name, "depart", self.node, f"to {dest}")
+        return path
+
+    def drive(self, env, path: list[str], log: EventLog):
+        """SimPy process: traverse ``path`` edge by edge, taking each edge's travel time."""
+        for u, v in zip(path, path[1:]):
+            edge = self.graph.edge(u, v)
+            yield env.timeout(edge["travel_min"])
+            self.battery.draw_traction(edge["energy_mwh"])
+            self.km += edge["dist_km"]
+            if v != path[-1]:
+                log(int(env.now), self.name, "pass", v, "")
+        self.node = path[-1]
+        self.dest = None
+        self.arrive_min = None
+        log(int(env.now), self.name, "arrive", self.node, "")
+
+    # ---------------------------------------------------------------- power
+    def apply_power(self, p_mw: float, dt_min: int, now_min: int, log: EventLog,
+                    connected: bool = True) -> StepEnergy:
+        """Charge (``p_mw`` > 0) or discharge for one step; in transit only self-discharge runs.
+
+        ``connected`` says whether the vehicle is parked at a grid connection point; only there can
+        it exchange power (and its battery management hold the ``e_min`` floor).
+        """
+        if not self.parked or not connected:
+            return self.battery.step(0.0, dt_min, can_hold=False)
+        res = self.battery.step(p_mw, dt_min, can_hold=True)
+        mode = CHARGE if res.p_mw > 1e-12 else DISCHARGE if res.p_mw < -1e-12 else IDLE
+        self._set_mode(mode, now_min, log)
+        return res
+
+    def close(self, now_min: int, log: EventLog) -> None:
+        """End of the run: close an open charge or discharge interval."""
+        self._set_mode(IDLE, now_min, log)
+
+    def _set_mode(self, mode: str, now_min: int, log: EventLog) -> None:
+        if mode == self.mode:
+            return
+        if self.mode != IDLE:
+            log(now_min, self.name, f"{self.mode}_stop", self.node, "")
+        if mode != IDLE:
+            log(now_min, self.name, f"{mode}_start", self.node, "")
+        self.mode = mode
+
+
+class FleetModel(mesa.Model):
+    """The mesa model that owns the vehicle agents. Never call :meth:`step`: SimPy is the clock."""
+
+    def __init__(self, graph: TransportGraph, specs: Iterable[VehicleSpec],
+                 rng: np.random.Generator | None = None,
+                 degradation: Callable[[VehicleSpec], DegradationModel] | None = None) -> None:
+        super().__init__(rng=rng)
+        self.graph = graph
+        self.vehicles: list[Vehicle] = [
+            Vehicle(self, spec, graph, degradation(spec) if degradation else None)
+            for spec in specs
+        ]
+
+    def step(self) -> None:  # pragma: no cover - guard against misuse
+        raise RuntimeError("FleetModel is driven by the SimPy engine; do not call step()")
