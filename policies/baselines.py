@@ -1,0 +1,125 @@
+"""Baseline policies that every planning policy is compared against."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from policies.base import BasePolicy, PeakShaving
+from sim.errors import ScenarioError
+from sim.types import Command, Decision, Problem, State
+
+
+class IdlePolicy(BasePolicy):
+    """No MESS: every vehicle stays where it is and exchanges no power."""
+
+    name = "idle"
+
+    def __init__(self) -> None:
+        pass
+
+    def decide(self, state: State) -> Decision:
+        return Decision(tuple(Command(v.name) for v in state.vehicles))
+
+
+class StationaryPolicy(BasePolicy):
+    """All vehicles drive to one site (``site``, DN1 by default), stay there and peak-shave.
+
+    This is the "fixed at DN1" comparison of seed 000 (MODELS.md A.9) run as a rule.
+    """
+
+    name = "stationary"
+
+    def __init__(self, site: str = "dn1", low_quantile: float = 0.25,
+                 high_quantile: float = 0.75) -> None:
+        self.site = site
+        self.low_quantile = low_quantile
+        self.high_quantile = high_quantile
+
+    def reset(self, problem: Problem, rng: np.random.Generator) -> None:
+        super().reset(problem, rng)
+        names = [s.name for s in problem.sites]
+        if self.site not in names:
+            raise ScenarioError([f"policy.params.site: unknown site {self.site!r}; "
+                                 f"sites are {', '.join(names)}"])
+        self._home = problem.site(self.site)
+        self._rule = PeakShaving(problem, self.low_quantile, self.high_quantile)
+
+    def decide(self, state: State) -> Decision:
+        cmds = []
+        for v in state.vehicles:
+            if not v.parked:
+                cmds.append(Command(v.name))
+            elif v.node != self._home.node:
+                cmds.append(Command(v.name, dest=self._home.node))
+            else:
+                cmds.append(self._rule.command(state, v, self._home))
+        return Decision(tuple(cmds))
+
+
+class GreedyPolicy(BasePolicy):
+    """Go where the deficit is largest, charge in surplus hours, discharge at peak.
+
+    The deficit index of site ``n`` at step ``t`` is its forecast positive net load over its own
+    upward capacity (generators + DR + storage), the exogenous deficit of MODELS.md A.6 (FD-exo).
+    Each parked vehicle scores every site by the mean index over ``window_steps`` steps starting
+    when it could arrive there, and moves if the best site beats its current one by more than
+    ``min_gain``. Vehicles are assigned in fleet order; a site already served by a vehicle has its
+    index recomputed with that vehicle's power subtracted, so two vehicles only share a site when
+    it is worth it. At the site, dispatch follows the peak-shaving rule of :class:`PeakShaving`.
+    """
+
+    name = "greedy"
+
+    def __init__(self, window_steps: int = 3, min_gain: float = 0.05,
+                 low_quantile: float = 0.25, high_quantile: float = 0.75) -> None:
+        self.window_steps = window_steps
+        self.min_gain = min_gain
+        self.low_quantile = low_quantile
+        self.high_quantile = high_quantile
+
+    def reset(self, problem: Problem, rng: np.random.Generator) -> None:
+        super().reset(problem, rng)
+        if self.window_steps < 1:
+            raise ScenarioError(["policy.params.window_steps: must be >= 1"])
+        self._rule = PeakShaving(problem, self.low_quantile, self.high_quantile)
+        self._nl = {s.name: np.maximum(s.net_load_forecast_mw, 0.0) for s in problem.sites}
+        self._cap = {s.name: max(s.own_up_capacity_mw, 1e-9) for s in problem.sites}
+
+    def _score(self, site: str, start: int, relief_mw: float) -> float:
+        n = self.problem.n_steps
+        if start >= n:
+            return 0.0
+        window = self._nl[site][start:min(n, start + self.window_steps)]
+        return float(np.mean(np.maximum(window - relief_mw, 0.0)) / self._cap[site])
+
+    def decide(self, state: State) -> Decision:
+        relief = {s.name: 0.0 for s in self.problem.sites}
+        # Vehicles already on the road will relieve their destination.
+        for v in state.vehicles:
+            if not v.parked and (s := self.problem.site_at(v.dest)) is not None:
+                relief[s.name] += self.problem.vehicle(v.name).battery.p_max_mw
+        cmds = []
+        for v in state.vehicles:
+            if not v.parked:
+                cmds.append(Command(v.name))
+                continue
+            here = self.problem.site_at(v.node)
+            p_max = self.problem.vehicle(v.name).battery.p_max_mw
+            best, best_score = here, -np.inf
+            here_score = -np.inf
+            for s in self.problem.sites:
+                travel = self.problem.travel_min[(v.node, s.node)]
+                start = state.step + -(-travel // state.step_min)
+                score = self._score(s.name, start, relief[s.name])
+                if here is not None and s.name == here.name:
+                    here_score = score
+                if score > best_score + 1e-12:
+                    best, best_score = s, score
+            if here is not None and best_score - here_score <= self.min_gain:
+                best = here
+            relief[best.name] += p_max
+            if best is not here:
+                cmds.append(Command(v.name, dest=best.node))
+            else:
+                cmds.append(self._rule.command(state, v, here))
+        return Decision(tuple(cmds))

@@ -1,0 +1,48 @@
+"""The policy registry (PuLP ``getSolver`` style): name -> class, with checked parameters."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from policies.baselines import GreedyPolicy, IdlePolicy, StationaryPolicy
+from sim.errors import ScenarioError
+
+POLICIES: dict[str, type] = {
+    "idle": IdlePolicy,
+    "stationary": StationaryPolicy,
+    "greedy": GreedyPolicy,
+}
+
+
+def policy_problems(name: str, params: dict[str, Any], path: str = "policy") -> list[str]:
+    """Every problem with a policy name and its parameters, as ``path: message`` strings."""
+    if name not in POLICIES:
+        return [f"{path}.name: unknown policy {name!r}; valid: {', '.join(sorted(POLICIES))}"]
+    cls = POLICIES[name]
+    sig = inspect.signature(cls.__init__)
+    out = []
+    for key, value in params.items():
+        if key not in sig.parameters or key == "self":
+            accepted = ", ".join(cls.param_names()) or "none"
+            out.append(f"{path}.params.{key}: policy {name!r} takes no parameter {key!r} "
+                       f"(accepted: {accepted})")
+            continue
+        default = sig.parameters[key].default
+        if default is not inspect.Parameter.empty and default is not None:
+            expected = type(default)
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+            if isinstance(value, bool) and expected is not bool:
+                ok = False
+            if not ok:
+                out.append(f"{path}.params.{key}: expected {expected.__name__}, "
+                           f"got {type(value).__name__} {value!r}")
+    return out
+
+
+def make_policy(name: str, **params: Any):
+    """Instantiate a registered policy; raises :class:`ScenarioError` listing every problem."""
+    problems = policy_problems(name, params)
+    if problems:
+        raise ScenarioError(problems)
+    return POLICIES[name](**params)
