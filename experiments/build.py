@@ -1,0 +1,118 @@
+"""Turn a validated :class:`~experiments.config.Config` into the objects the engine runs.
+
+This is the only place where scenario data meet ``agents``, ``grids`` and ``policies``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.graph import TransportGraph
+from agents.vehicle import FleetModel, Vehicle
+from experiments.config import Config, GridConfig, PowerFlowConfig
+from grids.adapter import PowerFlowOptions
+from grids.profiles import SHAPES, Profile, realise
+from grids.site import DistributionSite, PVUnit, SiteSpec, build_site
+from sim.types import (
+    BatterySpec,
+    DemandResponseSpec,
+    GeneratorSpec,
+    Problem,
+    SiteResources,
+    StorageSpec,
+    VehicleSpec,
+)
+
+
+def _profile(shape, resolution_min: int) -> Profile:
+    values = SHAPES[shape] if isinstance(shape, str) else shape
+    return Profile(tuple(float(v) for v in values), resolution_min)
+
+
+def site_spec(name: str, g: GridConfig, pf: PowerFlowConfig) -> SiteSpec:
+    """The grid layer's description of one distribution network."""
+    resources = SiteResources(
+        generators=tuple(GeneratorSpec(x.name, x.bus, x.p_max_mw, x.p_min_mw, x.ramp_up_mw_per_h,
+                                       x.ramp_down_mw_per_h) for x in g.generators),
+        dr=DemandResponseSpec(g.dr.bus, g.dr.p_max_mw, g.dr.ramp_mw_per_h, g.dr.e_max_mwh)
+        if g.dr else None,
+        storage=StorageSpec(g.storage.bus, g.storage.p_ch_max_mw, g.storage.p_dis_max_mw,
+                            g.storage.e_min_mwh, g.storage.e_max_mwh, g.storage.e_init_mwh,
+                            g.storage.eta) if g.storage else None,
+    )
+    options = PowerFlowOptions(algorithm=pf.algorithm, tolerance_mva=pf.tolerance_mva,
+                               max_iteration=pf.max_iteration, vm_min_pu=pf.vm_min_pu,
+                               vm_max_pu=pf.vm_max_pu, loading_max_pct=pf.loading_max_pct)
+    return SiteSpec(name=name, node=g.node, feeder=g.feeder, peak_load_mw=g.peak_load_mw,
+                    load_profile=_profile(g.load_shape, g.load_resolution_min),
+                    pv_cap_mw=g.pv_cap_mw, pv_profile=_profile(g.pv_shape, g.pv_resolution_min),
+                    pv_units=tuple(PVUnit(p.bus, p.share) for p in g.pv), mess_bus=g.mess_bus,
+                    resources=resources, pf=options)
+
+
+def vehicle_spec(v) -> VehicleSpec:
+    battery = BatterySpec(capacity_mwh=v.capacity_mwh, e_min_mwh=v.e_min_mwh,
+                          e_max_mwh=v.e_max_mwh, p_max_mw=v.p_max_mw, eta_ch=v.eta_ch,
+                          eta_dis=v.eta_dis, retention_per_h=v.retention_per_h)
+    return VehicleSpec(name=v.name, kind=v.kind, battery=battery, start_node=v.start,
+                       e_init_mwh=v.e_init_mwh)
+
+
+def transport_graph(cfg: Config) -> TransportGraph:
+    return TransportGraph.from_edges(cfg.road.nodes,
+                                     [e.model_dump(by_alias=True) for e in cfg.road.edges],
+                                     symmetric=cfg.road.symmetric, kind=cfg.road.kind)
+
+
+@dataclass
+class World:
+    """Everything one policy run needs, freshly built (nothing is shared between runs)."""
+
+    problem: Problem
+    graph: TransportGraph
+    fleet: FleetModel
+    vehicles: list[Vehicle]
+    sites: list[DistributionSite]
+
+
+@dataclass(frozen=True)
+class Realisation:
+    """Actual load and PV per site and step (MW), drawn once per seed and shared by policies."""
+
+    load_mw: np.ndarray  # (n_sites, n_steps)
+    pv_mw: np.ndarray
+
+
+def realisation(cfg: Config, specs: list[SiteSpec], rng: np.random.Generator) -> Realisation:
+    """Forecast profiles plus the scenario's AR(1) noise (MODELS.md A.10.1)."""
+    step, horizon = cfg.scenario.step_min, cfg.scenario.horizon_min
+    load = np.array([s.load_profile.per_step(step, horizon) * s.peak_load_mw for s in specs])
+    pv = np.array([s.pv_profile.per_step(step, horizon) * s.pv_cap_mw for s in specs])
+    u = cfg.uncertainty
+    if u.load_sigma == 0 and u.pv_sigma == 0:
+        return Realisation(load, pv)
+    cap = np.array([s.pv_cap_mw for s in specs])
+    load_act, pv_act = realise(load, pv, cap, rng, sigma_load=u.load_sigma, sigma_pv=u.pv_sigma,
+                               rho=u.rho, corr_load=u.load_corr, corr_pv=u.pv_corr)
+    return Realisation(load_act, pv_act)
+
+
+def build_world(cfg: Config, actual: Realisation | None, rng: np.random.Generator) -> World:
+    """Build fresh grids, graph, fleet and the static :class:`Problem` for one policy run."""
+    step, horizon = cfg.scenario.step_min, cfg.scenario.horizon_min
+    specs = [site_spec(name, g, cfg.power_flow) for name, g in cfg.grids.items()]
+    sites = []
+    for i, spec in enumerate(specs):
+        kwargs = {}
+        if actual is not None:
+            kwargs = {"load_actual_mw": actual.load_mw[i], "pv_actual_mw": actual.pv_mw[i]}
+        sites.append(build_site(spec, step, horizon, **kwargs))
+    graph = transport_graph(cfg)
+    vspecs = [vehicle_spec(v) for v in cfg.fleet]
+    fleet = FleetModel(graph, vspecs, rng=rng)
+    problem = Problem(step_min=step, horizon_min=horizon, nodes=graph.nodes,
+                      travel_min=graph.travel_table(), paths=graph.path_table(),
+                      vehicles=tuple(vspecs), sites=tuple(s.info for s in sites))
+    return World(problem, graph, fleet, fleet.vehicles, sites)

@@ -1,0 +1,156 @@
+"""The ``mescosim`` command line.
+
+    mescosim list                      built-in experiments, one line each
+    mescosim run [NAME|PATH.toml]      run one (the default experiment without an argument)
+    mescosim check [NAME|PATH.toml]    validate a scenario without running it
+
+A scenario that is wrong exits with code 2 and lists every problem; no traceback unless --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+from sim.errors import ScenarioError
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+DEFAULT_EXPERIMENT = "three-dn"
+
+
+def builtin() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.toml"))}
+
+
+def resolve(target: str | None) -> Path:
+    """A built-in experiment name or a path to a TOML file."""
+    target = target or DEFAULT_EXPERIMENT
+    names = builtin()
+    if target in names:
+        return names[target]
+    path = Path(target)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ScenarioError([f"{target}: no such scenario file"])
+        return path
+    raise ScenarioError([f"{target}: not a built-in experiment ({', '.join(names)}) "
+                         "and not a .toml file"])
+
+
+def describe(path: Path) -> str:
+    try:
+        meta = tomllib.loads(path.read_text(encoding="utf-8")).get("scenario", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return "(unreadable)"
+    return str(meta.get("description", "")).strip().splitlines()[0] if meta.get(
+        "description") else ""
+
+
+def cmd_list(args) -> int:
+    names = builtin()
+    width = max(len(n) for n in names)
+    for name, path in names.items():
+        mark = " (default)" if name == DEFAULT_EXPERIMENT else ""
+        print(f"{name:<{width}}  {describe(path)}{mark}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from experiments.config import load
+
+    path = resolve(args.target)
+    cfg = load(path)
+    print(f"{path}: ok ({len(cfg.grids)} grids, {len(cfg.fleet)} vehicles, "
+          f"policies {', '.join(n for n, _ in cfg.policy_runs())})")
+    return 0
+
+
+def print_summary(result, out: Path) -> None:
+    import pandas as pd
+
+    from experiments.metrics import summary_table
+
+    cfg = result.config
+    steps = cfg.scenario.horizon_min // cfg.scenario.step_min
+    print(f"mescosim run: {cfg.scenario.name} (seed {result.seed}), "
+          f"{steps} steps of {cfg.scenario.step_min} min, {len(cfg.fleet)} vehicles, "
+          f"{len(cfg.grids)} grids, {result.meta['wall_s']:.1f} s")
+    print(f"wrote {out}/ ({len(result.tables) + 1} tables, {len(result.figures)} figures)")
+    summary = summary_table(result.metrics)
+    with pd.option_context("display.width", 120, "display.max_columns", 20,
+                           "display.float_format", "{:.3f}".format):
+        print()
+        print(summary.to_string())
+    m = result.metrics
+    per_site = m[(m.metric == "sfi_accumulated") & (m.entity != "system")]
+    if len(per_site):
+        wide = per_site.pivot_table(index="policy", columns="entity", values="value")
+        with pd.option_context("display.float_format", "{:.2f}".format):
+            print("\naccumulated SFI per site (equal weights):")
+            print(wide.to_string())
+    failures = result.tables.get("failures")
+    if failures is not None and len(failures):
+        counts = failures.groupby(["policy", "kind", "status"]).size()
+        print("\nrecorded failures:")
+        print(counts.to_string())
+    print(f"\nfigures: {out / 'figures'}")
+
+
+def cmd_run(args) -> int:
+    from experiments.config import load
+    from experiments.run import default_run_dir, run_one, write_run
+
+    path = resolve(args.target)
+    cfg = load(path)
+    seed = cfg.scenario.seed if args.seed is None else args.seed
+    result = run_one(cfg, seed)
+    out = Path(args.out) if args.out else default_run_dir(cfg, seed)
+    write_run(result, out, figures=not args.no_figures)
+    print_summary(result, out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mescosim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("list", help="list the built-in experiments")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("run", help="run a built-in experiment or a scenario file")
+    p.add_argument("target", nargs="?", help=f"experiment name or .toml (default {DEFAULT_EXPERIMENT})")
+    p.add_argument("--out", help="run directory (default runs/<name>-s<seed>-<time>)")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("check", help="validate a scenario without running it")
+    p.add_argument("target", nargs="?")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=cmd_check)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except ScenarioError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc}\n(run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""The TOML scenario schema and its validation.
+
+Validation runs in two passes and reports every problem it finds, each as ``path: message``:
+
+1. **shape**: pydantic (strict types, no unknown keys) over the whole file;
+2. **meaning**: for every section that passed the first pass, cross-checks that need the rest of
+   the scenario or a pandapower net (buses exist, road graph connected, SOC windows, profiles,
+   policy parameters).
+
+Both passes run even if the first finds problems, so one run lists them all. Scenario files are
+data: they are parsed with :mod:`tomllib` and never executed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sim.errors import ScenarioError
+
+# ----------------------------------------------------------------------------- schema
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class ScenarioMeta(_Strict):
+    name: str
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    step_min: int = Field(60, ge=1, le=1440)
+    horizon_min: int = Field(1440, ge=1)
+
+
+class PolicyConfig(_Strict):
+    name: str = "greedy"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompareConfig(_Strict):
+    """Other policies run on the same scenario, seed and realisation (common random numbers)."""
+
+    policies: list[str] = Field(default_factory=list)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class UncertaintyConfig(_Strict):
+    """Actual profiles = forecast with AR(1) noise (MODELS.md A.10.1). Zero sigmas: no noise."""
+
+    load_sigma: float = Field(0.0, ge=0, le=1)
+    pv_sigma: float = Field(0.0, ge=0, le=2)
+    rho: float = Field(0.8, ge=0, lt=1)
+    load_corr: float = Field(0.5, ge=0, le=1)
+    pv_corr: float = Field(0.8, ge=0, le=1)
+
+
+class PowerFlowConfig(_Strict):
+    algorithm: Literal["nr", "iwamoto_nr", "bfsw", "gs", "fdbx", "fdxb"] = "nr"
+    tolerance_mva: float = Field(1e-8, gt=0)
+    max_iteration: int = Field(20, ge=1)
+    vm_min_pu: float = Field(0.95, gt=0)
+    vm_max_pu: float = Field(1.05, gt=0)
+    loading_max_pct: float = Field(100.0, gt=0)
+
+
+class EdgeConfig(_Strict):
+    from_: str = Field(alias="from")
+    to: str
+    travel_min: int = Field(ge=1)
+    dist_km: float = Field(0.0, ge=0)
+    energy_mwh: float = Field(0.0, ge=0)
+
+
+class RoadConfig(_Strict):
+    kind: Literal["road", "rail"] = "road"
+    symmetric: bool = True
+    nodes: list[str]
+    edges: list[EdgeConfig]
+
+
+class PVConfig(_Strict):
+    bus: int = Field(ge=0)
+    share: float = Field(gt=0, le=1)
+
+
+class GeneratorConfig(_Strict):
+    name: str
+    bus: int = Field(ge=0)
+    p_max_mw: float = Field(gt=0)
+    p_min_mw: float = Field(ge=0)
+    ramp_up_mw_per_h: float = Field(gt=0)
+    ramp_down_mw_per_h: float = Field(gt=0)
+
+
+class DRConfig(_Strict):
+    bus: int = Field(ge=0)
+    p_max_mw: float = Field(gt=0)
+    ramp_mw_per_h: float = Field(gt=0)
+    e_max_mwh: float = Field(ge=0)
+
+
+class StorageConfig(_Strict):
+    bus: int = Field(ge=0)
+    p_ch_max_mw: float = Field(gt=0)
+    p_dis_max_mw: float = Field(gt=0)
+    e_min_mwh: float = Field(ge=0)
+    e_max_mwh: float = Field(gt=0)
+    e_init_mwh: float = Field(ge=0)
+    eta: float = Field(0.95, gt=0, le=1)
+
+
+class GridConfig(_Strict):
+    node: str
+    feeder: str
+    peak_load_mw: float = Field(gt=0)
+    load_shape: Any  # a named shape or a list of p.u. values (checked in the second pass)
+    load_resolution_min: int = Field(60, ge=1)
+    pv_cap_mw: float = Field(0.0, ge=0)
+    pv_shape: Any = "solar"
+    pv_resolution_min: int = Field(60, ge=1)
+    pv: list[PVConfig] = Field(default_factory=list)
+    mess_bus: int = Field(ge=0)
+    generators: list[GeneratorConfig] = Field(default_factory=list)
+    dr: DRConfig | None = None
+    storage: StorageConfig | None = None
+
+
+class VehicleConfig(_Strict):
+    name: str
+    kind: Literal["truck", "train"] = "truck"
+    start: str
+    capacity_mwh: float = Field(gt=0)
+    e_min_mwh: float = Field(ge=0)
+    e_max_mwh: float = Field(gt=0)
+    e_init_mwh: float = Field(ge=0)
+    p_max_mw: float = Field(gt=0)
+    eta_ch: float = Field(0.95, gt=0, le=1)
+    eta_dis: float = Field(0.95, gt=0, le=1)
+    retention_per_h: float = Field(0.999, gt=0, le=1)
+
+
+class Config(_Strict):
+    scenario: ScenarioMeta
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+    uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)
+    power_flow: PowerFlowConfig = Field(default_factory=PowerFlowConfig)
+    road: RoadConfig
+    grids: dict[str, GridConfig]
+    fleet: list[VehicleConfig]
+
+    def policy_runs(self) -> list[tuple[str, dict[str, Any]]]:
+        """(name, params) of the main policy followed by every comparison policy."""
+        runs = [(self.policy.name, dict(self.policy.params))]
+        for name in self.compare.policies:
+            if name != self.policy.name:
+                runs.append((name, dict(self.compare.params.get(name, {}))))
+        return runs
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The resolved scenario as plain data (what ``config.toml`` in a run directory holds)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "table"}.get(type(value), type(value).__name__)
+
+
+def _message(err: dict, model_fields: dict[tuple, list[str]]) -> str:
+    kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
+    if kind == "extra_forbidden":
+        known = model_fields.get(tuple(err["loc"][:-1]), [])
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "required key is missing"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+              "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"must be {bounds[kind]} {limit}, got {value!r}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}, got {value!r}"
+    expected = {"int_type": "an integer", "float_type": "a number", "string_type": "a string",
+                "bool_type": "a boolean", "list_type": "an array", "dict_type": "a table",
+                "model_type": "a table", "int_from_float": "an integer"}
+    if kind in expected:
+        return f"expected {expected[kind]}, got {_type_name(value)} {value!r}"
+    return err["msg"]
+
+
+def _known_fields(model: type[BaseModel], raw: Any, loc: tuple = ()) -> dict[tuple, list[str]]:
+    """Field names (by alias) of every sub-model in ``raw``, for "did you mean" hints."""
+    out = {loc: [f.alias or n for n, f in model.model_fields.items()]}
+    if not isinstance(raw, dict):
+        return out
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        sub = raw.get(key)
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        targets = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if targets and isinstance(sub, dict):
+            out.update(_known_fields(targets[0], sub, loc + (key,)))
+        inner = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if inner and isinstance(sub, list):
+            for i, item in enumerate(sub):
+                out.update(_known_fields(inner[0], item, loc + (key, i)))
+        if inner and isinstance(sub, dict) and getattr(ann, "__origin__", None) is dict:
+            for k, item in sub.items():
+                out.update(_known_fields(inner[0], item, loc + (key, k)))
+    return out
+
+
+def shape_problems(raw: dict) -> tuple[Config | None, list[str]]:
+    """First pass: parse ``raw`` into :class:`Config`, or return every shape problem."""
+    try:
+        return Config.model_validate(raw), []
+    except ValidationError as exc:
+        fields = _known_fields(Config, raw)
+        return None, [f"{_path(tuple(e['loc']))}: {_message(e, fields)}" for e in exc.errors()]
+
+
+def _try(model: type[BaseModel], raw: Any) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _number_list_problems(values: Any, path: str) -> list[str]:
+    if not isinstance(values, list) or not values:
+        return [f"{path}: expected a shape name or a non-empty array of numbers"]
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            out.append(f"{path}[{i}]: expected a number, got {_type_name(v)} {v!r}")
+        elif not math.isfinite(v):
+            out.append(f"{path}[{i}]: must be finite, got {v!r}")
+        elif v < 0:
+            out.append(f"{path}[{i}]: must be >= 0, got {v!r}")
+    return out
+
+
+def meaning_problems(raw: dict) -> list[str]:
+    """Second pass: cross-checks on every section that has a valid shape."""
+    # Imported here: building feeders pulls in pandapower, which the first pass does not need.
+    from agents.graph import TransportGraph
+    from experiments.build import site_spec
+    from grids.profiles import SHAPES
+    from grids.site import check_site_spec
+    from policies.registry import policy_problems
+
+    out: list[str] = []
+    meta = _try(ScenarioMeta, raw.get("scenario"))
+    if meta is not None and meta.horizon_min % meta.step_min:
+        out.append(f"scenario.horizon_min: {meta.horizon_min} is not a whole number of steps of "
+                   f"step_min={meta.step_min}")
+
+    road = _try(RoadConfig, raw.get("road"))
+    nodes = set(road.nodes) if road else set()
+    if road is not None:
+        seen = set()
+        for n in road.nodes:
+            if n in seen:
+                out.append(f"road.nodes: node {n!r} is listed twice")
+            seen.add(n)
+        for i, e in enumerate(road.edges):
+            for end, name in (("from", e.from_), ("to", e.to)):
+                if name not in nodes:
+                    out.append(f"road.edges[{i}].{end}: unknown node {name!r}")
+
+    grids_raw = raw.get("grids") if isinstance(raw.get("grids"), dict) else {}
+    must_reach: list[str] = []
+    for gname, graw in grids_raw.items():
+        g = _try(GridConfig, graw)
+        if g is None:
+            continue
+        path = f"grids.{gname}"
+        if road is not None and g.node not in nodes:
+            out.append(f"{path}.node: {g.node!r} is not a road node ({', '.join(road.nodes)})")
+        else:
+            must_reach.append(g.node)
+        for key in ("load_shape", "pv_shape"):
+            value = getattr(g, key)
+            if isinstance(value, str):
+                if value not in SHAPES:
+                    out.append(f"{path}.{key}: unknown shape {value!r}; "
+                               f"known: {', '.join(sorted(SHAPES))}")
+            else:
+                out.extend(_number_list_problems(value, f"{path}.{key}"))
+        if g.pv_cap_mw > 0 and not g.pv:
+            out.append(f"{path}.pv: pv_cap_mw is {g.pv_cap_mw} but no PV units are given")
+        if not out_of_shape(g):
+            try:
+                spec = site_spec(gname, g, PowerFlowConfig())
+            except ScenarioError as exc:
+                out.extend(exc.problems)
+            else:
+                out.extend(check_site_spec(spec, path))
+
+    fleet_raw = raw.get("fleet") if isinstance(raw.get("fleet"), list) else []
+    names = set()
+    for i, vraw in enumerate(fleet_raw):
+        v = _try(VehicleConfig, vraw)
+        if v is None:
+            continue
+        path = f"fleet[{i}]"
+        if v.name in names:
+            out.append(f"{path}.name: vehicle name {v.name!r} is used twice")
+        names.add(v.name)
+        if road is not None:
+            if v.start not in nodes:
+                out.append(f"{path}.start: {v.start!r} is not a road node")
+            else:
+                must_reach.append(v.start)
+        if v.e_max_mwh > v.capacity_mwh:
+            out.append(f"{path}.e_max_mwh: {v.e_max_mwh} exceeds capacity_mwh {v.capacity_mwh}")
+        if v.e_min_mwh >= v.e_max_mwh:
+            out.append(f"{path}.e_min_mwh: {v.e_min_mwh} must be < e_max_mwh {v.e_max_mwh}")
+        elif not v.e_min_mwh <= v.e_init_mwh <= v.e_max_mwh:
+            out.append(f"{path}.e_init_mwh: {v.e_init_mwh} is outside the usable window "
+                       f"[{v.e_min_mwh}, {v.e_max_mwh}]")
+    if isinstance(raw.get("fleet"), list) and not fleet_raw:
+        out.append("fleet: at least one vehicle is needed")
+
+    if road is not None and not [p for p in out if p.startswith("road.edges")]:
+        graph = TransportGraph.from_edges(road.nodes, [e.model_dump(by_alias=True)
+                                                       for e in road.edges],
+                                          symmetric=road.symmetric, kind=road.kind)
+        out.extend(graph.problems([n for n in must_reach if n in nodes], "road"))
+
+    pol = _try(PolicyConfig, raw.get("policy", {}))
+    if pol is not None:
+        out.extend(policy_problems(pol.name, pol.params, "policy"))
+    cmp_ = _try(CompareConfig, raw.get("compare", {}))
+    if cmp_ is not None:
+        for i, name in enumerate(cmp_.policies):
+            out.extend(policy_problems(name, cmp_.params.get(name, {}),
+                                       f"compare.policies[{i}]"))
+        for name in cmp_.params:
+            if name not in cmp_.policies:
+                out.append(f"compare.params.{name}: {name!r} is not in compare.policies")
+    pf = _try(PowerFlowConfig, raw.get("power_flow", {}))
+    if pf is not None and pf.vm_min_pu >= pf.vm_max_pu:
+        out.append(f"power_flow.vm_min_pu: {pf.vm_min_pu} must be < vm_max_pu {pf.vm_max_pu}")
+    return out
+
+
+def out_of_shape(g: GridConfig) -> bool:
+    """True if a grid's profile fields are not usable yet (reported elsewhere)."""
+    from grids.profiles import SHAPES
+
+    for value in (g.load_shape, g.pv_shape):
+        if isinstance(value, str) and value not in SHAPES:
+            return True
+        if not isinstance(value, str) and _number_list_problems(value, ""):
+            return True
+    return False
+
+
+def validate(raw: dict, source: str | None = None) -> Config:
+    """Parse and check a scenario; raise :class:`ScenarioError` listing every problem."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(["<root>: expected a table"], source)
+    cfg, problems = shape_problems(raw)
+    problems += meaning_problems(raw)
+    if problems:
+        raise ScenarioError(list(dict.fromkeys(problems)), source)
+    assert cfg is not None
+    return cfg
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML scenario file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read file ({exc.strerror})"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([f"{path}: not valid TOML ({exc})"]) from None
+    return validate(raw, source=str(path))

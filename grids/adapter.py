@@ -1,0 +1,376 @@
+"""A thin adapter around one pandapower net: push injections, run the power flow, read results.
+
+Every element the simulation drives (PV units, dispatchable generators, demand response, the
+stationary storage and the MESS connection) is created **once** at construction; each step only
+changes ``p_mw`` / ``q_mvar``. Non-convergence is data: :meth:`PandapowerAdapter.solve` never
+raises for a failed power flow, it returns a :class:`PowerFlowResult` whose ``status`` says what
+happened (Grid2Op ``Backend.runpf() -> (converged, exc)``).
+
+Sign convention (pandapower): load and storage ``p_mw > 0`` is consumption (charging); sgen
+``p_mw > 0`` is generation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandapower as pp
+from pandapower.auxiliary import LoadflowNotConverged, ppException
+
+from sim.errors import ScenarioError
+from sim.types import frozen_array
+
+__all__ = ["PF_STATUSES", "PowerFlowOptions", "PowerFlowResult", "PandapowerAdapter"]
+
+#: Every value :attr:`PowerFlowResult.status` can take.
+PF_STATUSES = ("ok", "not_converged", "isolated_buses", "invalid_input")
+
+
+class _DropNumbaNotice(logging.Filter):
+    """Drop pandapower's 'numba cannot be imported' notice; we run with ``numba=False`` on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "numba cannot be imported" not in record.getMessage()
+
+
+_numba_filter = _DropNumbaNotice()
+for _name in ("pandapower.auxiliary", "pandapower.run", "pandapower.powerflow"):
+    _lg = logging.getLogger(_name)
+    if not any(isinstance(f, _DropNumbaNotice) for f in _lg.filters):
+        _lg.addFilter(_numba_filter)
+
+
+@dataclass(frozen=True)
+class PowerFlowOptions:
+    """Power-flow settings and the limits used to flag violations.
+
+    Parameters
+    ----------
+    algorithm : str
+        pandapower ``runpp`` algorithm (``"nr"`` Newton-Raphson by default).
+    tolerance_mva : float
+        Mismatch tolerance in MVA.
+    max_iteration : int
+        Iteration limit of the solver.
+    vm_min_pu, vm_max_pu : float
+        Voltage band in p.u. used to count violations.
+    loading_max_pct : float
+        Line loading limit in percent of the thermal rating.
+    """
+
+    algorithm: str = "nr"
+    tolerance_mva: float = 1e-8
+    max_iteration: int = 20
+    vm_min_pu: float = 0.95
+    vm_max_pu: float = 1.05
+    loading_max_pct: float = 100.0
+
+    def problems(self, path: str = "pf") -> list[str]:
+        """Invalid settings as ``"path.field: message"`` strings (empty if all is well)."""
+        out = []
+        if self.algorithm not in ("nr", "iwamoto_nr", "bfsw", "gs", "fdbx", "fdxb"):
+            out.append(f"{path}.algorithm: unknown power-flow algorithm {self.algorithm!r}")
+        if not (np.isfinite(self.tolerance_mva) and self.tolerance_mva > 0):
+            out.append(f"{path}.tolerance_mva: must be > 0, got {self.tolerance_mva}")
+        if int(self.max_iteration) != self.max_iteration or self.max_iteration < 1:
+            out.append(f"{path}.max_iteration: must be a positive int, got {self.max_iteration}")
+        if not 0 < self.vm_min_pu < self.vm_max_pu:
+            out.append(f"{path}.vm_min_pu: need 0 < vm_min_pu < vm_max_pu, got "
+                       f"{self.vm_min_pu} and {self.vm_max_pu}")
+        if not self.loading_max_pct > 0:
+            out.append(f"{path}.loading_max_pct: must be > 0, got {self.loading_max_pct}")
+        return out
+
+
+@dataclass(frozen=True)
+class PowerFlowResult:
+    """Outcome of one power flow. Arrays are read-only and NaN-filled when it did not converge.
+
+    Attributes
+    ----------
+    converged : bool
+        True only if the solver converged **and** every in-service bus has a voltage.
+    status : str
+        One of :data:`PF_STATUSES`.
+    message : str
+        Human-readable detail (e.g. that a warm start failed and a flat start was used).
+    vm_pu : numpy.ndarray
+        Voltage magnitude per bus (p.u.), ordered like ``net.bus.index``.
+    line_loading_pct : numpy.ndarray
+        Loading per line (% of rating), ordered like ``net.line.index``.
+    losses_mw : float
+        Active losses of lines and transformers (MW).
+    slack_p_mw : float
+        Active power drawn from the external grid(s) (MW, > 0 = import into the feeder).
+    vm_min_pu, vm_max_pu : float
+        Extreme voltages over in-service buses with a result (p.u.).
+    max_line_loading_pct : float
+        Highest line loading (%).
+    n_vm_violations : int
+        In-service buses outside ``[vm_min_pu, vm_max_pu]`` of the options.
+    n_overloaded_lines : int
+        Lines above ``loading_max_pct``.
+    """
+
+    converged: bool
+    status: str
+    message: str = ""
+    vm_pu: np.ndarray = field(default_factory=lambda: frozen_array([]))
+    line_loading_pct: np.ndarray = field(default_factory=lambda: frozen_array([]))
+    losses_mw: float = float("nan")
+    slack_p_mw: float = float("nan")
+    vm_min_pu: float = float("nan")
+    vm_max_pu: float = float("nan")
+    max_line_loading_pct: float = float("nan")
+    n_vm_violations: int = 0
+    n_overloaded_lines: int = 0
+
+
+def _bus_problem(net: pp.pandapowerNet, bus, what: str = "bus") -> str | None:
+    """Why ``bus`` cannot host a controllable element of the site, or None if it can."""
+    n = len(net.bus)
+    try:
+        b = int(bus)
+    except (TypeError, ValueError):
+        return f"{what} {bus!r} is not an integer bus index"
+    if b != bus or b not in net.bus.index:
+        return f"{what} {bus} not in net ({n} buses)"
+    if not bool(net.bus.at[b, "in_service"]):
+        return f"{what} {b} is out of service"
+    if len(net.trafo):
+        hv = net.trafo.index[net.trafo.hv_bus.values == b]
+        if len(hv):
+            return (f"{what} {b} is the HV side of substation transformer "
+                    f"{', '.join(str(i) for i in hv)}")
+    return None
+
+
+class PandapowerAdapter:
+    """Wraps one pandapower net and the elements the simulation drives on it.
+
+    Parameters
+    ----------
+    net : pandapower.pandapowerNet
+        The feeder; it is modified in place (elements are added, load ``scaling`` is folded into
+        ``p_mw``/``q_mvar``). Pass a fresh net per adapter.
+    options : PowerFlowOptions
+        Solver settings and violation limits.
+    pv_buses : sequence of int
+        One PV ``sgen`` is created at each bus (in order).
+    gen_buses : mapping str -> int
+        Dispatchable generators, one ``sgen`` each, in mapping order.
+    dr_bus : int or None
+        Bus of the demand-response ``sgen`` (the load reduction acts as generation).
+    es_bus : int or None
+        Bus of the stationary-storage ``storage`` row.
+    mess_bus : int or None
+        Bus of the MESS connection ``storage`` row.
+
+    Raises
+    ------
+    sim.errors.ScenarioError
+        If a bus is invalid or the net has no in-service load with positive active power.
+    """
+
+    def __init__(self, net: pp.pandapowerNet, options: PowerFlowOptions | None = None, *,
+                 pv_buses: Sequence[int] = (), gen_buses: Mapping[str, int] | None = None,
+                 dr_bus: int | None = None, es_bus: int | None = None,
+                 mess_bus: int | None = None) -> None:
+        self.net = net
+        self.options = options if options is not None else PowerFlowOptions()
+        gen_buses = dict(gen_buses or {})
+        problems = self.options.problems()
+        named = [(f"pv[{i}].bus", b) for i, b in enumerate(pv_buses)]
+        named += [(f"generators[{n}].bus", b) for n, b in gen_buses.items()]
+        named += [(k, b) for k, b in (("dr.bus", dr_bus), ("storage.bus", es_bus),
+                                      ("mess_bus", mess_bus)) if b is not None]
+        for what, b in named:
+            msg = _bus_problem(net, b)
+            if msg:
+                problems.append(f"{what}: {msg}")
+
+        loads = net.load[net.load.in_service.astype(bool)]
+        self.load_index = loads.index.to_numpy()
+        scaling = loads["scaling"].to_numpy(float) if "scaling" in loads else 1.0
+        base_p = loads.p_mw.to_numpy(float) * scaling
+        base_q = loads.q_mvar.to_numpy(float) * scaling
+        total = float(base_p.sum())
+        if not (np.isfinite(total) and total > 0):
+            problems.append(f"load: the net has no in-service load with positive p_mw "
+                            f"(total {total} MW); cannot scale a profile onto it")
+        if problems:
+            raise ScenarioError(problems)
+        # Each load keeps its share of the total and its own power factor (Q/P ratio).
+        self.load_p_share = base_p / total
+        self.load_q_per_mw = base_q / total
+        if "scaling" in net.load:
+            net.load.loc[self.load_index, "scaling"] = 1.0
+
+        self.gen_names = tuple(gen_buses)
+        self.pv_index = np.array([pp.create_sgen(net, int(b), p_mw=0.0, q_mvar=0.0,
+                                                 name=f"pv{i}", type="PV")
+                                  for i, b in enumerate(pv_buses)], dtype=np.int64)
+        self.gen_index = np.array([pp.create_sgen(net, int(b), p_mw=0.0, q_mvar=0.0, name=n,
+                                                  type="gen")
+                                   for n, b in gen_buses.items()], dtype=np.int64)
+        self.dr_index = (None if dr_bus is None else
+                         pp.create_sgen(net, int(dr_bus), p_mw=0.0, q_mvar=0.0, name="dr",
+                                        type="DR"))
+        self.es_index = (None if es_bus is None else
+                         pp.create_storage(net, int(es_bus), p_mw=0.0, max_e_mwh=0.0,
+                                           q_mvar=0.0, name="es"))
+        self.mess_index = (None if mess_bus is None else
+                           pp.create_storage(net, int(mess_bus), p_mw=0.0, max_e_mwh=0.0,
+                                             q_mvar=0.0, name="mess"))
+        self.bus_index = net.bus.index.to_numpy()
+        self.line_index = net.line.index.to_numpy()
+        self._warm = False
+        self._invalid: str | None = None
+
+    # ------------------------------------------------------------------ injections
+    def apply(self, load_mw: float, pv_mw_per_sgen: Sequence[float] = (),
+              gen_mw: Sequence[float] | Mapping[str, float] = (), dr_mw: float = 0.0,
+              es_p_mw: float = 0.0, mess_p_mw: float = 0.0) -> None:
+        """Set the injections of the next :meth:`solve`.
+
+        Parameters
+        ----------
+        load_mw : float
+            Total active load of the feeder (MW); each load keeps its base share and its base
+            power factor.
+        pv_mw_per_sgen : sequence of float
+            Output of each PV unit (MW), in ``pv_buses`` order.
+        gen_mw : sequence of float or mapping name -> MW
+            Output of each dispatchable generator (MW).
+        dr_mw : float
+            Demand-response load reduction (MW), injected as generation.
+        es_p_mw, mess_p_mw : float
+            Stationary storage and MESS power (MW, pandapower sign: > 0 charging).
+
+        Notes
+        -----
+        Non-finite values are not written to the net; the next :meth:`solve` then returns
+        status ``"invalid_input"`` without running the power flow. Wrong lengths are programming
+        errors and raise ``ValueError``.
+        """
+        if isinstance(gen_mw, Mapping):
+            missing = set(self.gen_names) - set(gen_mw)
+            if missing:
+                raise ValueError(f"gen_mw misses generators {sorted(missing)}")
+            gen_mw = [gen_mw[n] for n in self.gen_names]
+        pv = np.asarray(pv_mw_per_sgen, dtype=float).reshape(-1)
+        gen = np.asarray(gen_mw, dtype=float).reshape(-1)
+        if pv.size != self.pv_index.size:
+            raise ValueError(f"expected {self.pv_index.size} PV values, got {pv.size}")
+        if gen.size != self.gen_index.size:
+            raise ValueError(f"expected {self.gen_index.size} generator values, got {gen.size}")
+        scalars = {"load_mw": load_mw, "dr_mw": dr_mw, "es_p_mw": es_p_mw,
+                   "mess_p_mw": mess_p_mw}
+        bad = [k for k, v in scalars.items() if not np.isfinite(float(v))]
+        if not np.all(np.isfinite(pv)):
+            bad.append("pv_mw_per_sgen")
+        if not np.all(np.isfinite(gen)):
+            bad.append("gen_mw")
+        if bad:
+            self._invalid = f"non-finite input: {', '.join(bad)}"
+            return
+        self._invalid = None
+        net = self.net
+        load_mw = float(load_mw)
+        net.load.loc[self.load_index, "p_mw"] = self.load_p_share * load_mw
+        net.load.loc[self.load_index, "q_mvar"] = self.load_q_per_mw * load_mw
+        if pv.size:
+            net.sgen.loc[self.pv_index, "p_mw"] = pv
+        if gen.size:
+            net.sgen.loc[self.gen_index, "p_mw"] = gen
+        if self.dr_index is not None:
+            net.sgen.at[self.dr_index, "p_mw"] = float(dr_mw)
+        if self.es_index is not None:
+            net.storage.at[self.es_index, "p_mw"] = float(es_p_mw)
+        if self.mess_index is not None:
+            net.storage.at[self.mess_index, "p_mw"] = float(mess_p_mw)
+
+    # ------------------------------------------------------------------ power flow
+    def _runpp(self, init: str) -> None:
+        o = self.options
+        pp.runpp(self.net, algorithm=o.algorithm, init=init, numba=False,
+                 tolerance_mva=o.tolerance_mva, max_iteration=int(o.max_iteration))
+
+    def _failed(self, status: str, message: str) -> PowerFlowResult:
+        return PowerFlowResult(
+            converged=False, status=status, message=message,
+            vm_pu=frozen_array(np.full(len(self.bus_index), np.nan)),
+            line_loading_pct=frozen_array(np.full(len(self.line_index), np.nan)))
+
+    def solve(self) -> PowerFlowResult:
+        """Run the AC power flow on the current injections; never raises for a failed solve.
+
+        A warm start (``init="results"``) is used after a converged solve; if it fails the solve
+        is retried once from a flat start and the message says so.
+
+        Returns
+        -------
+        PowerFlowResult
+            ``status`` is ``"invalid_input"`` (non-finite injections, power flow not run),
+            ``"not_converged"``, ``"isolated_buses"`` (an in-service bus has no voltage) or
+            ``"ok"``.
+        """
+        if self._invalid is not None:
+            return self._failed("invalid_input", self._invalid)
+        messages = []
+        attempts = ["results", "flat"] if self._warm else ["auto"]
+        converged = False
+        for init in attempts:
+            try:
+                self._runpp(init)
+                converged = bool(self.net.converged)
+            except LoadflowNotConverged as exc:
+                converged = False
+                messages.append(f"init={init}: not converged ({exc})".strip())
+            except (ppException, np.linalg.LinAlgError, ZeroDivisionError) as exc:
+                converged = False
+                messages.append(f"init={init}: {type(exc).__name__}: {exc}")
+            if converged:
+                break
+        if len(messages) and converged:
+            messages.append("warm start failed; converged from a flat start")
+        if not converged:
+            self._warm = False
+            return self._failed("not_converged", "; ".join(messages) or "power flow not converged")
+
+        net = self.net
+        vm = net.res_bus.vm_pu.reindex(self.bus_index).to_numpy(float)
+        in_service = net.bus.in_service.to_numpy(bool)
+        loading = net.res_line.loading_percent.reindex(self.line_index).to_numpy(float)
+        if np.isnan(vm[in_service]).any():
+            cut = self.bus_index[in_service & np.isnan(vm)]
+            self._warm = False
+            res = self._failed("isolated_buses",
+                               f"in-service buses without voltage (isolated): {cut.tolist()}")
+            return res
+        self._warm = True
+        vm_ok = vm[in_service]
+        losses = float(np.nansum(net.res_line.pl_mw.to_numpy(float)))
+        if len(net.trafo):
+            losses += float(np.nansum(net.res_trafo.pl_mw.to_numpy(float)))
+        o = self.options
+        line_ok = np.nan_to_num(loading, nan=0.0)
+        return PowerFlowResult(
+            converged=True, status="ok", message="; ".join(messages),
+            vm_pu=frozen_array(vm), line_loading_pct=frozen_array(loading),
+            losses_mw=losses,
+            slack_p_mw=float(np.nansum(net.res_ext_grid.p_mw.to_numpy(float))),
+            vm_min_pu=float(vm_ok.min()), vm_max_pu=float(vm_ok.max()),
+            max_line_loading_pct=float(line_ok.max()) if line_ok.size else 0.0,
+            n_vm_violations=int(((vm_ok < o.vm_min_pu) | (vm_ok > o.vm_max_pu)).sum()),
+            n_overloaded_lines=int((line_ok > o.loading_max_pct).sum()),
+        )
+
+    def reset(self) -> None:
+        """Forget the warm-start point and zero every driven injection (loads keep their shares)."""
+        self._warm = False
+        self._invalid = None
+        self.apply(0.0, np.zeros(self.pv_index.size), np.zeros(self.gen_index.size))

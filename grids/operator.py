@@ -1,0 +1,447 @@
+"""The local distribution-network operator: a one-step (myopic) dispatch around the MESS.
+
+Every step the operator solves a small MILP (``scipy.optimize.milp``, HiGHS) that balances the
+DN as in MODELS.md eq. (13),
+
+    sum_g P_g + PV + DR + P_es_dis - P_es_ch + (r_plus - r_minus) = L + mess_p_mw,
+
+with ``mess_p_mw > 0`` when the MESS charges (consumes). The objective is lexicographic in
+practice: first keep the residual ``r_plus - r_minus`` at zero (1e3 per MW), then maximise the
+DN's own flexibility ``sum_r (F_up + F_dn) / C_norm`` with the A.4 epigraph form, then tiny
+tie-breakers against storage throughput and DR energy. It is the myopic, single-DN version of the
+SFI objective of A.7.
+
+Constraints carried between steps (state kept inside the operator): generator ramps (15) around
+the previous output (none on the first step), DR ramp and the daily DR energy cap (the budget
+restarts at each day boundary of the clock), stationary-storage energy and its mode binary (A.10.5:
+without it, the flexibility objective "burns" energy by charging and discharging at once).
+
+If the MILP fails, a merit-order rule is used instead; the operator never raises for a solver
+problem and reports the status.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_array
+
+from sim.flexibility import c_norm_mw, dr_flex, generator_flex, storage_flex
+from sim.types import SiteResources
+from sim.units import MIN_PER_DAY, MIN_PER_H
+
+__all__ = ["OPERATOR_STATUSES", "OperatorResult", "LocalOperator"]
+
+#: Every value :attr:`OperatorResult.status` can take.
+OPERATOR_STATUSES = ("optimal", "feasible", "fallback", "invalid_input")
+
+#: Residual penalty per MW (balance first).
+RESIDUAL_PENALTY = 1e3
+#: Tie-breaker per MW of storage throughput (ch + dis) and per MW of DR.
+TIE_BREAK = 1e-6
+#: Residual magnitudes below this (MW) are solver noise and are absorbed by the resources.
+_SNAP_MW = 1e-6
+
+
+@dataclass(frozen=True)
+class OperatorResult:
+    """The local dispatch of one step.
+
+    Attributes
+    ----------
+    dispatch_mw : mapping str -> float
+        Output per resource (MW, all >= 0): each generator by name, ``"dr"`` (load reduction),
+        ``"es_ch"`` and ``"es_dis"`` (storage charge and discharge, grid side).
+    es_e_mwh : float
+        Stationary-storage energy after the step (MWh); NaN if the site has no storage.
+    residual_mw : float
+        ``L + mess - supply`` (MW): > 0 shortage, < 0 surplus; the substation slack carries it.
+    flex_up_mw, flex_dn_mw : float
+        Own-resource flexibility recomputed with the explicit ``min()`` of ``sim.flexibility``.
+    flex_mw : mapping str -> (float, float)
+        ``(up, dn)`` per resource (generator names, ``"dr"``, ``"es"``).
+    status : str
+        One of :data:`OPERATOR_STATUSES`.
+    message : str
+        Solver detail (why the fallback was used, etc.).
+    """
+
+    dispatch_mw: Mapping[str, float]
+    es_e_mwh: float
+    residual_mw: float
+    flex_up_mw: float
+    flex_dn_mw: float
+    status: str
+    message: str = ""
+    flex_mw: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def supply_mw(self) -> float:
+        """Own-resource supply ``sum P_g + DR + dis - ch`` (MW), PV excluded."""
+        d = self.dispatch_mw
+        return float(sum(v for k, v in d.items() if k not in ("dr", "es_ch", "es_dis"))
+                     + d.get("dr", 0.0) + d.get("es_dis", 0.0) - d.get("es_ch", 0.0))
+
+
+@dataclass
+class _Window:
+    """Feasible intervals of one step (MW), before the balance is imposed."""
+
+    g_lo: np.ndarray
+    g_hi: np.ndarray
+    dr_lo: float
+    dr_hi: float
+    ch_hi: float
+    dis_hi: float
+    net_lo: float  # ES ramp window on dis - ch (or -inf/inf)
+    net_hi: float
+
+
+class LocalOperator:
+    """Myopic MILP dispatch of one DN's generators, DR and stationary storage.
+
+    Parameters
+    ----------
+    resources : sim.types.SiteResources
+        The DN's own resources (MODELS.md A.2/A.11).
+    c_norm : float or None
+        Flexibility normalisation (MW); default ``sim.flexibility.c_norm_mw(resources)``.
+    time_limit_s : float
+        HiGHS time limit per step (s).
+    """
+
+    def __init__(self, resources: SiteResources, c_norm: float | None = None,
+                 time_limit_s: float = 10.0) -> None:
+        self.resources = resources
+        self.gen_names = tuple(g.name for g in resources.generators)
+        cn = c_norm_mw(resources) if c_norm is None else float(c_norm)
+        self.c_norm_mw = cn if cn > 0 else 1.0
+        self.time_limit_s = float(time_limit_s)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Restore the initial state: no previous output, DR off, storage at its initial energy."""
+        self.prev_g_mw: np.ndarray | None = None
+        self.prev_dr_mw = 0.0
+        self.prev_es_net_mw: float | None = None
+        st = self.resources.storage
+        self.es_e_mwh = float(st.e_init_mwh) if st is not None else float("nan")
+        self.dr_used_mwh = 0.0
+        self._day: int | None = None
+
+    # ------------------------------------------------------------------ windows
+    def _window(self, dt_h: float, dr_left_mwh: float) -> _Window:
+        r = self.resources
+        gens = r.generators
+        p_min = np.array([g.p_min_mw for g in gens], dtype=float)
+        p_max = np.array([g.p_max_mw for g in gens], dtype=float)
+        if self.prev_g_mw is None:
+            lo, hi = p_min.copy(), p_max.copy()
+        else:
+            ru = np.array([g.ramp_up_mw_per_h for g in gens], dtype=float) * dt_h
+            rd = np.array([g.ramp_down_mw_per_h for g in gens], dtype=float) * dt_h
+            lo = np.maximum(p_min, self.prev_g_mw - rd)
+            hi = np.minimum(p_max, self.prev_g_mw + ru)
+            hi = np.maximum(hi, lo)  # only if the previous point was outside [Pmin, Pmax]
+        dr_lo = dr_hi = 0.0
+        if r.dr is not None:
+            ramp = r.dr.ramp_mw_per_h * dt_h
+            dr_lo = max(0.0, self.prev_dr_mw - ramp)
+            dr_hi = min(r.dr.p_max_mw, self.prev_dr_mw + ramp, max(dr_left_mwh, 0.0) / dt_h)
+            # The ramp-down reserve of the MILP keeps dr_lo <= dr_hi; if the state was forced
+            # there anyway (e.g. by a fallback), the energy cap wins over the ramp.
+            dr_lo = min(dr_lo, max(dr_hi, 0.0))
+            dr_hi = max(dr_hi, 0.0)
+        ch_hi = dis_hi = 0.0
+        net_lo, net_hi = -math.inf, math.inf
+        st = r.storage
+        if st is not None:
+            e = self.es_e_mwh
+            ch_hi = max(0.0, min(st.p_ch_max_mw, (st.e_max_mwh - e) / (st.eta * dt_h)))
+            dis_hi = max(0.0, min(st.p_dis_max_mw, (e - st.e_min_mwh) * st.eta / dt_h))
+            if st.ramp_mw_per_h is not None and self.prev_es_net_mw is not None:
+                net_lo = self.prev_es_net_mw - st.ramp_mw_per_h * dt_h
+                net_hi = self.prev_es_net_mw + st.ramp_mw_per_h * dt_h
+        return _Window(lo, hi, dr_lo, dr_hi, ch_hi, dis_hi, net_lo, net_hi)
+
+    def _dr_reserve_terms(self, dt_h: float, steps_left_today: int) -> int:
+        """How many future steps of today a ramp-down from DR_max would still need energy for."""
+        dr = self.resources.dr
+        if dr is None or dr.ramp_mw_per_h <= 0:
+            return 0
+        k = math.ceil(dr.p_max_mw / (dr.ramp_mw_per_h * dt_h) - 1e-12) - 1
+        return max(0, min(k, steps_left_today - 1))
+
+    # ------------------------------------------------------------------ the step
+    def dispatch(self, time_min: int, dt_min: int, load_mw: float, pv_mw: float,
+                 mess_p_mw: float) -> OperatorResult:
+        """Dispatch one step of ``dt_min`` minutes starting at ``time_min`` and update the state.
+
+        Parameters
+        ----------
+        time_min : int
+            Start of the step on the simulation clock (min); used for the daily DR budget.
+        dt_min : int
+            Step length (min).
+        load_mw, pv_mw : float
+            Actual load and PV output of the step (MW).
+        mess_p_mw : float
+            MESS power at this DN (MW, > 0 charging = consumption, < 0 discharging).
+
+        Returns
+        -------
+        OperatorResult
+            The dispatch; ``status`` is ``"optimal"``, ``"feasible"`` (time limit with an
+            incumbent), ``"fallback"`` (merit order) or ``"invalid_input"`` (state untouched).
+        """
+        dt_h = dt_min / MIN_PER_H
+        if not (np.isfinite([load_mw, pv_mw, mess_p_mw]).all() and dt_min > 0):
+            return self._invalid(dt_h, f"non-finite input or dt: load={load_mw}, pv={pv_mw}, "
+                                       f"mess={mess_p_mw}, dt_min={dt_min}")
+        day = int(time_min) // MIN_PER_DAY
+        if day != self._day:
+            self._day = day
+            self.dr_used_mwh = 0.0
+        dr_left = (self.resources.dr.e_max_mwh - self.dr_used_mwh) if self.resources.dr else 0.0
+        steps_left = max(1, math.ceil(((day + 1) * MIN_PER_DAY - time_min) / dt_min))
+        win = self._window(dt_h, dr_left)
+        demand = float(load_mw) + float(mess_p_mw) - float(pv_mw)
+
+        status, message = "optimal", ""
+        try:
+            sol = self._solve_milp(win, demand, dt_h, dr_left,
+                                   self._dr_reserve_terms(dt_h, steps_left))
+        except Exception as exc:  # noqa: BLE001 - the operator must never stop a run
+            sol, message = None, f"MILP failed ({type(exc).__name__}: {exc})"
+        if sol is not None:
+            g, dr, ch, dis, status, message = sol
+        else:
+            status = "fallback"
+            message = message or "MILP returned no solution"
+            g, dr, ch, dis = self._merit_order(win, demand)
+        return self._commit(g, dr, ch, dis, win, demand, dt_h, status, message)
+
+    def _solve_milp(self, win: _Window, demand: float, dt_h: float, dr_left: float, n_res: int):
+        r = self.resources
+        gens = r.generators
+        ng = len(gens)
+        has_dr = r.dr is not None
+        st = r.storage
+        has_es = st is not None
+        # variable layout: a name -> column index (vectors for the per-generator columns)
+        idx: dict[str, int] = {}
+        n = 0
+
+        def block(count: int) -> np.ndarray:
+            nonlocal n
+            out = np.arange(n, n + count)
+            n += count
+            return out
+
+        def add(name: str) -> None:
+            idx[name] = int(block(1)[0])
+
+        g_ix = block(ng)
+        if has_dr:
+            add("dr")
+        if has_es:
+            add("ch")
+            add("dis")
+            add("u")
+        add("rp")
+        add("rm")
+        fgu_ix = block(ng)
+        fgd_ix = block(ng)
+        if has_dr:
+            add("fdru")
+            add("fdrd")
+            for k in range(n_res):
+                add(f"s{k}")
+        if has_es:
+            add("feu")
+            add("fed")
+
+        lb = np.zeros(n)
+        ub = np.full(n, np.inf)
+        c = np.zeros(n)
+        integrality = np.zeros(n)
+        rows: list[tuple[dict[int, float], float, float]] = []
+
+        # generators and their flexibility (A.4, eq. 3-4): F_up <= Pmax - P, F_up <= RU dt, ...
+        lb[g_ix], ub[g_ix] = win.g_lo, win.g_hi
+        for j, gsp in enumerate(gens):
+            ub[fgu_ix[j]] = gsp.ramp_up_mw_per_h * dt_h
+            ub[fgd_ix[j]] = gsp.ramp_down_mw_per_h * dt_h
+            rows.append(({fgu_ix[j]: 1.0, g_ix[j]: 1.0}, -np.inf, gsp.p_max_mw))
+            rows.append(({fgd_ix[j]: 1.0, g_ix[j]: -1.0}, -np.inf, -gsp.p_min_mw))
+        bal = {int(i): 1.0 for i in g_ix}
+        if has_dr:
+            d = idx["dr"]
+            lb[d], ub[d] = win.dr_lo, win.dr_hi
+            c[d] = TIE_BREAK
+            bal[d] = 1.0
+            ramp = r.dr.ramp_mw_per_h * dt_h
+            ub[idx["fdru"]] = ramp
+            ub[idx["fdrd"]] = ramp
+            rows.append(({idx["fdru"]: 1.0, d: 1.0}, -np.inf, r.dr.p_max_mw))
+            rows.append(({idx["fdrd"]: 1.0, d: -1.0}, -np.inf, 0.0))
+            if n_res:
+                # Energy for the forced ramp-down of the coming steps of today:
+                # DR dt + dt sum_k max(0, DR - k R dt) <= remaining budget.
+                res_row = {d: dt_h}
+                for k in range(n_res):
+                    s = idx[f"s{k}"]
+                    rows.append(({d: 1.0, s: -1.0}, -np.inf, (k + 1) * ramp))
+                    res_row[s] = dt_h
+                rows.append((res_row, -np.inf, max(dr_left, 0.0)))
+        if has_es:
+            ch, dis, u = idx["ch"], idx["dis"], idx["u"]
+            ub[ch], ub[dis] = win.ch_hi, win.dis_hi
+            ub[u] = 1.0
+            integrality[u] = 1
+            c[ch] = c[dis] = TIE_BREAK
+            bal[ch], bal[dis] = -1.0, 1.0
+            # mode binary: u = 1 charge, u = 0 discharge (never both, A.10.5)
+            rows.append(({ch: 1.0, u: -st.p_ch_max_mw}, -np.inf, 0.0))
+            rows.append(({dis: 1.0, u: st.p_dis_max_mw}, -np.inf, st.p_dis_max_mw))
+            e, eta = self.es_e_mwh, st.eta
+            # energy window after the step
+            rows.append(({ch: eta * dt_h, dis: -dt_h / eta},
+                         st.e_min_mwh - e, st.e_max_mwh - e))
+            if np.isfinite(win.net_lo):
+                rows.append(({dis: 1.0, ch: -1.0}, win.net_lo, win.net_hi))
+            feu, fed = idx["feu"], idx["fed"]
+            if st.ramp_mw_per_h is not None:
+                ub[feu] = ub[fed] = st.ramp_mw_per_h * dt_h
+            # F_up <= Pdis_max - (dis - ch);  F_up <= eta/dt (E_next - Emin)
+            rows.append(({feu: 1.0, dis: 1.0, ch: -1.0}, -np.inf, st.p_dis_max_mw))
+            rows.append(({feu: 1.0, ch: -eta * eta, dis: 1.0}, -np.inf,
+                         eta * (e - st.e_min_mwh) / dt_h))
+            # F_dn <= Pch_max + (dis - ch);  F_dn <= (Emax - E_next) / (eta dt)
+            rows.append(({fed: 1.0, dis: -1.0, ch: 1.0}, -np.inf, st.p_ch_max_mw))
+            rows.append(({fed: 1.0, ch: 1.0, dis: -1.0 / (eta * eta)}, -np.inf,
+                         (st.e_max_mwh - e) / (eta * dt_h)))
+        rp, rm = idx["rp"], idx["rm"]
+        bal[rp], bal[rm] = 1.0, -1.0
+        rows.append((bal, demand, demand))
+        c[rp] = c[rm] = RESIDUAL_PENALTY
+        flex_vars = list(fgu_ix) + list(fgd_ix)
+        if has_dr:
+            flex_vars += [idx["fdru"], idx["fdrd"]]
+        if has_es:
+            flex_vars += [idx["feu"], idx["fed"]]
+        c[np.asarray(flex_vars, dtype=int)] -= 1.0 / self.c_norm_mw
+
+        data, ri, ci = [], [], []
+        for i, (coefs, _, _) in enumerate(rows):
+            for j, v in coefs.items():
+                ri.append(i)
+                ci.append(int(j))
+                data.append(v)
+        a = csr_array((data, (ri, ci)), shape=(len(rows), n))
+        cons = LinearConstraint(a, [r_[1] for r_ in rows], [r_[2] for r_ in rows])
+        res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(lb, ub),
+                   options={"disp": False, "time_limit": self.time_limit_s})
+        if res.x is None or res.status not in (0, 1):
+            raise RuntimeError(f"HiGHS status {res.status}: {res.message}")
+        x = res.x
+        status = "optimal" if res.status == 0 else "feasible"
+        g = x[g_ix] if ng else np.zeros(0)
+        dr = float(x[idx["dr"]]) if has_dr else 0.0
+        ch = dis = 0.0
+        if has_es:
+            ch, dis = float(x[idx["ch"]]), float(x[idx["dis"]])
+            if round(x[idx["u"]]) >= 1:
+                dis = 0.0
+            else:
+                ch = 0.0
+        return g, dr, ch, dis, status, "" if res.status == 0 else str(res.message)
+
+    def _merit_order(self, win: _Window, demand: float):
+        """Fallback: generators from their low ends up in list order, then DR, then storage."""
+        g = win.g_lo.copy()
+        dr = win.dr_lo
+        ch = dis = 0.0
+        need = demand - g.sum() - dr
+        if need >= 0:
+            for j in range(g.size):
+                add = min(need, win.g_hi[j] - g[j])
+                g[j] += add
+                need -= add
+            add = min(need, win.dr_hi - dr)
+            dr += add
+            need -= add
+            dis = min(need, win.dis_hi, max(win.net_hi, 0.0))
+        else:
+            ch = min(-need, win.ch_hi, max(-win.net_lo, 0.0))
+        return g, dr, ch, dis
+
+    def _commit(self, g, dr, ch, dis, win: _Window, demand: float, dt_h: float, status: str,
+                message: str) -> OperatorResult:
+        r = self.resources
+        # clip solver noise back into the windows
+        g = np.clip(np.asarray(g, dtype=float), win.g_lo, win.g_hi)
+        dr = float(np.clip(dr, win.dr_lo, win.dr_hi))
+        ch = float(np.clip(ch, 0.0, win.ch_hi))
+        dis = float(np.clip(dis, 0.0, win.dis_hi))
+        residual = demand - (g.sum() + dr + dis - ch)
+        if abs(residual) < _SNAP_MW:
+            # absorb solver-tolerance residue in generators that have room
+            for j in range(g.size):
+                new = float(np.clip(g[j] + residual, win.g_lo[j], win.g_hi[j]))
+                residual -= new - g[j]
+                g[j] = new
+            residual = demand - (g.sum() + dr + dis - ch)
+        st = r.storage
+        if st is not None:
+            e_next = self.es_e_mwh + st.eta * ch * dt_h - dis * dt_h / st.eta
+            e_next = float(np.clip(e_next, st.e_min_mwh, st.e_max_mwh))
+        else:
+            e_next = float("nan")
+
+        flex: dict[str, tuple[float, float]] = {}
+        for j, gsp in enumerate(r.generators):
+            up, dn = generator_flex(g[j], gsp.p_min_mw, gsp.p_max_mw, gsp.ramp_up_mw_per_h,
+                                    gsp.ramp_down_mw_per_h, dt_h)
+            flex[gsp.name] = (float(up), float(dn))
+        if r.dr is not None:
+            up, dn = dr_flex(dr, r.dr.p_max_mw, r.dr.ramp_mw_per_h, dt_h)
+            flex["dr"] = (float(up), float(dn))
+        if st is not None:
+            up, dn = storage_flex(dis - ch, e_next, st, dt_h)
+            flex["es"] = (float(up), float(dn))
+
+        dispatch = {name: float(g[j]) for j, name in enumerate(self.gen_names)}
+        dispatch.update({"dr": dr, "es_ch": ch, "es_dis": dis})
+        # advance the state
+        if g.size:
+            self.prev_g_mw = g.copy()
+        self.prev_dr_mw = dr
+        self.dr_used_mwh += dr * dt_h
+        if st is not None:
+            self.es_e_mwh = e_next
+            self.prev_es_net_mw = dis - ch
+        return OperatorResult(
+            dispatch_mw=MappingProxyType(dispatch), es_e_mwh=e_next, residual_mw=float(residual),
+            flex_up_mw=float(sum(v[0] for v in flex.values())),
+            flex_dn_mw=float(sum(v[1] for v in flex.values())),
+            status=status, message=message, flex_mw=MappingProxyType(flex))
+
+    def _invalid(self, dt_h: float, message: str) -> OperatorResult:
+        """Result for unusable inputs: hold the previous set-points, do not touch the state."""
+        r = self.resources
+        if self.prev_g_mw is not None:
+            g = self.prev_g_mw.copy()
+        else:
+            g = np.array([gs.p_min_mw for gs in r.generators], dtype=float)
+        dispatch = {name: float(g[j]) for j, name in enumerate(self.gen_names)}
+        dispatch.update({"dr": float(self.prev_dr_mw), "es_ch": 0.0, "es_dis": 0.0})
+        return OperatorResult(dispatch_mw=MappingProxyType(dispatch), es_e_mwh=self.es_e_mwh,
+                              residual_mw=float("nan"), flex_up_mw=float("nan"),
+                              flex_dn_mw=float("nan"), status="invalid_input", message=message)
