@@ -61,7 +61,7 @@ def cmd_check(args) -> int:
     from experiments.config import load
 
     path = resolve(args.target)
-    cfg = load(path)
+    cfg = load(path, args.set)
     print(f"{path}: ok ({len(cfg.grids)} grids, {len(cfg.fleet)} vehicles, "
           f"policies {', '.join(n for n, _ in cfg.policy_runs())})")
     return 0
@@ -103,7 +103,7 @@ def cmd_run(args) -> int:
     from experiments.run import default_run_dir, run_one, write_run
 
     path = resolve(args.target)
-    cfg = load(path)
+    cfg = load(path, args.set)
     seed = cfg.scenario.seed if args.seed is None else args.seed
     result = run_one(cfg, seed)
     out = Path(args.out) if args.out else default_run_dir(cfg, seed)
@@ -124,10 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="run directory (default runs/<name>-s<seed>-<time>)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario value, e.g. --set scenario.step_min=15 (repeatable)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("check", help="validate a scenario without running it")
     p.add_argument("target", nargs="?")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=cmd_check)
     args = parser.parse_args(argv)

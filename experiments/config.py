@@ -392,15 +392,46 @@ def validate(raw: dict, source: str | None = None) -> Config:
     return cfg
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate a TOML scenario file."""
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``KEY=VALUE`` overrides (dotted keys, TOML values) to a raw scenario dict."""
+    problems = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--set {item}: expected KEY=VALUE, for example scenario.step_min=15")
+            continue
+        try:
+            parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value.strip()  # a bare word is a string
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = parsed
+    if problems:
+        raise ScenarioError(problems)
+    return raw
+
+
+def read_raw(path: str | Path) -> dict:
+    """Read a TOML scenario file as plain data (never executed)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError([f"{path}: cannot read file ({exc.strerror})"]) from None
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([f"{path}: not valid TOML ({exc})"]) from None
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read and validate a TOML scenario file, after optional ``KEY=VALUE`` overrides."""
+    raw = apply_overrides(read_raw(path), overrides or [])
     return validate(raw, source=str(path))

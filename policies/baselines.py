@@ -123,3 +123,67 @@ class GreedyPolicy(BasePolicy):
             else:
                 cmds.append(self._rule.command(state, v, here))
         return Decision(tuple(cmds))
+
+
+class SchedulePolicy(BasePolicy):
+    """Replays a fixed timetable (for golden traces, and to replay a plan made elsewhere).
+
+    ``plan`` is a list of entries ``{time_min, vehicle, dest?, p_mw?}``. An entry takes effect at
+    the step that contains ``time_min``. ``dest`` starts a trip there (once); ``p_mw`` sets the
+    vehicle's standing power (charging positive), which holds until the next entry for that
+    vehicle and is reset to 0 when the vehicle departs.
+    """
+
+    name = "schedule"
+
+    def __init__(self, plan: list) -> None:
+        self.plan = plan
+
+    def reset(self, problem: Problem, rng: np.random.Generator) -> None:
+        super().reset(problem, rng)
+        names = {v.name for v in problem.vehicles}
+        problems = []
+        entries = []
+        for i, e in enumerate(self.plan):
+            path = f"policy.params.plan[{i}]"
+            if not isinstance(e, dict):
+                problems.append(f"{path}: expected a table")
+                continue
+            extra = set(e) - {"time_min", "vehicle", "dest", "p_mw"}
+            for k in sorted(extra):
+                problems.append(f"{path}.{k}: unknown key")
+            t = e.get("time_min")
+            if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < problem.horizon_min:
+                problems.append(f"{path}.time_min: must be an integer in [0, {problem.horizon_min})")
+            if e.get("vehicle") not in names:
+                problems.append(f"{path}.vehicle: unknown vehicle {e.get('vehicle')!r}")
+            if "dest" in e and e["dest"] not in problem.nodes:
+                problems.append(f"{path}.dest: unknown node {e['dest']!r}")
+            p = e.get("p_mw", 0.0)
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not np.isfinite(p):
+                problems.append(f"{path}.p_mw: must be a finite number")
+            entries.append(e)
+        if problems:
+            raise ScenarioError(problems)
+        self._by_step: dict[int, list[dict]] = {}
+        for e in sorted(entries, key=lambda e: e["time_min"]):
+            self._by_step.setdefault(e["time_min"] // problem.step_min, []).append(e)
+        self._power = {v.name: 0.0 for v in problem.vehicles}
+
+    def decide(self, state: State) -> Decision:
+        dest: dict[str, str] = {}
+        for e in self._by_step.get(state.step, []):
+            if "dest" in e:
+                dest[e["vehicle"]] = e["dest"]
+            if "p_mw" in e:
+                self._power[e["vehicle"]] = float(e["p_mw"])
+        cmds = []
+        for v in state.vehicles:
+            if v.name in dest and v.parked and dest[v.name] != v.node:
+                self._power[v.name] = 0.0
+                cmds.append(Command(v.name, dest=dest[v.name]))
+            elif v.parked:
+                cmds.append(Command(v.name, p_mw=self._power[v.name]))
+            else:
+                cmds.append(Command(v.name))
+        return Decision(tuple(cmds))

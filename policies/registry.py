@@ -5,13 +5,14 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from policies.baselines import GreedyPolicy, IdlePolicy, StationaryPolicy
+from policies.baselines import GreedyPolicy, IdlePolicy, SchedulePolicy, StationaryPolicy
 from sim.errors import ScenarioError
 
 POLICIES: dict[str, type] = {
     "idle": IdlePolicy,
     "stationary": StationaryPolicy,
     "greedy": GreedyPolicy,
+    "schedule": SchedulePolicy,
 }
 
 
@@ -37,6 +38,9 @@ def policy_problems(name: str, params: dict[str, Any], path: str = "policy") -> 
             if not ok:
                 out.append(f"{path}.params.{key}: expected {expected.__name__}, "
                            f"got {type(value).__name__} {value!r}")
+    for key, p in sig.parameters.items():
+        if key != "self" and p.default is inspect.Parameter.empty and key not in params:
+            out.append(f"{path}.params.{key}: policy {name!r} needs parameter {key!r}")
     return out
 
 

@@ -1,0 +1,511 @@
+"""Paper-style figures of one run (MODELS.md A.9, figures 2-4) and a policy comparison.
+
+Every figure function takes the run's tidy tables (see :mod:`experiments.metrics`), the run-level
+``info`` dict, the output ``path`` and an optional ``policy`` (needed only when the tables hold
+more than one), writes a PNG (dpi 120) and returns the path. The x axis is the simulation clock in
+hours. Figures are always closed after saving.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede the pyplot import
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MultipleLocator  # noqa: E402
+
+from experiments.metrics import limits, policies, run_metrics, table  # noqa: E402
+
+DPI = 120
+CHARGE_COLOR = "#2a9d8f"
+DISCHARGE_COLOR = "#e76f51"
+TRANSIT_FACE = "#d9d9d9"
+TRANSIT_EDGE = "#7f7f7f"
+LIMIT_COLOR = "#c0392b"
+# Site colours: tab10 without its grey (reserved for transit).
+_SITE_PALETTE = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
+_VEHICLE_PALETTE = list(plt.get_cmap("Dark2").colors)
+P_EPS_MW = 1e-9
+
+_STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linestyle": ":",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _resolve_policy(tables: Mapping[str, pd.DataFrame], policy: str | None) -> str | None:
+    pols = policies(tables)
+    if policy is not None:
+        if pols and str(policy) not in pols:
+            raise ValueError(f"policy {policy!r} not in the tables ({pols})")
+        return str(policy)
+    if len(pols) > 1:
+        raise ValueError(f"the tables hold several policies {pols}; pass policy=")
+    return pols[0] if pols else None
+
+
+def _tab(tables, name: str, policy: str | None) -> pd.DataFrame:
+    df = table(tables, name, policy)
+    if "time_min" in df.columns and not df.empty:
+        df = df.sort_values("time_min", kind="mergesort")
+    return df
+
+
+def _horizon_min(info: Mapping, *frames: pd.DataFrame) -> int:
+    if info.get("horizon_min"):
+        return int(info["horizon_min"])
+    ends = [int(f["time_min"].max()) + int(info["step_min"]) for f in frames
+            if not f.empty and "time_min" in f.columns]
+    return max(ends) if ends else int(info["step_min"])
+
+
+def _tick_hours(horizon_h: float) -> float:
+    if horizon_h <= 6:
+        return 1.0
+    if horizon_h <= 16:
+        return 2.0
+    if horizon_h <= 36:
+        return 3.0
+    return 6.0 * max(1, int(np.ceil(horizon_h / 72.0)))
+
+
+def _time_axis(ax, horizon_min: int, label: bool = True) -> None:
+    h = horizon_min / 60.0
+    ax.set_xlim(0.0, h)
+    ax.xaxis.set_major_locator(MultipleLocator(_tick_hours(h)))
+    if label:
+        ax.set_xlabel("Time (h)")
+
+
+def site_colors(info: Mapping, extra: Sequence[str] = ()) -> dict[str, tuple]:
+    """A fixed colour per site: the order of ``info["sites"]``, then ``extra`` names."""
+    names = list(info.get("sites", {}))
+    names += [s for s in extra if s and s not in names]
+    return {s: _SITE_PALETTE[i % len(_SITE_PALETTE)] for i, s in enumerate(names)}
+
+
+def _vehicle_names(info: Mapping, veh: pd.DataFrame) -> list[str]:
+    names = list(info.get("vehicles", {}))
+    if not veh.empty:
+        names += [v for v in pd.unique(veh["vehicle"].astype(str)) if v not in names]
+    return names
+
+
+def _title(text: str, policy: str | None) -> str:
+    return f"{text} (policy: {policy})" if policy else text
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.tight_layout()
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _runs(keys: Sequence, starts: Sequence[int], step_min: int) -> list[tuple]:
+    """Merge consecutive steps with equal key into ``(key, start_min, end_min)`` runs."""
+    out: list[list] = []
+    for k, t in zip(keys, starts):
+        t = int(t)
+        if out and out[-1][0] == k and out[-1][2] == t:
+            out[-1][2] = t + step_min
+        else:
+            out.append([k, t, t + step_min])
+    return [tuple(r) for r in out]
+
+
+def vehicle_intervals(tables: Mapping[str, pd.DataFrame], info: Mapping,
+                      policy: str | None = None) -> pd.DataFrame:
+    """Parked and transit intervals of every vehicle: ``vehicle, kind, start_min, end_min, node,
+    site``.
+
+    With 'depart'/'arrive' events the intervals use their exact minutes (a vehicle that arrives in
+    the middle of a step is parked from the arrival on). Without them, the per-step ``status`` of
+    the vehicles table is used. ``site`` is '' for a node without a grid connection and for transit.
+    """
+    policy = _resolve_policy(tables, policy)
+    veh = _tab(tables, "vehicles", policy)
+    ev = _tab(tables, "events", policy)
+    step = int(info["step_min"])
+    horizon = _horizon_min(info, veh)
+    node_site = {str(v.get("node")): str(k) for k, v in info.get("sites", {}).items()}
+    if not veh.empty and "site" in veh.columns:
+        for n, s in veh.loc[veh["site"].fillna("").astype(str) != "", ["node", "site"]].values:
+            node_site.setdefault(str(n), str(s))
+    rows: list[tuple] = []
+    for name in _vehicle_names(info, veh):
+        v = veh[veh["vehicle"].astype(str) == name] if not veh.empty else veh
+        e = (ev[(ev["vehicle"].astype(str) == name) & ev["event"].isin(["depart", "arrive"])]
+             if not ev.empty else ev)
+        if v.empty:
+            continue
+        if len(e) and (e["event"] == "depart").any():
+            node, cur, moving = str(v["node"].iloc[0]), 0, False
+            for t, kind, n in e[["time_min", "event", "node"]].itertuples(index=False):
+                t = min(int(t), horizon)
+                if kind == "depart" and not moving:
+                    if t > cur:
+                        rows.append((name, "parked", cur, t, node, node_site.get(node, "")))
+                    cur, moving, node = t, True, str(n)
+                elif kind == "arrive" and moving:
+                    if t > cur:
+                        rows.append((name, "transit", cur, t, node, ""))
+                    cur, moving, node = t, False, str(n)
+            if horizon > cur:
+                rows.append((name, "transit" if moving else "parked", cur, horizon, node,
+                             "" if moving else node_site.get(node, "")))
+        else:
+            keys = [("transit", str(n)) if s == "transit" else ("parked", str(n))
+                    for s, n in v[["status", "node"]].itertuples(index=False)]
+            for (kind, n), a, b in _runs(keys, v["time_min"].tolist(), step):
+                rows.append((name, kind, a, min(b, horizon), n,
+                             node_site.get(n, "") if kind == "parked" else ""))
+    return pd.DataFrame(rows, columns=["vehicle", "kind", "start_min", "end_min", "node", "site"])
+
+
+# ------------------------------------------------------------------------------------ figures
+def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
+                policy: str | None = None, show_power: bool = True) -> Path:
+    """Route states per vehicle (A.9 Fig. 2): parked bars coloured by site, transit hatched grey,
+    and (``show_power``) thin charge/discharge bars on top of each row."""
+    policy = _resolve_policy(tables, policy)
+    veh = _tab(tables, "vehicles", policy)
+    step = int(info["step_min"])
+    horizon = _horizon_min(info, veh)
+    iv = vehicle_intervals(tables, info, policy)
+    names = _vehicle_names(info, veh)
+    colors = site_colors(info, list(iv["site"]) if not iv.empty else [])
+    hh = horizon / 60.0
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(9.0, 1.4 + 0.75 * max(1, len(names))))
+        bar_h = 0.55
+        used_sites: list[str] = []
+        has_idle_node = has_ch = has_dis = False
+        for i, name in enumerate(names):
+            for r in iv[iv["vehicle"] == name].itertuples(index=False):
+                x0, w = r.start_min / 60.0, (r.end_min - r.start_min) / 60.0
+                if r.kind == "transit":
+                    ax.barh(i, w, left=x0, height=bar_h, color=TRANSIT_FACE,
+                            edgecolor=TRANSIT_EDGE, hatch="///", linewidth=0.6)
+                    if w >= 0.07 * hh:
+                        ax.text(x0 + w / 2, i, "transit", ha="center", va="center", fontsize=7,
+                                color="#333333",
+                                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
+                                          alpha=0.8))
+                elif r.site:
+                    ax.barh(i, w, left=x0, height=bar_h, color=colors[r.site], alpha=0.85,
+                            edgecolor="white", linewidth=0.6)
+                    if r.site not in used_sites:
+                        used_sites.append(r.site)
+                    if w >= 0.07 * hh:
+                        ax.text(x0 + w / 2, i, r.site, ha="center", va="center", fontsize=7,
+                                color="white", fontweight="bold")
+                else:  # parked at a node without a grid connection
+                    has_idle_node = True
+                    ax.barh(i, w, left=x0, height=bar_h, color="white", edgecolor="#555555",
+                            linewidth=0.8)
+                    if w >= 0.07 * hh:
+                        ax.text(x0 + w / 2, i, r.node, ha="center", va="center", fontsize=7)
+            if show_power and not veh.empty:
+                v = veh[veh["vehicle"].astype(str) == name]
+                p = pd.to_numeric(v["p_mw"], errors="coerce").fillna(0.0)
+                mode = np.where(p > P_EPS_MW, "ch", np.where(p < -P_EPS_MW, "dis", ""))
+                for m, a, b in _runs(list(mode), v["time_min"].tolist(), step):
+                    if not m:
+                        continue
+                    has_ch |= m == "ch"
+                    has_dis |= m == "dis"
+                    ax.barh(i - bar_h / 2 - 0.07, (min(b, horizon) - a) / 60.0, left=a / 60.0,
+                            height=0.1, color=CHARGE_COLOR if m == "ch" else DISCHARGE_COLOR)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_ylim(len(names) - 0.5, -0.75)
+        ax.grid(axis="y", visible=False)
+        ax.set_ylabel("Vehicle")
+        _time_axis(ax, horizon)
+        ax.set_title(_title("Vehicle route states", policy))
+        handles = [Patch(facecolor=colors[s], alpha=0.85, label=f"parked at {s}")
+                   for s in used_sites]
+        if has_idle_node:
+            handles.append(Patch(facecolor="white", edgecolor="#555555",
+                                 label="parked, no grid"))
+        handles.append(Patch(facecolor=TRANSIT_FACE, edgecolor=TRANSIT_EDGE, hatch="///",
+                             label="transit"))
+        if has_ch:
+            handles.append(Patch(facecolor=CHARGE_COLOR, label="charging"))
+        if has_dis:
+            handles.append(Patch(facecolor=DISCHARGE_COLOR, label="discharging"))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  frameon=False, borderaxespad=0.0)
+        return _save(fig, path)
+
+
+def power_bars(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
+               policy: str | None = None) -> Path:
+    """Signed grid-side power per vehicle and step (A.9 Fig. 3; charging positive), one subplot
+    per vehicle, transit steps shaded, ±P_max dashed, the requested power when it differs."""
+    policy = _resolve_policy(tables, policy)
+    veh = _tab(tables, "vehicles", policy)
+    step = int(info["step_min"])
+    dt_h = step / 60.0
+    horizon = _horizon_min(info, veh)
+    names = _vehicle_names(info, veh)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(max(1, len(names)), 1, sharex=True, squeeze=False,
+                                 figsize=(9.0, 0.6 + 1.9 * max(1, len(names))))
+        axes = axes[:, 0]
+        for ax, name in zip(axes, names):
+            v = veh[veh["vehicle"].astype(str) == name] if not veh.empty else veh
+            t = v["time_min"].to_numpy(dtype=float) / 60.0 if len(v) else np.array([])
+            p = (pd.to_numeric(v["p_mw"], errors="coerce").fillna(0.0).to_numpy()
+                 if len(v) else np.array([]))
+            pmax = float(info.get("vehicles", {}).get(name, {}).get("p_max_mw", np.nan))
+            if len(v) and "status" in v.columns:
+                transit = (v["status"] == "transit").tolist()
+                for k, a, b in _runs(transit, v["time_min"].tolist(), step):
+                    if k:
+                        ax.axvspan(a / 60.0, min(b, horizon) / 60.0, facecolor=TRANSIT_FACE,
+                                   edgecolor=TRANSIT_EDGE, hatch="///", alpha=0.5, linewidth=0,
+                                   label="transit" if "transit" not in
+                                   ax.get_legend_handles_labels()[1] else None)
+            pos, neg = np.where(p > 0, p, 0.0), np.where(p < 0, p, 0.0)
+            ax.bar(t, pos, width=dt_h, align="edge", color=CHARGE_COLOR, edgecolor="white",
+                   linewidth=0.4, label="charging")
+            ax.bar(t, neg, width=dt_h, align="edge", color=DISCHARGE_COLOR, edgecolor="white",
+                   linewidth=0.4, label="discharging")
+            if len(v) and "p_requested_mw" in v.columns:
+                req = pd.to_numeric(v["p_requested_mw"], errors="coerce").fillna(0.0).to_numpy()
+                if np.any(np.abs(req - p) > 1e-6):
+                    ax.step(np.append(t, t[-1] + dt_h), np.append(req, req[-1]), where="post",
+                            color="black", linewidth=0.9, linestyle="-.", label="requested")
+            ax.axhline(0.0, color="black", linewidth=0.8)
+            if np.isfinite(pmax) and pmax > 0:
+                for s in (1, -1):
+                    ax.axhline(s * pmax, color="#555555", linewidth=0.8, linestyle="--",
+                               label=r"$\pm P_{\max}$" if s == 1 else None)
+                ax.set_ylim(-1.25 * pmax, 1.25 * pmax)
+            ax.set_ylabel(f"{name}\nP (MW)")
+            _time_axis(ax, horizon, label=False)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                      borderaxespad=0.0)
+        _time_axis(axes[-1], horizon)
+        axes[0].set_title(_title("Vehicle power, grid side (charging +, discharging −)",
+                                 policy))
+        return _save(fig, path)
+
+
+def soc_trajectories(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
+                     policy: str | None = None) -> Path:
+    """SOC (% of nameplate) of every vehicle from t=0 to the horizon (A.9 Fig. 4), with the
+    usable window ``e_min``/``e_max`` as dashed lines; transit steps drawn dotted."""
+    policy = _resolve_policy(tables, policy)
+    veh = _tab(tables, "vehicles", policy)
+    step = int(info["step_min"])
+    horizon = _horizon_min(info, veh)
+    names = _vehicle_names(info, veh)
+    specs = info.get("vehicles", {})
+    windows = {}
+    for n in names:
+        s = specs.get(n, {})
+        cap = float(s.get("capacity_mwh", np.nan))
+        if cap > 0 and "e_min_mwh" in s and "e_max_mwh" in s:
+            windows[n] = (100 * float(s["e_min_mwh"]) / cap, 100 * float(s["e_max_mwh"]) / cap)
+    shared = len(set(windows.values())) == 1
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(9.0, 3.6))
+        for i, name in enumerate(names):
+            color = _VEHICLE_PALETTE[i % len(_VEHICLE_PALETTE)]
+            v = veh[veh["vehicle"].astype(str) == name] if not veh.empty else veh
+            cap = float(specs.get(name, {}).get("capacity_mwh", np.nan))
+            if len(v):
+                if not cap > 0:  # fall back on the recorded SOC
+                    cap = float(v["e_end_mwh"].iloc[0] / v["soc_end_frac"].iloc[0])
+                t = np.concatenate([[v["time_min"].iloc[0]], v["time_min"].to_numpy() + step])
+                e = np.concatenate([[v["e_start_mwh"].iloc[0]], v["e_end_mwh"].to_numpy()])
+                soc = 100.0 * e / cap
+                ax.plot(t / 60.0, soc, color=color, linewidth=1.6, marker="o", markersize=2.5,
+                        label=name)
+                if "status" in v.columns:
+                    tr = (v["status"] == "transit").to_numpy()
+                    for k in np.flatnonzero(tr):  # overlay transit steps dotted in white
+                        ax.plot(t[k:k + 2] / 60.0, soc[k:k + 2], color="white", linewidth=1.0,
+                                linestyle=(0, (1, 2)))
+            if name in windows and not shared:
+                for j, y in enumerate(windows[name]):
+                    ax.axhline(y, color=color, linestyle="--", linewidth=0.9,
+                               label=f"{name} usable window" if j == 0 else None)
+        if shared and windows:
+            lo, hi = next(iter(windows.values()))
+            ax.axhline(lo, color="#555555", linestyle="--", linewidth=0.9,
+                       label=r"usable window ($E_{\min}$, $E_{\max}$)")
+            ax.axhline(hi, color="#555555", linestyle="--", linewidth=0.9)
+        if "status" in veh.columns and (veh["status"] == "transit").any():
+            ax.plot([], [], color="#555555", linestyle=(0, (1, 2)), linewidth=1.0,
+                    label="in transit (dotted)")
+        ax.set_ylim(0.0, 105.0)
+        ax.set_ylabel("SOC (% of capacity)")
+        _time_axis(ax, horizon)
+        ax.set_title(_title("Vehicle state of charge", policy))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                  borderaxespad=0.0)
+        return _save(fig, path)
+
+
+def voltage_range(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
+                  policy: str | None = None) -> Path:
+    """Per site, the band between the lowest and highest bus voltage of each step, with the
+    voltage limits dashed and non-converged steps shaded."""
+    policy = _resolve_policy(tables, policy)
+    sites = _tab(tables, "sites", policy)
+    step = int(info["step_min"])
+    horizon = _horizon_min(info, sites)
+    lim = limits(info)
+    names = list(info.get("sites", {}))
+    if not sites.empty:
+        names += [s for s in pd.unique(sites["site"].astype(str)) if s not in names]
+    colors = site_colors(info, names)
+    lo_all = [lim["vm_min_pu"]]
+    hi_all = [lim["vm_max_pu"]]
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(max(1, len(names)), 1, sharex=True, sharey=True,
+                                 squeeze=False, figsize=(9.0, 0.6 + 1.7 * max(1, len(names))))
+        axes = axes[:, 0]
+        for ax, name in zip(axes, names):
+            s = sites[sites["site"].astype(str) == name] if not sites.empty else sites
+            if len(s):
+                t = np.append(s["time_min"].to_numpy(dtype=float), s["time_min"].iloc[-1]
+                              + step) / 60.0
+                lo = pd.to_numeric(s["vm_min_pu"], errors="coerce").to_numpy(dtype=float)
+                hi = pd.to_numeric(s["vm_max_pu"], errors="coerce").to_numpy(dtype=float)
+                lo, hi = np.append(lo, lo[-1]), np.append(hi, hi[-1])
+                ax.fill_between(t, lo, hi, step="post", color=colors[name], alpha=0.35,
+                                linewidth=0, label="bus voltage range")
+                ax.step(t, lo, where="post", color=colors[name], linewidth=1.0)
+                ax.step(t, hi, where="post", color=colors[name], linewidth=1.0)
+                if np.isfinite(lo).any():
+                    lo_all.append(np.nanmin(lo))
+                    hi_all.append(np.nanmax(hi))
+                if "converged" in s.columns:
+                    bad = (~s["converged"].astype(bool)).tolist()
+                    first = True
+                    for k, a, b in _runs(bad, s["time_min"].tolist(), step):
+                        if k:
+                            ax.axvspan(a / 60.0, min(b, horizon) / 60.0, color=LIMIT_COLOR,
+                                       alpha=0.15, linewidth=0,
+                                       label="not converged" if first else None)
+                            first = False
+            ax.axhline(lim["vm_min_pu"], color=LIMIT_COLOR, linestyle="--", linewidth=0.9,
+                       label="limits")
+            ax.axhline(lim["vm_max_pu"], color=LIMIT_COLOR, linestyle="--", linewidth=0.9)
+            ax.set_ylabel(f"{name}\nV (p.u.)")
+            _time_axis(ax, horizon, label=False)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                      borderaxespad=0.0)
+        pad = 0.1 * (max(hi_all) - min(lo_all)) + 0.002
+        axes[0].set_ylim(min(lo_all) - pad, max(hi_all) + pad)
+        _time_axis(axes[-1], horizon)
+        axes[0].set_title(_title("Bus voltage range per distribution network", policy))
+        return _save(fig, path)
+
+
+COMPARISON_METRICS = (
+    ("sfi_total", "Total weighted SFI", "SFI-h"),
+    ("energy_delivered_mwh", "Energy delivered by MESS", "MWh"),
+    ("losses_mwh", "Network losses", "MWh"),
+    ("voltage_violation_bus_steps", "Voltage violations", "bus-steps"),
+    ("loading_violation_line_steps", "Line overloads", "line-steps"),
+)
+
+
+def policy_comparison(metrics: pd.DataFrame, path, info: Mapping | None = None) -> Path:
+    """Grouped bars comparing the policies: accumulated SFI per site (grouped by site) and one
+    subplot per system metric of :data:`COMPARISON_METRICS`."""
+    pols = list(pd.unique(metrics["policy"].astype(str)))
+    pcol = {p: _VEHICLE_PALETTE[i % len(_VEHICLE_PALETTE)] for i, p in enumerate(pols)}
+    sfi = metrics[metrics["metric"] == "sfi_accumulated"]
+    site_order = list((info or {}).get("sites", {}))
+    site_order += [s for s in pd.unique(sfi["entity"].astype(str)) if s not in site_order]
+    n = 1 + len(COMPARISON_METRICS)
+    ncols = 3
+    nrows = int(np.ceil(n / ncols))
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows),
+                                 squeeze=False)
+        axes = axes.ravel()
+        # per-site accumulated SFI, grouped by site
+        ax = axes[0]
+        width = 0.8 / max(1, len(pols))
+        x = np.arange(len(site_order))
+        for j, p in enumerate(pols):
+            sub = sfi[sfi["policy"].astype(str) == p].set_index("entity")["value"]
+            vals = sub.reindex(site_order).to_numpy(dtype=float)
+            ax.bar(x + (j - (len(pols) - 1) / 2) * width, vals, width=width, color=pcol[p],
+                   label=p)
+        ax.set_xticks(x, site_order)
+        ax.set_ylabel("Accumulated SFI (SFI-h)")
+        ax.set_title("Accumulated SFI per DN")
+        ax.grid(axis="x", visible=False)
+        system = metrics[metrics["entity"] == "system"]
+        for ax, (m, label, unit) in zip(axes[1:], COMPARISON_METRICS):
+            sub = system[system["metric"] == m].drop_duplicates("policy").set_index("policy")
+            vals = sub["value"].reindex(pols).to_numpy(dtype=float)
+            bars = ax.bar(range(len(pols)), np.nan_to_num(vals), color=[pcol[p] for p in pols])
+            ax.bar_label(bars, labels=["n/a" if not np.isfinite(v) else f"{v:.3g}"
+                                       for v in vals], fontsize=7, padding=1)
+            ax.set_xticks(range(len(pols)), pols, rotation=25, ha="right")
+            ax.set_ylabel(unit)
+            ax.set_title(label)
+            ax.grid(axis="x", visible=False)
+            ax.margins(y=0.15)
+        for ax in axes[n:]:
+            ax.set_visible(False)
+        axes[0].legend(title="policy", loc="best", frameon=False)
+        fig.suptitle("Policy comparison: " + ", ".join(pols), fontsize=11)
+        return _save(fig, path)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "policy"
+
+
+def write_all(tables: Mapping[str, pd.DataFrame], info: Mapping,
+              metrics: pd.DataFrame | None, out_dir) -> list[Path]:
+    """Write every figure under ``out_dir/figures``: per policy ``<policy>_route_gantt.png``,
+    ``<policy>_power.png``, ``<policy>_soc.png``, ``<policy>_voltage.png``, and
+    ``policy_comparison.png`` when there is more than one policy. ``metrics`` None = computed."""
+    fig_dir = Path(out_dir) / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    pols = policies(tables) or [None]
+    paths: list[Path] = []
+    for p in pols:
+        stem = _safe(p) if p is not None else "run"
+        paths.append(route_gantt(tables, info, fig_dir / f"{stem}_route_gantt.png", p))
+        paths.append(power_bars(tables, info, fig_dir / f"{stem}_power.png", p))
+        paths.append(soc_trajectories(tables, info, fig_dir / f"{stem}_soc.png", p))
+        paths.append(voltage_range(tables, info, fig_dir / f"{stem}_voltage.png", p))
+    if len(pols) > 1:
+        if metrics is None:
+            metrics = run_metrics(tables, info)
+        paths.append(policy_comparison(metrics, fig_dir / "policy_comparison.png", info))
+    return paths
