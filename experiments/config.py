@@ -199,6 +199,8 @@ def _message(err: dict, model_fields: dict[tuple, list[str]]) -> str:
               "less_than_equal": "<="}
     if kind in bounds:
         limit = next(iter(ctx.values()))
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
         return f"must be {bounds[kind]} {limit}, got {value!r}"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}, got {value!r}"
@@ -296,6 +298,9 @@ def meaning_problems(raw: dict) -> list[str]:
     for gname, graw in grids_raw.items():
         g = _try(GridConfig, graw)
         if g is None:
+            node = graw.get("node") if isinstance(graw, dict) else None
+            if isinstance(node, str) and node in nodes:
+                must_reach.append(node)
             continue
         path = f"grids.{gname}"
         if road is not None and g.node not in nodes:
@@ -325,6 +330,13 @@ def meaning_problems(raw: dict) -> list[str]:
     for i, vraw in enumerate(fleet_raw):
         v = _try(VehicleConfig, vraw)
         if v is None:
+            # Still check where it starts: the graph problem is worth reporting in this pass too.
+            start = vraw.get("start") if isinstance(vraw, dict) else None
+            if isinstance(start, str):
+                if road is not None and start not in nodes:
+                    out.append(f"fleet[{i}].start: {start!r} is not a road node")
+                else:
+                    must_reach.append(start)
             continue
         path = f"fleet[{i}]"
         if v.name in names:

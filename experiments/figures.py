@@ -25,13 +25,13 @@ from matplotlib.ticker import MultipleLocator  # noqa: E402
 from experiments.metrics import limits, policies, run_metrics, table  # noqa: E402
 
 DPI = 120
-CHARGE_COLOR = "#2a9d8f"
-DISCHARGE_COLOR = "#e76f51"
+CHARGE_COLOR = "#2ca02c"  # green: charging (grid side +)
+DISCHARGE_COLOR = "#d62728"  # red: discharging
 TRANSIT_FACE = "#d9d9d9"
 TRANSIT_EDGE = "#7f7f7f"
 LIMIT_COLOR = "#c0392b"
-# Site colours: tab10 without its grey (reserved for transit).
-_SITE_PALETTE = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
+# Site colours: tab10 without green, red (charge/discharge) and grey (transit).
+_SITE_PALETTE = [plt.get_cmap("tab10").colors[i] for i in (0, 1, 4, 5, 9, 6, 8)]
 _VEHICLE_PALETTE = list(plt.get_cmap("Dark2").colors)
 P_EPS_MW = 1e-9
 
@@ -84,7 +84,9 @@ def _tick_hours(horizon_h: float) -> float:
         return 2.0
     if horizon_h <= 36:
         return 3.0
-    return 6.0 * max(1, int(np.ceil(horizon_h / 72.0)))
+    if horizon_h <= 72:
+        return 6.0
+    return 12.0 if horizon_h <= 168 else 24.0
 
 
 def _time_axis(ax, horizon_min: int, label: bool = True) -> None:
@@ -111,6 +113,30 @@ def _vehicle_names(info: Mapping, veh: pd.DataFrame) -> list[str]:
 
 def _title(text: str, policy: str | None) -> str:
     return f"{text} (policy: {policy})" if policy else text
+
+
+def _fits(text: str, width_h: float, horizon_h: float, axis_in: float = 6.7,
+          fontsize: float = 7.0) -> bool:
+    """Whether ``text`` fits inside a bar ``width_h`` hours wide on an axis ``axis_in`` inches."""
+    need_in = len(text) * 0.0068 * fontsize + 0.05
+    return width_h >= need_in * horizon_h / axis_in
+
+
+def _one_legend(fig, axes) -> None:
+    """One legend (right of the first axes) with the distinct labels of all ``axes``."""
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    if seen:
+        axes[0].legend(list(seen.values()), list(seen), loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0.0)
+
+
+def _steps(t_start_h: np.ndarray, step_h: float, values: np.ndarray):
+    """Explicit step curve: each value held over its own step (a NaN breaks only its step)."""
+    x = np.column_stack([t_start_h, t_start_h + step_h]).ravel()
+    return x, np.repeat(np.asarray(values, dtype=float), 2)
 
 
 def _save(fig, path) -> Path:
@@ -209,7 +235,7 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                 if r.kind == "transit":
                     ax.barh(i, w, left=x0, height=bar_h, color=TRANSIT_FACE,
                             edgecolor=TRANSIT_EDGE, hatch="///", linewidth=0.6)
-                    if w >= 0.07 * hh:
+                    if _fits("transit", w, hh):
                         ax.text(x0 + w / 2, i, "transit", ha="center", va="center", fontsize=7,
                                 color="#333333",
                                 bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
@@ -219,14 +245,14 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                             edgecolor="white", linewidth=0.6)
                     if r.site not in used_sites:
                         used_sites.append(r.site)
-                    if w >= 0.07 * hh:
+                    if _fits(r.site, w, hh):
                         ax.text(x0 + w / 2, i, r.site, ha="center", va="center", fontsize=7,
                                 color="white", fontweight="bold")
                 else:  # parked at a node without a grid connection
                     has_idle_node = True
                     ax.barh(i, w, left=x0, height=bar_h, color="white", edgecolor="#555555",
                             linewidth=0.8)
-                    if w >= 0.07 * hh:
+                    if _fits(str(r.node), w, hh):
                         ax.text(x0 + w / 2, i, r.node, ha="center", va="center", fontsize=7)
             if show_power and not veh.empty:
                 v = veh[veh["vehicle"].astype(str) == name]
@@ -290,10 +316,11 @@ def power_bars(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                                    label="transit" if "transit" not in
                                    ax.get_legend_handles_labels()[1] else None)
             pos, neg = np.where(p > 0, p, 0.0), np.where(p < 0, p, 0.0)
+            lw = 0.4 if horizon / step <= 48 else 0.0  # step separators only when few steps
             ax.bar(t, pos, width=dt_h, align="edge", color=CHARGE_COLOR, edgecolor="white",
-                   linewidth=0.4, label="charging")
+                   linewidth=lw, label="charging")
             ax.bar(t, neg, width=dt_h, align="edge", color=DISCHARGE_COLOR, edgecolor="white",
-                   linewidth=0.4, label="discharging")
+                   linewidth=lw, label="discharging")
             if len(v) and "p_requested_mw" in v.columns:
                 req = pd.to_numeric(v["p_requested_mw"], errors="coerce").fillna(0.0).to_numpy()
                 if np.any(np.abs(req - p) > 1e-6):
@@ -304,11 +331,11 @@ def power_bars(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                 for s in (1, -1):
                     ax.axhline(s * pmax, color="#555555", linewidth=0.8, linestyle="--",
                                label=r"$\pm P_{\max}$" if s == 1 else None)
-                ax.set_ylim(-1.25 * pmax, 1.25 * pmax)
+                top = max(1.25 * pmax, 1.1 * float(np.max(np.abs(p), initial=0.0)))
+                ax.set_ylim(-top, top)
             ax.set_ylabel(f"{name}\nP (MW)")
             _time_axis(ax, horizon, label=False)
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                      borderaxespad=0.0)
+        _one_legend(fig, axes)
         _time_axis(axes[-1], horizon)
         axes[0].set_title(_title("Vehicle power, grid side (charging +, discharging −)",
                                  policy))
@@ -318,7 +345,7 @@ def power_bars(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
 def soc_trajectories(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                      policy: str | None = None) -> Path:
     """SOC (% of nameplate) of every vehicle from t=0 to the horizon (A.9 Fig. 4), with the
-    usable window ``e_min``/``e_max`` as dashed lines; transit steps drawn dotted."""
+    usable window ``e_min``/``e_max`` as dashed lines; transit steps are drawn dotted."""
     policy = _resolve_policy(tables, policy)
     veh = _tab(tables, "vehicles", policy)
     step = int(info["step_min"])
@@ -332,6 +359,7 @@ def soc_trajectories(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
         if cap > 0 and "e_min_mwh" in s and "e_max_mwh" in s:
             windows[n] = (100 * float(s["e_min_mwh"]) / cap, 100 * float(s["e_max_mwh"]) / cap)
     shared = len(set(windows.values())) == 1
+    soc_range = [0.0, 100.0]
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(9.0, 3.6))
         for i, name in enumerate(names):
@@ -341,16 +369,28 @@ def soc_trajectories(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
             if len(v):
                 if not cap > 0:  # fall back on the recorded SOC
                     cap = float(v["e_end_mwh"].iloc[0] / v["soc_end_frac"].iloc[0])
-                t = np.concatenate([[v["time_min"].iloc[0]], v["time_min"].to_numpy() + step])
-                e = np.concatenate([[v["e_start_mwh"].iloc[0]], v["e_end_mwh"].to_numpy()])
+                # two points per step, (start, e_start) and (end, e_end): energy drawn between
+                # steps (traction at an arrival) shows as a vertical drop at the step boundary
+                t0 = v["time_min"].to_numpy(dtype=float)
+                t = np.column_stack([t0, t0 + step]).ravel()
+                e = np.column_stack([v["e_start_mwh"].to_numpy(dtype=float),
+                                     v["e_end_mwh"].to_numpy(dtype=float)]).ravel()
                 soc = 100.0 * e / cap
-                ax.plot(t / 60.0, soc, color=color, linewidth=1.6, marker="o", markersize=2.5,
+                if np.isfinite(soc).any():
+                    soc_range = [min(soc_range[0], np.nanmin(soc)),
+                                 max(soc_range[1], np.nanmax(soc))]
+                tr = ((v["status"] == "transit").tolist() if "status" in v.columns
+                      else [False] * len(v))
+                for k, a, b in _runs(tr, range(len(v)), 1):
+                    lo = max(2 * a - 1, 0)  # from the end of the previous step
+                    ax.plot(t[lo:2 * b] / 60.0, soc[lo:2 * b], color=color,
+                            linewidth=1.2 if k else 1.6, linestyle=(0, (1, 1.5)) if k else "-")
+                    if not k:  # markers at the step ends of parked steps
+                        ax.plot(np.r_[t[2 * a], t[2 * a + 1:2 * b:2]] / 60.0,
+                                np.r_[soc[2 * a], soc[2 * a + 1:2 * b:2]], color=color,
+                                linestyle="none", marker="o", markersize=2.5)
+                ax.plot([], [], color=color, linewidth=1.6, marker="o", markersize=2.5,
                         label=name)
-                if "status" in v.columns:
-                    tr = (v["status"] == "transit").to_numpy()
-                    for k in np.flatnonzero(tr):  # overlay transit steps dotted in white
-                        ax.plot(t[k:k + 2] / 60.0, soc[k:k + 2], color="white", linewidth=1.0,
-                                linestyle=(0, (1, 2)))
             if name in windows and not shared:
                 for j, y in enumerate(windows[name]):
                     ax.axhline(y, color=color, linestyle="--", linewidth=0.9,
@@ -361,14 +401,13 @@ def soc_trajectories(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                        label=r"usable window ($E_{\min}$, $E_{\max}$)")
             ax.axhline(hi, color="#555555", linestyle="--", linewidth=0.9)
         if "status" in veh.columns and (veh["status"] == "transit").any():
-            ax.plot([], [], color="#555555", linestyle=(0, (1, 2)), linewidth=1.0,
-                    label="in transit (dotted)")
-        ax.set_ylim(0.0, 105.0)
+            ax.plot([], [], color="#555555", linestyle=(0, (1, 1.5)), linewidth=1.2,
+                    label="in transit")
+        ax.set_ylim(soc_range[0] - 2.0, soc_range[1] + 5.0)
         ax.set_ylabel("SOC (% of capacity)")
         _time_axis(ax, horizon)
         ax.set_title(_title("Vehicle state of charge", policy))
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                  borderaxespad=0.0)
+        _one_legend(fig, [ax])
         return _save(fig, path)
 
 
@@ -394,15 +433,13 @@ def voltage_range(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
         for ax, name in zip(axes, names):
             s = sites[sites["site"].astype(str) == name] if not sites.empty else sites
             if len(s):
-                t = np.append(s["time_min"].to_numpy(dtype=float), s["time_min"].iloc[-1]
-                              + step) / 60.0
-                lo = pd.to_numeric(s["vm_min_pu"], errors="coerce").to_numpy(dtype=float)
-                hi = pd.to_numeric(s["vm_max_pu"], errors="coerce").to_numpy(dtype=float)
-                lo, hi = np.append(lo, lo[-1]), np.append(hi, hi[-1])
-                ax.fill_between(t, lo, hi, step="post", color=colors[name], alpha=0.35,
-                                linewidth=0, label="bus voltage range")
-                ax.step(t, lo, where="post", color=colors[name], linewidth=1.0)
-                ax.step(t, hi, where="post", color=colors[name], linewidth=1.0)
+                t0 = s["time_min"].to_numpy(dtype=float) / 60.0
+                x, lo = _steps(t0, step / 60.0, pd.to_numeric(s["vm_min_pu"], errors="coerce"))
+                _, hi = _steps(t0, step / 60.0, pd.to_numeric(s["vm_max_pu"], errors="coerce"))
+                ax.fill_between(x, lo, hi, color=colors[name], alpha=0.35, linewidth=0,
+                                label="bus voltage range (min–max)")
+                ax.plot(x, lo, color=colors[name], linewidth=1.0)
+                ax.plot(x, hi, color=colors[name], linewidth=1.0)
                 if np.isfinite(lo).any():
                     lo_all.append(np.nanmin(lo))
                     hi_all.append(np.nanmax(hi))
@@ -421,7 +458,7 @@ def voltage_range(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
             ax.set_ylabel(f"{name}\nV (p.u.)")
             _time_axis(ax, horizon, label=False)
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                      borderaxespad=0.0)
+                      borderaxespad=0.0)  # per site: the fill colour is the site's
         pad = 0.1 * (max(hi_all) - min(lo_all)) + 0.002
         axes[0].set_ylim(min(lo_all) - pad, max(hi_all) + pad)
         _time_axis(axes[-1], horizon)
@@ -473,14 +510,26 @@ def policy_comparison(metrics: pd.DataFrame, path, info: Mapping | None = None) 
             bars = ax.bar(range(len(pols)), np.nan_to_num(vals), color=[pcol[p] for p in pols])
             ax.bar_label(bars, labels=["n/a" if not np.isfinite(v) else f"{v:.3g}"
                                        for v in vals], fontsize=7, padding=1)
+            ax.axhline(0.0, color="black", linewidth=0.8)
             ax.set_xticks(range(len(pols)), pols, rotation=25, ha="right")
             ax.set_ylabel(unit)
             ax.set_title(label)
             ax.grid(axis="x", visible=False)
-            ax.margins(y=0.15)
+            fin = vals[np.isfinite(vals)]
+            lo, hi = min(0.0, fin.min(initial=0.0)), max(0.0, fin.max(initial=0.0))
+            if hi > lo:
+                span = hi - lo
+                ax.set_ylim(lo - (0.15 * span if lo < 0 else 0.0), hi + 0.15 * span)
+            else:  # all zero (or missing): a plain 0..1 axis
+                ax.set_ylim(0.0, 1.0)
         for ax in axes[n:]:
             ax.set_visible(False)
-        axes[0].legend(title="policy", loc="best", frameon=False)
+        # room above the bars for the policy legend (two policies per legend row)
+        rows = int(np.ceil(len(pols) / 2))
+        top = np.nanmax(np.append(sfi["value"].to_numpy(dtype=float), 0.0))
+        axes[0].set_ylim(0.0, (top if top > 0 else 1.0) * (1.12 + 0.14 * rows))
+        axes[0].legend(loc="upper left", ncol=min(2, len(pols)), frameon=False,
+                       fontsize=7, columnspacing=1.0, handlelength=1.2)
         fig.suptitle("Policy comparison: " + ", ".join(pols), fontsize=11)
         return _save(fig, path)
 

@@ -184,7 +184,7 @@ def run_metrics(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFra
     """
     dt_h = dt_hours(info)
     lim = limits(info)
-    pols = policies(tables)
+    pols = policies(tables) or [""]  # no policy column anywhere: one unnamed policy
     n_pol = len(pols)
     sfi_all = sfi_table(tables, info)
     rows: list[tuple] = []
@@ -316,7 +316,7 @@ def run_metrics(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFra
 
 
 def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per policy: column ``policy`` and the system metrics of :data:`SUMMARY_METRICS`.
+    """One row per policy (index ``policy``), the system metrics of :data:`SUMMARY_METRICS`.
 
     Count metrics (violations, steps, trips, failures) are nullable integers; missing ones are NaN.
     """
@@ -329,7 +329,7 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
         if m in _COUNT_METRICS:
             col = col.round().astype("Int64")
         wide[m] = col
-    return wide.reset_index()
+    return wide
 
 
 _COUNT_METRICS = frozenset({"voltage_violation_bus_steps", "loading_violation_line_steps",

@@ -183,7 +183,9 @@ class SchedulePolicy(BasePolicy):
                 self._power[v.name] = 0.0
                 cmds.append(Command(v.name, dest=dest[v.name]))
             elif v.parked:
-                cmds.append(Command(v.name, p_mw=self._power[v.name]))
+                # Replay as far as the battery allows this step (the plan may be infeasible).
+                p = min(max(self._power[v.name], -v.p_dis_max_mw), v.p_ch_max_mw)
+                cmds.append(Command(v.name, p_mw=p))
             else:
                 cmds.append(Command(v.name))
         return Decision(tuple(cmds))

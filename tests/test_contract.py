@@ -77,9 +77,9 @@ def _run(cfg, name, seed=3):
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_policy_contract(cfg, name):
     policy, frames, world = _run(cfg, name)
-    assert len(policy.decisions) == world.problem.n_steps
     fails = frames["failures"]
     assert not len(fails[fails.kind == "policy"]), fails.to_string()
+    assert len(policy.decisions) == world.problem.n_steps
     assert not len(fails[fails.status == "power_clipped"]), fails.to_string()
     # deterministic for the same seed
     again, _, _ = _run(cfg, name)
