@@ -28,9 +28,13 @@ __all__ = ["PF_STATUSES", "PowerFlowOptions", "PowerFlowResult", "PandapowerAdap
 #: Every value :attr:`PowerFlowResult.status` can take.
 PF_STATUSES = ("ok", "not_converged", "isolated_buses", "invalid_input")
 
+#: A warm-started solution with a voltage below this (p.u.) is taken for the spurious
+#: low-voltage Newton-Raphson solution and re-solved from a DC-initialised start.
+_LOW_VOLTAGE_PU = 0.5
+
 
 class _DropNumbaNotice(logging.Filter):
-    """Drop pandapower's 'numba cannot be imported' notice; we run with ``numba=False`` on purpose."""
+    """Drop pandapower's 'numba cannot be imported' notice (we pass ``numba=False`` on purpose)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "numba cannot be imported" not in record.getMessage()
@@ -92,7 +96,9 @@ class PowerFlowResult:
     Attributes
     ----------
     converged : bool
-        True only if the solver converged **and** every in-service bus has a voltage.
+        True only if the solver converged **and** every in-service bus has a voltage. With
+        status ``"isolated_buses"`` the arrays still hold the results of the buses that were
+        solved (NaN for the isolated ones) and the scalars are taken over those.
     status : str
         One of :data:`PF_STATUSES`.
     message : str
@@ -155,7 +161,8 @@ class PandapowerAdapter:
     ----------
     net : pandapower.pandapowerNet
         The feeder; it is modified in place (elements are added, load ``scaling`` is folded into
-        ``p_mw``/``q_mvar``). Pass a fresh net per adapter.
+        ``p_mw``/``q_mvar``). Pass a fresh net per adapter. ``sgen``/``gen`` rows already in the
+        net are left untouched (the three registered feeders have none).
     options : PowerFlowOptions
         Solver settings and violation limits.
     pv_buses : sequence of int
@@ -228,6 +235,7 @@ class PandapowerAdapter:
         self.bus_index = net.bus.index.to_numpy()
         self.line_index = net.line.index.to_numpy()
         self._warm = False
+        self._warm_topology: tuple | None = None
         self._invalid: str | None = None
 
     # ------------------------------------------------------------------ injections
@@ -309,7 +317,9 @@ class PandapowerAdapter:
         """Run the AC power flow on the current injections; never raises for a failed solve.
 
         A warm start (``init="results"``) is used after a converged solve; if it fails the solve
-        is retried once from a flat start and the message says so.
+        is retried once with ``init="dc"`` and the message says so. (A flat start is not used:
+        it diverges on feeders whose substation transformer has a phase shift, such as
+        ``mv_open_ring`` with 150 degrees.)
 
         Returns
         -------
@@ -321,7 +331,12 @@ class PandapowerAdapter:
         if self._invalid is not None:
             return self._failed("invalid_input", self._invalid)
         messages = []
-        attempts = ["results", "flat"] if self._warm else ["auto"]
+        # A warm start is only used when the topology is the one of the last converged solve.
+        # The retry starts from init="dc", not "flat": a flat start diverges on feeders whose
+        # substation transformer has a phase shift (mv_open_ring: 150 degrees).
+        topo = self._topology_key()
+        warm = self._warm and topo == self._warm_topology
+        attempts = ["results", "dc"] if warm else ["dc"]
         converged = False
         for init in attempts:
             try:
@@ -329,14 +344,26 @@ class PandapowerAdapter:
                 converged = bool(self.net.converged)
             except LoadflowNotConverged as exc:
                 converged = False
-                messages.append(f"init={init}: not converged ({exc})".strip())
+                messages.append(f"init={init}: not converged ({exc})")
+            except UserWarning as exc:
+                # pandapower raises UserWarning for a net without a reference bus
+                self._warm = False
+                status = "isolated_buses" if "reference bus" in str(exc) else "not_converged"
+                return self._failed(status, f"{type(exc).__name__}: {exc}")
             except (ppException, np.linalg.LinAlgError, ZeroDivisionError) as exc:
                 converged = False
                 messages.append(f"init={init}: {type(exc).__name__}: {exc}")
+            if converged and init == "results" and len(attempts) > 1:
+                vm_now = self.net.res_bus.vm_pu.to_numpy(float)
+                if np.nanmin(vm_now, initial=np.inf) < _LOW_VOLTAGE_PU:
+                    # Newton-Raphson can land on the low-voltage solution from a stale point
+                    converged = False
+                    messages.append(f"init=results: implausible solution (vm min "
+                                    f"{np.nanmin(vm_now):.3f} p.u.)")
             if converged:
                 break
-        if len(messages) and converged:
-            messages.append("warm start failed; converged from a flat start")
+        if messages and converged:
+            messages.append("warm start failed; converged after a retry from init='dc'")
         if not converged:
             self._warm = False
             return self._failed("not_converged", "; ".join(messages) or "power flow not converged")
@@ -345,29 +372,45 @@ class PandapowerAdapter:
         vm = net.res_bus.vm_pu.reindex(self.bus_index).to_numpy(float)
         in_service = net.bus.in_service.to_numpy(bool)
         loading = net.res_line.loading_percent.reindex(self.line_index).to_numpy(float)
-        if np.isnan(vm[in_service]).any():
-            cut = self.bus_index[in_service & np.isnan(vm)]
+        cut = self.bus_index[in_service & np.isnan(vm)]
+        if cut.size:
+            # The rest of the net solved; keep its results but the step did not converge as a
+            # whole. A warm start from NaN voltages would fail, so the next solve starts cold.
             self._warm = False
-            res = self._failed("isolated_buses",
-                               f"in-service buses without voltage (isolated): {cut.tolist()}")
-            return res
-        self._warm = True
-        vm_ok = vm[in_service]
+            status = "isolated_buses"
+            messages.append(f"in-service buses without voltage (isolated): {cut.tolist()}")
+        else:
+            self._warm = True
+            self._warm_topology = topo
+            status = "ok"
+        has_vm = in_service & np.isfinite(vm)
+        vm_ok = vm[has_vm]
         losses = float(np.nansum(net.res_line.pl_mw.to_numpy(float)))
         if len(net.trafo):
             losses += float(np.nansum(net.res_trafo.pl_mw.to_numpy(float)))
         o = self.options
-        line_ok = np.nan_to_num(loading, nan=0.0)
+        line_ok = loading[np.isfinite(loading)]
         return PowerFlowResult(
-            converged=True, status="ok", message="; ".join(messages),
+            converged=status == "ok", status=status, message="; ".join(messages),
             vm_pu=frozen_array(vm), line_loading_pct=frozen_array(loading),
             losses_mw=losses,
             slack_p_mw=float(np.nansum(net.res_ext_grid.p_mw.to_numpy(float))),
-            vm_min_pu=float(vm_ok.min()), vm_max_pu=float(vm_ok.max()),
-            max_line_loading_pct=float(line_ok.max()) if line_ok.size else 0.0,
+            vm_min_pu=float(vm_ok.min()) if vm_ok.size else float("nan"),
+            vm_max_pu=float(vm_ok.max()) if vm_ok.size else float("nan"),
+            max_line_loading_pct=float(line_ok.max()) if line_ok.size else float("nan"),
             n_vm_violations=int(((vm_ok < o.vm_min_pu) | (vm_ok > o.vm_max_pu)).sum()),
             n_overloaded_lines=int((line_ok > o.loading_max_pct).sum()),
         )
+
+    def _topology_key(self) -> tuple:
+        """What a warm start depends on besides injections: which elements are in service."""
+        net = self.net
+        parts = [net.bus.in_service, net.line.in_service, net.ext_grid.in_service]
+        if len(net.trafo):
+            parts.append(net.trafo.in_service)
+        if len(net.switch):
+            parts.append(net.switch.closed)
+        return tuple(np.asarray(p, dtype=bool).tobytes() for p in parts)
 
     def reset(self) -> None:
         """Forget the warm-start point and zero every driven injection (loads keep their shares)."""

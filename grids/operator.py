@@ -16,6 +16,13 @@ the previous output (none on the first step), DR ramp and the daily DR energy ca
 restarts at each day boundary of the clock), stationary-storage energy and its mode binary (A.10.5:
 without it, the flexibility objective "burns" energy by charging and discharging at once).
 
+Because the dispatch is myopic, the DR energy cap gets a look-ahead the A.7 model does not need:
+``DR dt + dt sum_k max(0, DR - k R dt) <= remaining budget`` (k over the rest of the day), i.e. a
+DR level is only allowed if the budget also pays for the forced ramp back down. Without it a
+step can end with DR too high to ramp down within what is left of the budget (ramp and cap then
+contradict each other). The ``max`` terms are epigraph variables, so the MILP stays linear.
+The stationary storage has no end-of-day cyclic condition here (A.7's is a planning constraint).
+
 If the MILP fails, a merit-order rule is used instead; the operator never raises for a solver
 problem and reports the status.
 """
@@ -347,7 +354,8 @@ class LocalOperator:
         a = csr_array((data, (ri, ci)), shape=(len(rows), n))
         cons = LinearConstraint(a, [r_[1] for r_ in rows], [r_[2] for r_ in rows])
         res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(lb, ub),
-                   options={"disp": False, "time_limit": self.time_limit_s})
+                   options={"disp": False, "time_limit": self.time_limit_s,
+                            "mip_rel_gap": 1e-9})
         if res.x is None or res.status not in (0, 1):
             raise RuntimeError(f"HiGHS status {res.status}: {res.message}")
         x = res.x

@@ -97,9 +97,9 @@ class Profile:
                        f"{step_min}-min steps")
         length = self.length_min
         if length % MIN_PER_DAY and length < horizon_min:
-            out.append(f"{path}: profile covers {len(self.values)} x {res} = {length} min, which is "
-                       f"neither a whole number of days (so it cannot repeat daily) nor at least "
-                       f"the horizon of {horizon_min} min")
+            out.append(f"{path}: profile covers {len(self.values)} x {res} = {length} min, "
+                       f"which is neither a whole number of days (so it cannot repeat daily) "
+                       f"nor at least the horizon of {horizon_min} min")
         return out
 
     def per_step(self, step_min: int, horizon_min: int) -> np.ndarray:

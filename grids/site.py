@@ -1,0 +1,377 @@
+"""A distribution-network site: feeder + profiles + local operator + power flow.
+
+:class:`SiteSpec` is the static description (what a scenario file holds), :func:`check_site_spec`
+lists every problem in it, :func:`build_site` turns it into a :class:`DistributionSite` that the
+engine steps through the ``sim.protocols.GridSite`` protocol.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from sim.errors import ScenarioError
+from sim.flexibility import c_norm_mw
+from sim.types import SiteInfo, SiteResources, SiteState, SiteStepResult, frozen_array
+
+from grids.adapter import PandapowerAdapter, PowerFlowOptions, PowerFlowResult, _bus_problem
+from grids.feeders import FEEDERS, make_feeder
+from grids.operator import LocalOperator, OperatorResult
+from grids.profiles import Profile
+
+__all__ = ["PVUnit", "SiteSpec", "check_site_spec", "DistributionSite", "build_site"]
+
+_RESERVED = ("dr", "es_ch", "es_dis", "pv")
+
+
+@dataclass(frozen=True)
+class PVUnit:
+    """One PV plant of a site: its pandapower bus and its share of the site's PV capacity."""
+
+    bus: int
+    share: float
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """Static description of one distribution network.
+
+    Parameters
+    ----------
+    name : str
+        Site name (e.g. ``"dn1"``).
+    node : str
+        Road/rail node where vehicles reach the site.
+    feeder : str
+        Key of :data:`grids.feeders.FEEDERS`.
+    peak_load_mw : float
+        Peak of the load profile (MW); the profile is p.u. of it.
+    load_profile : Profile
+        Load shape (p.u. of the peak).
+    pv_cap_mw : float
+        Installed PV capacity (MW); the PV profile is p.u. of it.
+    pv_profile : Profile
+        PV shape (p.u. of the capacity).
+    pv_units : tuple of PVUnit
+        Where the PV is connected; the shares sum to 1.
+    mess_bus : int
+        pandapower bus of the MESS connection point.
+    resources : sim.types.SiteResources
+        Generators, DR and stationary storage (buses are pandapower bus indices).
+    pf : PowerFlowOptions
+        Power-flow settings.
+    """
+
+    name: str
+    node: str
+    feeder: str
+    peak_load_mw: float
+    load_profile: Profile
+    pv_cap_mw: float
+    pv_profile: Profile
+    pv_units: tuple[PVUnit, ...]
+    mess_bus: int
+    resources: SiteResources
+    pf: PowerFlowOptions = field(default_factory=PowerFlowOptions)
+
+
+def _finite(x) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def check_site_spec(spec: SiteSpec, path: str) -> list[str]:
+    """Every problem of ``spec``, each as ``"{path}.field: message"``; never raises.
+
+    Parameters
+    ----------
+    spec : SiteSpec
+        The site to check.
+    path : str
+        Where the site sits in the scenario (e.g. ``"grids.dn1"``), prefixed to every message.
+
+    Returns
+    -------
+    list of str
+        Empty when the spec is valid. Bus indices are pandapower bus indices; a connection bus
+        must exist, be in service and not be the HV side of a substation transformer.
+    """
+    out: list[str] = []
+    net = None
+    if spec.feeder not in FEEDERS:
+        out.append(f"{path}.feeder: unknown feeder {spec.feeder!r}; valid: "
+                   f"{', '.join(sorted(FEEDERS))}")
+    else:
+        net = make_feeder(spec.feeder)
+
+    def bus(field_path: str, b) -> None:
+        if net is not None:
+            msg = _bus_problem(net, b)
+            if msg:
+                out.append(f"{path}.{field_path}: {msg}")
+
+    def nonneg(field_path: str, v, strict: bool = False) -> None:
+        if not _finite(v) or (v <= 0 if strict else v < 0):
+            out.append(f"{path}.{field_path}: must be {'> 0' if strict else '>= 0'}, got {v}")
+
+    if not spec.name:
+        out.append(f"{path}.name: must not be empty")
+    if not spec.node:
+        out.append(f"{path}.node: must not be empty")
+    nonneg("peak_load_mw", spec.peak_load_mw, strict=True)
+    nonneg("pv_cap_mw", spec.pv_cap_mw)
+    for fname, prof in (("load_profile", spec.load_profile), ("pv_profile", spec.pv_profile)):
+        vals = np.asarray(prof.values, dtype=float)
+        if vals.size == 0:
+            out.append(f"{path}.{fname}.values: profile is empty")
+        elif not np.all(np.isfinite(vals)):
+            out.append(f"{path}.{fname}.values: profile holds NaN or inf")
+        elif vals.min() < 0:
+            out.append(f"{path}.{fname}.values: negative value {vals.min()}")
+        elif fname == "pv_profile" and vals.max() > 1.0 + 1e-9:
+            out.append(f"{path}.pv_profile.values: PV is p.u. of capacity, max {vals.max()} > 1")
+        if not isinstance(prof.resolution_min, (int, np.integer)) or prof.resolution_min <= 0:
+            out.append(f"{path}.{fname}.resolution_min: must be a positive whole number of "
+                       f"minutes, got {prof.resolution_min!r}")
+
+    shares = []
+    for i, u in enumerate(spec.pv_units):
+        bus(f"pv[{i}].bus", u.bus)
+        if not _finite(u.share) or u.share < 0:
+            out.append(f"{path}.pv[{i}].share: must be >= 0, got {u.share}")
+        else:
+            shares.append(float(u.share))
+    if _finite(spec.pv_cap_mw) and spec.pv_cap_mw > 0:
+        if not spec.pv_units:
+            out.append(f"{path}.pv: pv_cap_mw is {spec.pv_cap_mw} MW but no PV unit is given")
+        elif len(shares) == len(spec.pv_units) and abs(sum(shares) - 1.0) > 1e-6:
+            out.append(f"{path}.pv: shares sum to {sum(shares):g}, expected 1")
+    bus("mess_bus", spec.mess_bus)
+
+    r = spec.resources
+    names = [g.name for g in r.generators]
+    for i, g in enumerate(r.generators):
+        p = f"generators[{i}]"
+        if not g.name:
+            out.append(f"{path}.{p}.name: must not be empty")
+        elif names.count(g.name) > 1:
+            out.append(f"{path}.{p}.name: duplicate generator name {g.name!r}")
+        elif g.name in _RESERVED:
+            out.append(f"{path}.{p}.name: {g.name!r} is reserved ({', '.join(_RESERVED)})")
+        bus(f"{p}.bus", g.bus)
+        nonneg(f"{p}.p_min_mw", g.p_min_mw)
+        nonneg(f"{p}.p_max_mw", g.p_max_mw)
+        if _finite(g.p_min_mw) and _finite(g.p_max_mw) and g.p_min_mw > g.p_max_mw:
+            out.append(f"{path}.{p}: p_min_mw {g.p_min_mw} > p_max_mw {g.p_max_mw}")
+        nonneg(f"{p}.ramp_up_mw_per_h", g.ramp_up_mw_per_h)
+        nonneg(f"{p}.ramp_down_mw_per_h", g.ramp_down_mw_per_h)
+    if r.dr is not None:
+        bus("dr.bus", r.dr.bus)
+        nonneg("dr.p_max_mw", r.dr.p_max_mw)
+        nonneg("dr.ramp_mw_per_h", r.dr.ramp_mw_per_h)
+        nonneg("dr.e_max_mwh", r.dr.e_max_mwh)
+    st = r.storage
+    if st is not None:
+        bus("storage.bus", st.bus)
+        nonneg("storage.p_ch_max_mw", st.p_ch_max_mw)
+        nonneg("storage.p_dis_max_mw", st.p_dis_max_mw)
+        nonneg("storage.e_min_mwh", st.e_min_mwh)
+        if not (_finite(st.eta) and 0 < st.eta <= 1):
+            out.append(f"{path}.storage.eta: must be in (0, 1], got {st.eta}")
+        if st.ramp_mw_per_h is not None:
+            nonneg("storage.ramp_mw_per_h", st.ramp_mw_per_h)
+        es = (st.e_min_mwh, st.e_init_mwh, st.e_max_mwh)
+        if all(_finite(v) for v in es):
+            if not st.e_min_mwh <= st.e_init_mwh <= st.e_max_mwh:
+                out.append(f"{path}.storage: need e_min_mwh <= e_init_mwh <= e_max_mwh, got "
+                           f"{st.e_min_mwh} / {st.e_init_mwh} / {st.e_max_mwh}")
+        else:
+            out.append(f"{path}.storage: energy window {es} holds a non-number")
+    out.extend(spec.pf.problems(f"{path}.pf"))
+    return out
+
+
+class DistributionSite:
+    """One DN stepped by the engine (implements ``sim.protocols.GridSite``).
+
+    Each :meth:`step` runs the local operator around the MESS power, pushes every injection into
+    the pandapower net and solves the AC power flow. Use :func:`build_site` to create one.
+
+    Attributes
+    ----------
+    name, node : str
+        Site name and its road/rail node.
+    info : sim.types.SiteInfo
+        Forecasts per step (MW) and ``c_norm_mw`` for the policies.
+    bus_index, line_index : numpy.ndarray
+        pandapower indices labelling ``bus_vm_pu`` and ``line_loading_pct`` of the results.
+    adapter : PandapowerAdapter
+        The wrapped net.
+    operator : LocalOperator
+        The local dispatch (holds the ramp, DR and storage state).
+    last_operator_result : OperatorResult or None
+        Dispatch of the latest step (includes ``es_e_mwh`` and per-resource flexibility).
+    """
+
+    def __init__(self, spec: SiteSpec, step_min: int, horizon_min: int,
+                 load_forecast_mw: np.ndarray, pv_forecast_mw: np.ndarray,
+                 load_actual_mw: np.ndarray, pv_actual_mw: np.ndarray) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.node = spec.node
+        self.step_min = int(step_min)
+        self.horizon_min = int(horizon_min)
+        self.info = SiteInfo(name=spec.name, node=spec.node, resources=spec.resources,
+                             c_norm_mw=c_norm_mw(spec.resources),
+                             load_forecast_mw=frozen_array(load_forecast_mw),
+                             pv_forecast_mw=frozen_array(pv_forecast_mw))
+        self.load_actual_mw = frozen_array(load_actual_mw)
+        self.pv_actual_mw = frozen_array(pv_actual_mw)
+        r = spec.resources
+        self.pv_shares = np.array([u.share for u in spec.pv_units], dtype=float)
+        self.adapter = PandapowerAdapter(
+            make_feeder(spec.feeder), spec.pf,
+            pv_buses=[u.bus for u in spec.pv_units],
+            gen_buses={g.name: g.bus for g in r.generators},
+            dr_bus=None if r.dr is None else r.dr.bus,
+            es_bus=None if r.storage is None else r.storage.bus,
+            mess_bus=spec.mess_bus)
+        self.operator = LocalOperator(r, c_norm=self.info.c_norm_mw)
+        self.bus_index = self.adapter.bus_index.copy()
+        self.line_index = self.adapter.line_index.copy()
+        self.last_operator_result: OperatorResult | None = None
+        self.last_power_flow: PowerFlowResult | None = None
+
+    @property
+    def n_steps(self) -> int:
+        """Number of steps of the horizon."""
+        return self.horizon_min // self.step_min
+
+    @property
+    def es_e_mwh(self) -> float:
+        """Current stationary-storage energy (MWh; NaN without storage)."""
+        return self.operator.es_e_mwh
+
+    def _k(self, time_min: int) -> int:
+        k = int(time_min) // self.step_min
+        if not 0 <= k < self.n_steps:
+            raise IndexError(f"site {self.name}: time {time_min} min is outside the horizon "
+                             f"[0, {self.horizon_min}) min")
+        return k
+
+    def observe(self, time_min: int) -> SiteState:
+        """Actual load and PV (MW) of the step that contains ``time_min``."""
+        k = self._k(time_min)
+        return SiteState(self.name, float(self.load_actual_mw[k]), float(self.pv_actual_mw[k]))
+
+    def step(self, time_min: int, dt_min: int, mess_p_mw: float) -> SiteStepResult:
+        """Dispatch the local resources around the MESS and solve the power flow.
+
+        Parameters
+        ----------
+        time_min : int
+            Start of the step (min); selects the actual load/PV.
+        dt_min : int
+            Step length (min).
+        mess_p_mw : float
+            MESS power at this site (MW, > 0 charging).
+
+        Returns
+        -------
+        sim.types.SiteStepResult
+            ``status`` is the power-flow status (``ok``, ``not_converged``, ``isolated_buses``,
+            ``invalid_input``); the operator's status is in ``message`` when it is not
+            ``optimal``.
+        """
+        obs = self.observe(time_min)
+        op = self.operator.dispatch(time_min, dt_min, obs.load_mw, obs.pv_mw, mess_p_mw)
+        self.last_operator_result = op
+        d = op.dispatch_mw
+        gens = [d[n] for n in self.operator.gen_names]
+        pv_units = obs.pv_mw * self.pv_shares
+        self.adapter.apply(obs.load_mw, pv_units, gens, dr_mw=d["dr"],
+                           es_p_mw=d["es_ch"] - d["es_dis"], mess_p_mw=mess_p_mw)
+        pf = self.adapter.solve()
+        self.last_power_flow = pf
+        dispatch = dict(d)
+        dispatch["pv"] = obs.pv_mw
+        msgs = []
+        if op.status != "optimal":
+            msgs.append(f"operator {op.status}: {op.message}".rstrip(": "))
+        if pf.message:
+            msgs.append(f"power flow: {pf.message}")
+        return SiteStepResult(
+            site=self.name, time_min=int(time_min), converged=pf.converged, status=pf.status,
+            vm_min_pu=pf.vm_min_pu, vm_max_pu=pf.vm_max_pu,
+            max_line_loading_pct=pf.max_line_loading_pct, losses_mw=pf.losses_mw,
+            slack_p_mw=pf.slack_p_mw, residual_mw=op.residual_mw, mess_p_mw=float(mess_p_mw),
+            load_mw=obs.load_mw, pv_mw=obs.pv_mw, flex_up_mw=op.flex_up_mw,
+            flex_dn_mw=op.flex_dn_mw, dispatch_mw=MappingProxyType(dispatch),
+            bus_vm_pu=pf.vm_pu, line_loading_pct=pf.line_loading_pct, message="; ".join(msgs))
+
+    def reset(self) -> None:
+        """Back to the initial state (operator state, warm start and injections)."""
+        self.operator.reset()
+        self.adapter.reset()
+        self.last_operator_result = None
+        self.last_power_flow = None
+
+
+def _per_step_array(values, n_steps: int, path: str, problems: list[str]) -> np.ndarray | None:
+    arr = np.asarray(values, dtype=float)
+    if arr.shape != (n_steps,):
+        problems.append(f"{path}: expected {n_steps} values (one per step), got shape {arr.shape}")
+        return None
+    if not np.all(np.isfinite(arr)):
+        problems.append(f"{path}: holds NaN or inf")
+        return None
+    if arr.min() < 0:
+        problems.append(f"{path}: negative value {arr.min()}")
+        return None
+    return arr
+
+
+def build_site(spec: SiteSpec, step_min: int, horizon_min: int,
+               load_actual_mw: np.ndarray | None = None,
+               pv_actual_mw: np.ndarray | None = None, path: str | None = None
+               ) -> DistributionSite:
+    """Check ``spec`` and build its :class:`DistributionSite`.
+
+    Parameters
+    ----------
+    spec : SiteSpec
+        The site description.
+    step_min, horizon_min : int
+        Engine step and horizon (min).
+    load_actual_mw, pv_actual_mw : numpy.ndarray or None
+        Realised load and PV per step (MW); default: the forecasts
+        (``profile.per_step * peak_load_mw`` and ``* pv_cap_mw``).
+    path : str or None
+        Prefix of the problem messages (default ``"grids.<name>"``).
+
+    Raises
+    ------
+    sim.errors.ScenarioError
+        Listing every problem of the spec and of the actual arrays.
+    """
+    path = path or f"grids.{spec.name}"
+    problems = check_site_spec(spec, path)
+    problems += spec.load_profile.problems(step_min, horizon_min, f"{path}.load_profile")
+    problems += spec.pv_profile.problems(step_min, horizon_min, f"{path}.pv_profile")
+    if problems:
+        raise ScenarioError(problems)
+    n = horizon_min // step_min
+    load_fc = spec.load_profile.per_step(step_min, horizon_min) * spec.peak_load_mw
+    pv_fc = spec.pv_profile.per_step(step_min, horizon_min) * spec.pv_cap_mw
+    load_act = load_fc if load_actual_mw is None else _per_step_array(
+        load_actual_mw, n, f"{path}.load_actual_mw", problems)
+    pv_act = pv_fc if pv_actual_mw is None else _per_step_array(
+        pv_actual_mw, n, f"{path}.pv_actual_mw", problems)
+    if problems:
+        raise ScenarioError(problems)
+    return DistributionSite(spec, step_min, horizon_min, load_fc, pv_fc, load_act, pv_act)
