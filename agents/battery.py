@@ -163,7 +163,3 @@ class Battery:
         """Take traction energy (MWh) for a driven edge."""
         self.e_mwh -= e_mwh
         self.traction_mwh += e_mwh
-
-    def energy_after(self, minutes: int, traction_mwh: float) -> float:
-        """Energy after idling ``minutes`` and spending ``traction_mwh`` (for trip checks)."""
-        return retention(self.spec.retention_per_h, minutes) * self.e_mwh - traction_mwh

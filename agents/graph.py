@@ -103,6 +103,10 @@ class TransportGraph:
         self._all_pairs()
         return {(a, b): tuple(p) for a, row in self._paths.items() for b, p in row.items()}
 
+    def energy_table(self) -> dict[tuple[str, str], float]:
+        """Traction energy (MWh) along every shortest path."""
+        return {pair: self.path_energy_mwh(list(p)) for pair, p in self.path_table().items()}
+
     def edge(self, u: str, v: str) -> Mapping:
         return self.graph.edges[u, v]
 

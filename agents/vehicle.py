@@ -6,7 +6,6 @@ SimPy owns the clock; mesa only owns the agent population. :class:`FleetModel` i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 
 import mesa
@@ -15,6 +14,7 @@ import numpy as np
 from agents.battery import E_TOL_MWH, Battery, DegradationModel, StepEnergy
 from agents.graph import TransportGraph
 from sim.types import VehicleSpec, VehicleState
+from sim.units import arrival_energy_mwh
 
 # log(time_min, vehicle, event, node, detail)
 EventLog = Callable[[int, str, str, str, str], None]
@@ -66,10 +66,9 @@ class Vehicle(mesa.Agent):
         if dest not in self.graph.graph:
             return f"unknown node {dest!r}"
         path = self.graph.shortest_path(self.node, dest)
-        minutes = self.graph.path_minutes(path)
-        # Self-discharge is applied per whole step, so bound it by the steps the trip spans.
-        idle_min = math.ceil(minutes / dt_min) * dt_min
-        e_arrive = self.battery.energy_after(idle_min, self.graph.path_energy_mwh(path))
+        e_arrive = arrival_energy_mwh(self.battery.e_mwh, self.spec.battery.retention_per_h,
+                                      self.graph.path_minutes(path), dt_min,
+                                      self.graph.path_energy_mwh(path))
         if e_arrive < self.spec.battery.e_min_mwh - E_TOL_MWH:
             return (f"would arrive with {e_arrive:.4f} MWh, below e_min "
                     f"{self.spec.battery.e_min_mwh} MWh")

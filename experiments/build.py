@@ -114,5 +114,6 @@ def build_world(cfg: Config, actual: Realisation | None, rng: np.random.Generato
     fleet = FleetModel(graph, vspecs, rng=rng)
     problem = Problem(step_min=step, horizon_min=horizon, nodes=graph.nodes,
                       travel_min=graph.travel_table(), paths=graph.path_table(),
+                      travel_energy_mwh=graph.energy_table(),
                       vehicles=tuple(vspecs), sites=tuple(s.info for s in sites))
     return World(problem, graph, fleet, fleet.vehicles, sites)

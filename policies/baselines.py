@@ -10,7 +10,10 @@ from sim.types import Command, Decision, Problem, State
 
 
 class IdlePolicy(BasePolicy):
-    """No MESS: every vehicle stays where it is and exchanges no power."""
+    """No MESS (the "before" case of MODELS.md A.9): every vehicle stays where it is, unplugged.
+
+    It exchanges no power and offers no flexibility, so the sites run on their own resources.
+    """
 
     name = "idle"
 
@@ -18,7 +21,7 @@ class IdlePolicy(BasePolicy):
         pass
 
     def decide(self, state: State) -> Decision:
-        return Decision(tuple(Command(v.name) for v in state.vehicles))
+        return Decision(tuple(Command(v.name, connected=False) for v in state.vehicles))
 
 
 class StationaryPolicy(BasePolicy):
@@ -107,7 +110,11 @@ class GreedyPolicy(BasePolicy):
             p_max = self.problem.vehicle(v.name).battery.p_max_mw
             best, best_score = here, -np.inf
             here_score = -np.inf
+            e_min = self.problem.vehicle(v.name).battery.e_min_mwh
             for s in self.problem.sites:
+                if (s.node != v.node and self.problem.arrival_energy_mwh(
+                        v.name, v.e_mwh, v.node, s.node) < e_min + 1e-6):
+                    continue  # cannot get there without leaving the usable window
                 travel = self.problem.travel_min[(v.node, s.node)]
                 start = state.step + -(-travel // state.step_min)
                 score = self._score(s.name, start, relief[s.name])
@@ -115,8 +122,11 @@ class GreedyPolicy(BasePolicy):
                     here_score = score
                 if score > best_score + 1e-12:
                     best, best_score = s, score
-            if here is not None and best_score - here_score <= self.min_gain:
+            if best is None or (here is not None and best_score - here_score <= self.min_gain):
                 best = here
+            if best is None:  # parked away from every site and unable to move
+                cmds.append(Command(v.name))
+                continue
             relief[best.name] += p_max
             if best is not here:
                 cmds.append(Command(v.name, dest=best.node))

@@ -151,7 +151,11 @@ class Engine:
                     p_req = 0.0
                 parked = v.parked
                 node = v.node
-                at_site = parked and node in self._site_by_node
+                at_site = parked and node in self._site_by_node and cmd.connected
+                if not cmd.connected and p_req != 0.0:
+                    self._fail(now, "policy", v.name, "power_unplugged",
+                               f"p_mw={p_req} ignored: the vehicle is not connected")
+                    p_req = 0.0
                 if parked and not at_site and p_req != 0.0:
                     self._fail(now, "policy", v.name, "no_connection",
                                f"p_mw={p_req} ignored: node {node!r} has no grid connection")
@@ -162,10 +166,10 @@ class Engine:
                                f"requested {res.p_requested_mw:.6g} MW, applied {res.p_mw:.6g} MW")
                 if at_site:
                     mess_p[node] += res.p_mw
-                if res.e_end_mwh < v.spec.battery.e_min_mwh - 1e-9:
+                if not at_site and res.e_end_mwh < v.spec.battery.e_min_mwh - 1e-9:
                     self._fail(now, "vehicle", v.name, "soc_below_window",
                                f"self-discharge took the energy to {res.e_end_mwh:.6f} MWh "
-                               f"away from a connection point")
+                               f"while not connected")
                 b = v.spec.battery
                 p_ch, p_dis = max(res.p_mw, 0.0), max(-res.p_mw, 0.0)
                 up, dn = vehicle_flex(p_ch, p_dis, res.e_end_mwh, b.p_max_mw, b.e_min_mwh,
@@ -174,6 +178,7 @@ class Engine:
                     "vehicles", time_min=now, vehicle=v.name, node=node,
                     site=self._site_by_node[node].name if at_site else "",
                     status="parked" if parked else "transit", dest=v.dest or "",
+                    connected=at_site,
                     p_requested_mw=res.p_requested_mw, p_mw=res.p_mw, e_start_mwh=res.e_start_mwh,
                     e_end_mwh=res.e_end_mwh, soc_end_frac=res.e_end_mwh / b.capacity_mwh,
                     loss_conversion_mwh=res.loss_conversion_mwh, loss_self_mwh=res.loss_self_mwh,

@@ -16,6 +16,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from sim.units import arrival_energy_mwh
+
 
 def frozen_array(values) -> np.ndarray:
     """A float array that cannot be written to."""
@@ -133,7 +135,8 @@ class Problem:
     """Everything static a policy needs, handed to ``Policy.reset`` once per run.
 
     ``travel_min`` holds the shortest travel time between every ordered pair of road nodes;
-    ``paths`` the corresponding node sequences.
+    ``paths`` the corresponding node sequences and ``travel_energy_mwh`` the traction energy a
+    vehicle's battery spends along them (0 where vehicles have their own traction supply).
     """
 
     step_min: int
@@ -143,10 +146,18 @@ class Problem:
     paths: Mapping[tuple[str, str], tuple[str, ...]]
     vehicles: tuple[VehicleSpec, ...]
     sites: tuple[SiteInfo, ...]
+    travel_energy_mwh: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "travel_min", MappingProxyType(dict(self.travel_min)))
-        object.__setattr__(self, "paths", MappingProxyType(dict(self.paths)))
+        for name in ("travel_min", "paths", "travel_energy_mwh"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    def arrival_energy_mwh(self, vehicle: str, e_mwh: float, origin: str, dest: str) -> float:
+        """Energy ``vehicle`` would have on arriving at ``dest`` if it left ``origin`` now."""
+        spec = self.vehicle(vehicle)
+        return arrival_energy_mwh(e_mwh, spec.battery.retention_per_h,
+                                  self.travel_min[(origin, dest)], self.step_min,
+                                  self.travel_energy_mwh.get((origin, dest), 0.0))
 
     @property
     def n_steps(self) -> int:
@@ -238,12 +249,14 @@ class Command:
 
     ``dest`` None (or the current node) means stay; another node starts a trip along the shortest
     path. ``p_mw`` is the grid-side power while parked (charging positive); it must be 0 for a
-    vehicle that starts a trip or is in transit.
+    vehicle that starts a trip or is in transit. ``connected=False`` leaves a parked vehicle
+    unplugged: it exchanges no power and offers the site no flexibility (the "no MESS" case).
     """
 
     vehicle: str
     dest: str | None = None
     p_mw: float = 0.0
+    connected: bool = True
 
 
 @dataclass(frozen=True)
