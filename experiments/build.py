@@ -94,8 +94,10 @@ def realisation(cfg: Config, specs: list[SiteSpec], rng: np.random.Generator) ->
     if u.load_sigma == 0 and u.pv_sigma == 0:
         return Realisation(load, pv)
     cap = np.array([s.pv_cap_mw for s in specs])
+    # rho is the hour-to-hour autocorrelation; convert it to the step length.
+    rho_step = u.rho ** (step / 60.0)
     load_act, pv_act = realise(load, pv, cap, rng, sigma_load=u.load_sigma, sigma_pv=u.pv_sigma,
-                               rho=u.rho, corr_load=u.load_corr, corr_pv=u.pv_corr)
+                               rho=rho_step, corr_load=u.load_corr, corr_pv=u.pv_corr)
     return Realisation(load_act, pv_act)
 
 

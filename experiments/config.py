@@ -51,7 +51,11 @@ class CompareConfig(_Strict):
 
 
 class UncertaintyConfig(_Strict):
-    """Actual profiles = forecast with AR(1) noise (MODELS.md A.10.1). Zero sigmas: no noise."""
+    """Actual profiles = forecast with AR(1) noise (MODELS.md A.10.1). Zero sigmas: no noise.
+
+    ``rho`` is the hour-to-hour autocorrelation; with other step lengths it becomes
+    ``rho ** (step_min / 60)`` per step, so the noise has the same time structure at any step.
+    """
 
     load_sigma: float = Field(0.0, ge=0, le=1)
     pv_sigma: float = Field(0.0, ge=0, le=2)

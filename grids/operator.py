@@ -21,7 +21,10 @@ Because the dispatch is myopic, the DR energy cap gets a look-ahead the A.7 mode
 DR level is only allowed if the budget also pays for the forced ramp back down. Without it a
 step can end with DR too high to ramp down within what is left of the budget (ramp and cap then
 contradict each other). The ``max`` terms are epigraph variables, so the MILP stays linear.
-The stationary storage has no end-of-day cyclic condition here (A.7's is a planning constraint).
+The stationary storage keeps A.7's end-of-day cyclic condition reachable: after each step its
+energy stays within what full-power charging or discharging could bring back to ``E_init`` in the
+steps left of the day (a myopic operator would otherwise drain it to ``E_min`` early and never
+recharge, because recharging lowers its upward flexibility).
 
 If the MILP fails, a merit-order rule is used instead; the operator never raises for a solver
 problem and reports the status.
@@ -223,7 +226,7 @@ class LocalOperator:
         status, message = "optimal", ""
         try:
             sol = self._solve_milp(win, demand, dt_h, dr_left,
-                                   self._dr_reserve_terms(dt_h, steps_left))
+                                   self._dr_reserve_terms(dt_h, steps_left), steps_left - 1)
         except Exception as exc:  # noqa: BLE001 - the operator must never stop a run
             sol, message = None, f"MILP failed ({type(exc).__name__}: {exc})"
         if sol is not None:
@@ -234,7 +237,8 @@ class LocalOperator:
             g, dr, ch, dis = self._merit_order(win, demand)
         return self._commit(g, dr, ch, dis, win, demand, dt_h, status, message)
 
-    def _solve_milp(self, win: _Window, demand: float, dt_h: float, dr_left: float, n_res: int):
+    def _solve_milp(self, win: _Window, demand: float, dt_h: float, dr_left: float, n_res: int,
+                    steps_after: int = 0):
         r = self.resources
         gens = r.generators
         ng = len(gens)
@@ -318,9 +322,13 @@ class LocalOperator:
             rows.append(({ch: 1.0, u: -st.p_ch_max_mw}, -np.inf, 0.0))
             rows.append(({dis: 1.0, u: st.p_dis_max_mw}, -np.inf, st.p_dis_max_mw))
             e, eta = self.es_e_mwh, st.eta
-            # energy window after the step
-            rows.append(({ch: eta * dt_h, dis: -dt_h / eta},
-                         st.e_min_mwh - e, st.e_max_mwh - e))
+            # energy window after the step, narrowed so that the end-of-day cyclic condition
+            # E = E_init (A.7) stays reachable at full power in the steps left today
+            back_up = steps_after * eta * st.p_ch_max_mw * dt_h
+            back_down = steps_after * st.p_dis_max_mw * dt_h / eta
+            lo = max(st.e_min_mwh, st.e_init_mwh - back_up) - e
+            hi = min(st.e_max_mwh, st.e_init_mwh + back_down) - e
+            rows.append(({ch: eta * dt_h, dis: -dt_h / eta}, min(lo, 0.0), max(hi, 0.0)))
             if np.isfinite(win.net_lo):
                 rows.append(({dis: 1.0, ch: -1.0}, win.net_lo, win.net_hi))
             feu, fed = idx["feu"], idx["fed"]
