@@ -24,7 +24,7 @@ class TransportGraph:
 
     @classmethod
     def from_edges(cls, nodes: Iterable[str], edges: Iterable[Mapping], symmetric: bool = True,
-                   kind: str = "road") -> "TransportGraph":
+                   kind: str = "road") -> TransportGraph:
         """Build from node names and edge records ``{"from", "to", "travel_min", ...}``.
 
         With ``symmetric`` every edge is added in both directions (unless the reverse is given).

@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("list", help="list the built-in experiments")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("run", help="run a built-in experiment or a scenario file")
-    p.add_argument("target", nargs="?", help=f"experiment name or .toml (default {DEFAULT_EXPERIMENT})")
+    p.add_argument("target", nargs="?",
+                   help=f"experiment name or .toml (default {DEFAULT_EXPERIMENT})")
     p.add_argument("--out", help="run directory (default runs/<name>-s<seed>-<time>)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")

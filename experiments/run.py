@@ -125,7 +125,7 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
         "policies": policies_meta,
         "versions": versions(),
         "git": git_hash(),
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_s": time.perf_counter() - started,
         "failures": int(len(tables.get("failures", []))),
         "status": "complete",

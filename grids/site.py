@@ -13,14 +13,13 @@ from types import MappingProxyType
 
 import numpy as np
 
-from sim.errors import ScenarioError
-from sim.flexibility import c_norm_mw
-from sim.types import SiteInfo, SiteResources, SiteState, SiteStepResult, frozen_array
-
 from grids.adapter import PandapowerAdapter, PowerFlowOptions, PowerFlowResult, _bus_problem
 from grids.feeders import FEEDERS, make_feeder
 from grids.operator import LocalOperator, OperatorResult
 from grids.profiles import Profile
+from sim.errors import ScenarioError
+from sim.flexibility import c_norm_mw
+from sim.types import SiteInfo, SiteResources, SiteState, SiteStepResult, frozen_array
 
 __all__ = ["PVUnit", "SiteSpec", "check_site_spec", "DistributionSite", "build_site"]
 

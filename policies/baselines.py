@@ -164,7 +164,8 @@ class SchedulePolicy(BasePolicy):
                 problems.append(f"{path}.{k}: unknown key")
             t = e.get("time_min")
             if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < problem.horizon_min:
-                problems.append(f"{path}.time_min: must be an integer in [0, {problem.horizon_min})")
+                problems.append(
+                    f"{path}.time_min: must be an integer in [0, {problem.horizon_min})")
             if e.get("vehicle") not in names:
                 problems.append(f"{path}.vehicle: unknown vehicle {e.get('vehicle')!r}")
             if "dest" in e and e["dest"] not in problem.nodes:

@@ -52,7 +52,7 @@ def vehicle_flex(p_ch_mw, p_dis_mw, e_next_mwh, p_max_mw, e_min_mwh, e_max_mwh, 
 
 
 def c_norm_mw(resources: SiteResources) -> float:
-    """A.5 constant normalisation: the largest hourly ``F_up + F_dn`` of the site's own resources."""
+    """A.5 constant normalisation: largest hourly ``F_up + F_dn`` of the site's own resources."""
     total = sum(g.p_max_mw - g.p_min_mw for g in resources.generators)
     if resources.dr is not None:
         total += resources.dr.p_max_mw

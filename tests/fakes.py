@@ -29,7 +29,8 @@ class FakeSite:
         self.name, self.node, self.step_min = name, node, step_min
         res = SiteResources(generators=(GeneratorSpec("g", 1, 2.0, 0.0, 1.0, 1.0),))
         self.info = SiteInfo(name, node, res, c_norm_mw(res),
-                             frozen_array(np.full(n_steps, load_mw)), frozen_array(np.zeros(n_steps)))
+                             frozen_array(np.full(n_steps, load_mw)),
+                             frozen_array(np.zeros(n_steps)))
         self.load_mw = load_mw
         self.seen: list[tuple[int, float]] = []
 

@@ -88,7 +88,6 @@ def test_power_in_transit_is_refused_and_recorded():
             self.step = 0
 
         def decide(self, state):
-            v = state.vehicles[0]
             if state.step == 0:
                 return Decision((Command("truck", dest="b", p_mw=0.1),))
             return Decision((Command("truck", p_mw=0.1),))

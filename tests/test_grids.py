@@ -21,8 +21,7 @@ from grids.profiles import SHAPES, Profile, realise
 from grids.site import PVUnit, SiteSpec, build_site, check_site_spec
 from sim.errors import ScenarioError
 from sim.flexibility import c_norm_mw, dr_flex, generator_flex, storage_flex
-from sim.types import (DemandResponseSpec, GeneratorSpec, SiteResources, SiteStepResult,
-                       StorageSpec)
+from sim.types import DemandResponseSpec, GeneratorSpec, SiteResources, SiteStepResult, StorageSpec
 
 TOL = 1e-6
 
