@@ -228,7 +228,12 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
         fig, ax = plt.subplots(figsize=(9.0, 1.4 + 0.75 * max(1, len(names))))
         bar_h = 0.55
         used_sites: list[str] = []
-        has_idle_node = has_ch = has_dis = False
+        has_idle_node = has_ch = has_dis = has_unplugged = False
+        # Steps at which a parked vehicle was left unplugged (``Command(connected=False)``).
+        unplugged: set[tuple[str, int]] = set()
+        if "connected" in veh.columns:
+            off = veh[(veh["status"] == "parked") & ~veh["connected"].astype(bool)]
+            unplugged = set(zip(off["vehicle"].astype(str), off["time_min"].astype(int)))
         for i, name in enumerate(names):
             for r in iv[iv["vehicle"] == name].itertuples(index=False):
                 x0, w = r.start_min / 60.0, (r.end_min - r.start_min) / 60.0
@@ -240,6 +245,15 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                                 color="#333333",
                                 bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
                                           alpha=0.8))
+                elif r.site and all((name, t) in unplugged for t in range(
+                        r.start_min - r.start_min % step, r.end_min, step)):
+                    has_unplugged = True
+                    ax.barh(i, w, left=x0, height=bar_h, color="white",
+                            edgecolor=colors[r.site], hatch="..", linewidth=1.2)
+                    label = f"{r.site} (unplugged)"
+                    if _fits(label, w, hh):
+                        ax.text(x0 + w / 2, i, label, ha="center", va="center", fontsize=7,
+                                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
                 elif r.site:
                     ax.barh(i, w, left=x0, height=bar_h, color=colors[r.site], alpha=0.85,
                             edgecolor="white", linewidth=0.6)
@@ -276,6 +290,9 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
         if has_idle_node:
             handles.append(Patch(facecolor="white", edgecolor="#555555",
                                  label="parked, no grid"))
+        if has_unplugged:
+            handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="..",
+                                 label="parked, unplugged"))
         handles.append(Patch(facecolor=TRANSIT_FACE, edgecolor=TRANSIT_EDGE, hatch="///",
                              label="transit"))
         if has_ch:

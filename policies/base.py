@@ -60,9 +60,13 @@ class PeakShaving:
             return Command(v.name, p_mw=p)
         nl = state.site(site.name).net_load_mw
         if nl >= self.high[site.name]:
-            # Do not discharge below what can still be recharged before the end.
+            # Spread the usable energy over this site's forecast peak steps still to come, and
+            # do not discharge below what can still be recharged before the end.
+            forecast = site.net_load_forecast_mw[state.step:]
+            peak_steps = max(1, int(np.sum(forecast >= self.high[site.name])))
+            share = b.eta_dis * max(0.0, v.e_mwh - b.e_min_mwh) / (peak_steps * dt_h)
             room = max(0.0, (steps_left - 2) * b.eta_ch * b.p_max_mw * dt_h - max(deficit_mwh, 0))
-            p_dis = min(v.p_dis_max_mw, room * b.eta_dis / dt_h)
+            p_dis = min(v.p_dis_max_mw, share, room * b.eta_dis / dt_h)
             return Command(v.name, p_mw=-p_dis)
         if nl <= self.low[site.name] or nl < 0.0:
             return Command(v.name, p_mw=v.p_ch_max_mw)
