@@ -13,11 +13,9 @@ import numpy as np
 
 from agents.battery import E_TOL_MWH, Battery, DegradationModel, StepEnergy
 from agents.graph import TransportGraph
+from sim.protocols import EventLog
 from sim.types import VehicleSpec, VehicleState
 from sim.units import arrival_energy_mwh
-
-# log(time_min, vehicle, event, node, detail)
-EventLog = Callable[[int, str, str, str, str], None]
 
 IDLE, CHARGE, DISCHARGE = "idle", "charge", "discharge"
 

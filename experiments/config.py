@@ -299,6 +299,7 @@ def meaning_problems(raw: dict) -> list[str]:
 
     grids_raw = raw.get("grids") if isinstance(raw.get("grids"), dict) else {}
     must_reach: list[str] = []
+    grid_at: dict[str, str] = {}
     for gname, graw in grids_raw.items():
         g = _try(GridConfig, graw)
         if g is None:
@@ -307,6 +308,10 @@ def meaning_problems(raw: dict) -> list[str]:
                 must_reach.append(node)
             continue
         path = f"grids.{gname}"
+        if g.node in grid_at:
+            out.append(f"{path}.node: road node {g.node!r} already connects grid "
+                       f"{grid_at[g.node]!r} (one grid per node)")
+        grid_at.setdefault(g.node, gname)
         if road is not None and g.node not in nodes:
             out.append(f"{path}.node: {g.node!r} is not a road node ({', '.join(road.nodes)})")
         else:

@@ -27,7 +27,7 @@ from simpy.events import NORMAL
 
 from sim.errors import PolicyError, RunFailure
 from sim.flexibility import vehicle_flex
-from sim.protocols import GridSite, Policy
+from sim.protocols import GridSite, Policy, VehicleAgent
 from sim.recorder import Recorder
 from sim.types import Decision, Problem, State
 from sim.units import hours
@@ -59,7 +59,8 @@ class Timings:
 class Engine:
     """Runs one scenario: ``problem``, ``vehicles`` (agents), ``sites`` (grids) and ``policy``."""
 
-    def __init__(self, problem: Problem, vehicles: Sequence, sites: Sequence[GridSite],
+    def __init__(self, problem: Problem, vehicles: Sequence[VehicleAgent],
+                 sites: Sequence[GridSite],
                  policy: Policy, rng: np.random.Generator, recorder: Recorder | None = None,
                  record_arrays: bool = True) -> None:
         if problem.step_min < 1 or problem.horizon_min % problem.step_min:
@@ -73,6 +74,8 @@ class Engine:
         self.record_arrays = record_arrays
         self.timings = Timings()
         self._site_by_node = {s.node: s for s in self.sites}
+        if len(self._site_by_node) != len(self.sites):
+            raise ValueError("two grid sites share one road node")
         self._names = {v.name for v in self.vehicles}
         self.env = simpy.Environment()
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Generator
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sim.types import Decision, Problem, SiteState, SiteStepResult, State
+from sim.types import (
+    Decision,
+    Problem,
+    SiteInfo,
+    SiteState,
+    SiteStepResult,
+    State,
+    VehicleSpec,
+    VehicleState,
+)
 
 
 @runtime_checkable
@@ -28,22 +37,53 @@ class Policy(Protocol):
     def params(self) -> dict[str, Any]: ...
 
 
+@runtime_checkable
 class GridSite(Protocol):
-    """A grid the engine steps: it observes its profiles and solves one step around the MESS."""
+    """A grid the engine steps: it observes its profiles and solves one step around the MESS.
+
+    ``info`` is what policies may know about it (forecasts, resources). Optional attributes
+    ``bus_index`` and ``line_index`` label the per-element result arrays.
+    """
 
     name: str
     node: str
+    info: SiteInfo
 
     def observe(self, time_min: int) -> SiteState: ...
 
     def step(self, time_min: int, dt_min: int, mess_p_mw: float) -> SiteStepResult: ...
 
 
+# log(time_min, vehicle, event, node, detail)
+EventLog = Callable[[int, str, str, str, str], None]
+
+
+@runtime_checkable
 class VehicleAgent(Protocol):
-    """What the engine needs from a vehicle (implemented by ``agents.vehicle.Vehicle``)."""
+    """What the engine needs from a vehicle (implemented by ``agents.vehicle.Vehicle``).
+
+    ``apply_power`` returns an object with ``p_requested_mw``, ``p_mw``, ``e_start_mwh``,
+    ``e_end_mwh``, ``loss_conversion_mwh``, ``loss_self_mwh``, ``throughput_mwh``, ``clipped``
+    and ``bms_hold`` (``agents.battery.StepEnergy``).
+    """
 
     name: str
+    node: str
+    dest: str | None
+    spec: VehicleSpec
 
-    def snapshot(self, now_min: int, dt_min: int) -> Any: ...
+    @property
+    def parked(self) -> bool: ...
 
-    def apply_power(self, p_mw: float, dt_min: int, now_min: int) -> Mapping[str, float]: ...
+    def snapshot(self, now_min: int, dt_min: int) -> VehicleState: ...
+
+    def trip_problem(self, dest: str, dt_min: int) -> str | None: ...
+
+    def depart(self, dest: str, now_min: int, log: EventLog) -> list[str]: ...
+
+    def drive(self, env: Any, path: list[str], log: EventLog) -> Generator: ...
+
+    def apply_power(self, p_mw: float, dt_min: int, now_min: int, log: EventLog,
+                    connected: bool = True) -> Any: ...
+
+    def close(self, now_min: int, log: EventLog) -> None: ...

@@ -78,6 +78,8 @@ def test_malformed_scenario_lists_every_problem(raw):
      "power_flow.algorithm: must be one of 'nr', 'iwamoto_nr', 'bfsw', 'gs', 'fdbx' or 'fdxb',"
      " got 'magic'"),
     (lambda r: r.update(weather={"sunny": True}), "weather: unknown key"),
+    (lambda r: r["grids"]["dn3"].update(node="dn2"),
+     "grids.dn3.node: road node 'dn2' already connects grid 'dn2' (one grid per node)"),
     (lambda r: r["grids"]["dn1"]["generators"][0].update(bus=99),
      "grids.dn1.generators[0].bus: bus 99 not in net (33 buses)"),
 ])

@@ -101,3 +101,12 @@ def test_unknown_policy_lists_valid_names():
     with pytest.raises(ScenarioError) as exc:
         make_policy("astar")
     assert f"valid: {', '.join(sorted(POLICIES))}" in str(exc.value)
+
+
+def test_built_objects_satisfy_the_engine_protocols(cfg):
+    from sim.protocols import GridSite, Policy, VehicleAgent
+
+    world = build_world(cfg, None, np.random.default_rng(0))
+    assert all(isinstance(v, VehicleAgent) for v in world.vehicles)
+    assert all(isinstance(s, GridSite) for s in world.sites)
+    assert all(isinstance(make_policy(n, **REQUIRED.get(n, {})), Policy) for n in POLICIES)
