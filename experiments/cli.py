@@ -67,6 +67,12 @@ def cmd_check(args) -> int:
     return 0
 
 
+# Column headers of the one-screen summary (the metrics table keeps the full names).
+SHORT_NAMES = {"energy_delivered_mwh": "delivered_mwh",
+               "voltage_violation_bus_steps": "v_viol", "loading_violation_line_steps": "overloads",
+               "nonconverged_steps": "nonconv"}
+
+
 def print_summary(result, out: Path) -> None:
     import pandas as pd
 
@@ -78,11 +84,15 @@ def print_summary(result, out: Path) -> None:
           f"{steps} steps of {cfg.scenario.step_min} min, {len(cfg.fleet)} vehicles, "
           f"{len(cfg.grids)} grids, {result.meta['wall_s']:.1f} s")
     print(f"wrote {out}/ ({len(result.tables) + 1} tables, {len(result.figures)} figures)")
-    summary = summary_table(result.metrics)
+    summary = summary_table(result.metrics).rename(columns=SHORT_NAMES)
     with pd.option_context("display.width", 120, "display.max_columns", 20,
                            "display.float_format", "{:.3f}".format):
         print()
         print(summary.to_string())
+    lim = result.info["limits"]
+    print(f"(v_viol: bus-steps outside [{lim['vm_min_pu']}, {lim['vm_max_pu']}] p.u.; "
+          f"overloads: line-steps above {lim['loading_max_pct']:g} %; "
+          f"nonconv: power flows that did not converge)")
     m = result.metrics
     per_site = m[(m.metric == "sfi_accumulated") & (m.entity != "system")]
     if len(per_site):
