@@ -109,8 +109,13 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
             df.insert(0, "policy", name)
             per_table.setdefault(table, []).append(df)
         km = {v.name: v.km for v in world.vehicles}
+        if hasattr(policy, "plan_table"):
+            plan = policy.plan_table()
+            plan.insert(0, "policy", name)
+            per_table.setdefault("plan", []).append(plan)
         policies_meta.append({
             "name": name, "params": policy.params(),
+            "report": policy.report() if hasattr(policy, "report") else {},
             "timings_s": {"total": engine.timings.total_s, "policy": engine.timings.policy_s,
                           "grid": engine.timings.grid_s, "per_site": engine.timings.per_site_s},
             "vehicle_km": km,

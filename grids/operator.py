@@ -145,6 +145,10 @@ class LocalOperator:
         self.dr_used_mwh = 0.0
         self._day: int | None = None
 
+    def dr_used_on(self, time_min: int) -> float:
+        """DR energy (MWh) already used on the day that contains ``time_min``."""
+        return float(self.dr_used_mwh) if self._day == int(time_min) // MIN_PER_DAY else 0.0
+
     # ------------------------------------------------------------------ windows
     def _window(self, dt_h: float, dr_left_mwh: float) -> _Window:
         r = self.resources

@@ -266,7 +266,12 @@ class DistributionSite:
     def observe(self, time_min: int) -> SiteState:
         """Actual load and PV (MW) of the step that contains ``time_min``."""
         k = self._k(time_min)
-        return SiteState(self.name, float(self.load_actual_mw[k]), float(self.pv_actual_mw[k]))
+        op = self.operator
+        return SiteState(
+            self.name, float(self.load_actual_mw[k]), float(self.pv_actual_mw[k]),
+            es_e_mwh=None if self.info.resources.storage is None else float(op.es_e_mwh),
+            gen_p_mw=None if op.prev_g_mw is None else tuple(float(g) for g in op.prev_g_mw),
+            dr_mw=float(op.prev_dr_mw), dr_used_mwh=op.dr_used_on(time_min))
 
     def step(self, time_min: int, dt_min: int, mess_p_mw: float) -> SiteStepResult:
         """Dispatch the local resources around the MESS and solve the power flow.

@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 from policies.baselines import GreedyPolicy, IdlePolicy, SchedulePolicy, StationaryPolicy
+from policies.milp import MilpPolicy
 from sim.errors import ScenarioError
 
 POLICIES: dict[str, type] = {
@@ -13,6 +14,7 @@ POLICIES: dict[str, type] = {
     "stationary": StationaryPolicy,
     "greedy": GreedyPolicy,
     "schedule": SchedulePolicy,
+    "milp": MilpPolicy,
 }
 
 

@@ -143,7 +143,7 @@ def build(inst: SfiInstance) -> SfiModel:
     prob = pulp.LpProblem("sfi", pulp.LpMaximize)
     cons = []
     obj: list[tuple[pulp.LpVariable, float]] = []
-    V = pulp.LpVariable
+    V = prob.add_variable  # PuLP 3.3+: variables attached to the model (LpVariable() is deprecated)
     B = pulp.LpBinary
 
     def add(expr):
@@ -162,7 +162,7 @@ def build(inst: SfiInstance) -> SfiModel:
     z0 = {}
     for m in range(M):
         opts = inst.start[m]
-        for n, arr in opts.items():
+        for n in opts:
             z0[m, n] = V(f"z_{m}_{n}", cat=B) if len(opts) > 1 else 1
         if len(opts) > 1:
             add(_lin([(z0[m, n], 1.0) for n in opts]) == 1)
@@ -202,7 +202,7 @@ def build(inst: SfiInstance) -> SfiModel:
         len(inst.start[0]) > 1
     if inst.symmetry and identical and inst.fix_routes is None:
         add(_lin([(x[0, n, 0], n) for n in range(N)] + [(x[1, n, 0], -n) for n in range(N)]) <= 0)
-    for (m, a, b, t), var in y.items():
+    for (_, a, b, _), var in y.items():
         if a != b:
             obj.append((var, -EPS_MOVE))
 

@@ -209,11 +209,21 @@ class VehicleState:
 
 @dataclass(frozen=True)
 class SiteState:
-    """The observed condition of a site at the start of a step (actual, not forecast)."""
+    """The observed condition of a site at the start of a step (actual, not forecast).
+
+    The operating state of the site's own resources lets a planning policy start from the
+    simulated state: stationary-storage energy, the previous step's generator outputs (in the
+    order of ``SiteResources.generators``; None before the first step), the previous DR level and
+    the DR energy used so far today.
+    """
 
     name: str
     load_mw: float
     pv_mw: float
+    es_e_mwh: float | None = None
+    gen_p_mw: tuple[float, ...] | None = None
+    dr_mw: float = 0.0
+    dr_used_mwh: float = 0.0
 
     @property
     def net_load_mw(self) -> float:

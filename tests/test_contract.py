@@ -14,8 +14,9 @@ from policies.registry import POLICIES, make_policy
 from sim.engine import Engine
 from sim.types import Decision
 
-# Parameters for policies that have required ones.
+# Parameters for policies that have required ones (and a fast rolling horizon for the MILP).
 REQUIRED = {
+    "milp": {"horizon_steps": 3, "replan_every": 3},
     "schedule": {"plan": [{"time_min": 0, "vehicle": "mess1", "dest": "dn3"},
                           {"time_min": 180, "vehicle": "mess1", "p_mw": -0.2},
                           {"time_min": 60, "vehicle": "mess2", "p_mw": 0.25}]},
