@@ -149,6 +149,27 @@ class VehicleConfig(_Strict):
     retention_per_h: float = Field(0.999, gt=0, le=1)
 
 
+class StudyConfig(_Strict):
+    """Settings of the seed-000 SFI study (``mescosim run sfi``), MODELS.md A.6-A.10.
+
+    ``kappa`` is the deficit requirement of A.6: it decides whether the vehicles move at all.
+    """
+
+    kappa: float = Field(0.5, gt=0)
+    alpha: float = Field(1.0, ge=0)
+    beta: float = Field(1.0, ge=0)
+    eps: float = Field(1e-3, gt=0)
+    n_scenarios: int = Field(1000, ge=1)
+    n_reduced: int = Field(50, ge=1)
+    stochastic_method: Literal["exact", "candidates"] = "exact"
+    exact_time_limit_s: float = Field(120.0, gt=0)
+    exact_gap: float = Field(5e-3, gt=0, lt=1)
+    kappa_sweep: list[float] = Field(default_factory=lambda: [0.2, 0.3, 0.4, 0.5, 0.6, 0.8])
+    solver: Literal["highs", "cbc"] = "highs"
+    mip_gap: float = Field(1e-3, gt=0, lt=1)
+    validate_plan: bool = True
+
+
 class Config(_Strict):
     scenario: ScenarioMeta
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
@@ -158,6 +179,7 @@ class Config(_Strict):
     road: RoadConfig
     grids: dict[str, GridConfig]
     fleet: list[VehicleConfig]
+    study: StudyConfig | None = None
 
     def policy_runs(self) -> list[tuple[str, dict[str, Any]]]:
         """(name, params) of the main policy followed by every comparison policy."""
