@@ -8,11 +8,19 @@ profile arrays shaped (scenario, site, step) in MW.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from policies.sfi_milp import SfiInstance, SfiPlan, build, extract, route_start, solve_model
+from policies.sfi_milp import (
+    SfiInstance,
+    SfiPlan,
+    build,
+    extract,
+    full_start,
+    route_start,
+    solve_model,
+)
 from policies.sfi_weights import Weights, dynamic_weights, equal_weights
 from policies.solve import SolveOutcome
 from sim.types import Problem, SiteInfo, VehicleSpec
@@ -189,13 +197,19 @@ def stochastic(ctx: SfiContext, load, pv, prob, weights, opt: Options, method: s
     timings.update(t_c)
     if route is None:
         raise RuntimeError("no candidate route could be dispatched")
-    cand_plan, cand_out = redispatch(ctx, route, load, pv, prob, weights, opt)
+    cand_model = build(instance(ctx, load, pv, prob, weights, fix_routes=route, symmetry=False))
+    cand_out = solve_model(cand_model, opt.solver, opt.time_limit_s, opt.mip_gap)
+    if not cand_out.has_solution:
+        raise RuntimeError(f"re-dispatch of the best candidate failed: {cand_out.status}")
+    cand_plan = extract(cand_model, cand_out)
     exact_out = None
     if method == "exact":
         t0 = time.perf_counter()
-        inst = instance(ctx, load, pv, prob, weights)
-        ex_opt = replace(opt, time_limit_s=exact_time_limit_s, mip_gap=exact_gap)
-        plan, exact_out = run(inst, ex_opt, start_routes=route)
+        # no symmetry cut: it could exclude the warm start's vehicle order
+        model = build(instance(ctx, load, pv, prob, weights, symmetry=False))
+        start = full_start(model, cand_model) if opt.solver == "highs" else None
+        exact_out = solve_model(model, opt.solver, exact_time_limit_s, exact_gap, start)
+        plan = extract(model, exact_out) if exact_out.has_solution else None
         timings["exact_s"] = time.perf_counter() - t0
         if plan is not None and plan.expected_value >= cand_val - 1e-9:
             return StochasticResult(plan, "exact", exact_out, exact_out, n_cand, cand_val,

@@ -388,6 +388,14 @@ def route_start(model: SfiModel, x: np.ndarray, y: np.ndarray) -> dict:
     return start
 
 
+def full_start(model: SfiModel, solved: SfiModel) -> dict:
+    """A complete MIP start for ``model`` from a solved model of the same shape (e.g. the
+    fixed-route re-dispatch of a candidate route): every variable is matched by name. A partial
+    start (routes only) is not enough for HiGHS, which rejects an infeasible start."""
+    values = {v.name: v.varValue for v in solved.prob.variables() if v.varValue is not None}
+    return {v: values[v.name] for v in model.prob.variables() if v.name in values}
+
+
 def solve_model(model: SfiModel, solver: str = "highs", time_limit_s: float | None = 60.0,
                 mip_gap: float = 1e-4, start: dict | None = None) -> SolveOutcome:
     return solve(model.prob, solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,

@@ -57,6 +57,7 @@ class _HiGHS(pulp.HiGHS):
             for i, x in zip(idx, val):
                 values[i] = x
             sol.col_value = values
+            sol.value_valid = True
             try:
                 h.setSolution(sol)
             except Exception:  # noqa: BLE001 - a rejected start only costs speed
