@@ -17,7 +17,7 @@ from pathlib import Path
 from sim.errors import ScenarioError
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
-DEFAULT_EXPERIMENT = "three-dn"
+DEFAULT_EXPERIMENT = "sfi-quick"
 
 
 def builtin() -> dict[str, Path]:
@@ -115,6 +115,11 @@ def cmd_run(args) -> int:
     path = resolve(args.target)
     cfg = load(path, args.set)
     seed = cfg.scenario.seed if args.seed is None else args.seed
+    if cfg.study is not None:  # the seed 000 study runs instead of a plain run
+        from experiments import sfi_study
+
+        return sfi_study.cli_run(cfg, seed, sfi_study.settings_from_config(cfg.study), args.out,
+                                 not args.no_figures)
     result = run_one(cfg, seed)
     out = Path(args.out) if args.out else default_run_dir(cfg, seed)
     write_run(result, out, figures=not args.no_figures)

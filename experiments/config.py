@@ -167,6 +167,10 @@ class StudyConfig(_Strict):
     kappa_sweep: list[float] = Field(default_factory=lambda: [0.2, 0.3, 0.4, 0.5, 0.6, 0.8])
     solver: Literal["highs", "cbc"] = "highs"
     mip_gap: float = Field(1e-3, gt=0, lt=1)
+    stochastic_mip_gap: float = Field(1e-2, gt=0, lt=1)
+    sweep_mip_gap: float | None = Field(None, gt=0, lt=1)
+    time_limit_s: float = Field(300.0, gt=0)
+    workers: int = Field(2, ge=1)
     validate_plan: bool = True
 
 

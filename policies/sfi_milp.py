@@ -58,6 +58,7 @@ class SfiInstance:
     fix_routes: tuple[np.ndarray, np.ndarray] | None = None  # (x (M,N,T+1), y (M,N,N,T))
     fix_site: int | None = None  # every vehicle parked at this site all the time
     symmetry: bool = True
+    up_tiebreak: float = 0.0  # objective coefficient on every stationary F_up (A.6 baseline)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -109,9 +110,13 @@ class SfiPlan:
     _prob: np.ndarray = field(default=None, repr=False)
 
     def transit(self, travel_steps: np.ndarray) -> np.ndarray:
-        """z[m, t] of A.8: 1 while vehicle m is on the road during step t."""
+        """z[m, t] of A.8: 1 while vehicle m is on the road during step t (including a vehicle
+        that starts on the road, until the step at which it first appears at a site)."""
         m_, n_, _, t_ = self.y.shape
         z = np.zeros((m_, t_))
+        for m in range(m_):
+            first = np.flatnonzero(self.x[m].sum(axis=0)[:t_] > 0.5)
+            z[m, :first[0] if len(first) else t_] = 1
         for m in range(m_):
             for a in range(n_):
                 for b in range(n_):
@@ -199,7 +204,8 @@ def build(inst: SfiInstance) -> SfiModel:
             var.lowBound = var.upBound = int(round(yf[m, a, b, t]))
     identical = M == 2 and inst.vehicles[0].battery == inst.vehicles[1].battery and \
         inst.e0_mwh[0] == inst.e0_mwh[1] and inst.start[0] == inst.start[1] and \
-        len(inst.start[0]) > 1
+        len(inst.start[0]) > 1 and (inst.e_end_mwh is None
+                                    or inst.e_end_mwh[0] == inst.e_end_mwh[1])
     if inst.symmetry and identical and inst.fix_routes is None:
         add(_lin([(x[0, n, 0], n) for n in range(N)] + [(x[1, n, 0], -n) for n in range(N)]) <= 0)
     for (_, a, b, _), var in y.items():
@@ -280,7 +286,8 @@ def build(inst: SfiInstance) -> SfiModel:
                 add(_lin([(fgu[gi, t], 1.0), (pg[gi, t], 1.0)]) <= g.p_max_mw)
                 add(_lin([(fgd[gi, t], 1.0), (pg[gi, t], -1.0)]) <= -g.p_min_mw)
                 supply[n, t].append((pg[gi, t], 1.0))
-                obj += [(fgu[gi, t], coef_n[t]), (fgd[gi, t], coef_n[t])]
+                obj += [(fgu[gi, t], coef_n[t] + p_s * inst.up_tiebreak),
+                        (fgd[gi, t], coef_n[t])]
                 if t >= 1:
                     add(_lin([(pg[gi, t], 1.0), (pg[gi, t - 1], -1.0)])
                         <= g.ramp_up_mw_per_h * dt)
@@ -305,7 +312,8 @@ def build(inst: SfiInstance) -> SfiModel:
                     add(_lin([(fdru[n, t], 1.0), (drv[n, t], 1.0)]) <= r.dr.p_max_mw)
                     add(_lin([(fdrd[n, t], 1.0), (drv[n, t], -1.0)]) <= 0)
                     supply[n, t].append((drv[n, t], 1.0))
-                    obj += [(fdru[n, t], coef_n[t]), (fdrd[n, t], coef_n[t])]
+                    obj += [(fdru[n, t], coef_n[t] + p_s * inst.up_tiebreak),
+                            (fdrd[n, t], coef_n[t])]
                     if t >= 1:
                         add(_lin([(drv[n, t], 1.0), (drv[n, t - 1], -1.0)]) <= ramp)
                         add(_lin([(drv[n, t - 1], 1.0), (drv[n, t], -1.0)]) <= ramp)
@@ -346,7 +354,8 @@ def build(inst: SfiInstance) -> SfiModel:
                     add(_lin([(fed[n, t], 1.0), (ese[n, t + 1], 1.0 / (eta * dt))])
                         <= st.e_max_mwh / (eta * dt))
                     supply[n, t] += [(esd[n, t], 1.0), (esc[n, t], -1.0)]
-                    obj += [(feu[n, t], coef_n[t]), (fed[n, t], coef_n[t]),
+                    obj += [(feu[n, t], coef_n[t] + p_s * inst.up_tiebreak),
+                            (fed[n, t], coef_n[t]),
                             (esc[n, t], -p_s * EPS_ES_PER_MWH * dt),
                             (esd[n, t], -p_s * EPS_ES_PER_MWH * dt)]
             for t in range(T):

@@ -47,19 +47,22 @@ class _HiGHS(pulp.HiGHS):
     def callSolver(self, lp):
         if self.start:
             import highspy
+            import numpy as np
 
-            idx = [v.index for v in self.start]
-            val = [float(x) for x in self.start.values()]
-            sol = highspy.HighsSolution()
             h = lp.solverModel
-            n = h.getNumCol()
-            values = [0.0] * n
-            for i, x in zip(idx, val):
-                values[i] = x
-            sol.col_value = values
-            sol.value_valid = True
+            idx = np.array([v.index for v in self.start], dtype=np.int32)
+            val = np.array([float(x) for x in self.start.values()], dtype=np.float64)
             try:
-                h.setSolution(sol)
+                if len(idx) == h.getNumCol():
+                    sol = highspy.HighsSolution()
+                    values = np.zeros(len(idx))
+                    values[idx] = val
+                    sol.col_value = list(values)
+                    sol.value_valid = True
+                    h.setSolution(sol)
+                else:
+                    # a partial start (e.g. routes only): HiGHS completes it itself
+                    h.setSolution(len(idx), idx, val)
             except Exception:  # noqa: BLE001 - a rejected start only costs speed
                 pass
         lp.solverModel.run()
@@ -140,7 +143,7 @@ def _classify_pulp(prob, solver, build_s, solve_s, time_limit_s) -> SolveOutcome
         status, obj = "unbounded", None
     else:
         status, obj = "error", None
-    bound = obj if status == "optimal" else None
-    gap = 0.0 if status == "optimal" else None
-    return SolveOutcome(status, solver, obj, bound, gap, build_s, solve_s,
+    # PuLP does not expose CBC's dual bound: "optimal" means "within gapRel", so neither the
+    # bound nor the exact gap is known and both are reported as unknown (None), never as 0.
+    return SolveOutcome(status, solver, obj, None, None, build_s, solve_s,
                         f"{pulp.LpStatus[st]} / {pulp.LpSolution[sol]}")

@@ -1,0 +1,238 @@
+"""Benchmark: the weighted-SFI MILP of seed 000 on the A.11 three-DN data (MODELS.md A.7, A.10).
+
+Run from the repository root::
+
+    python benchmarks/bench_sfi.py [--quick] [--reps 3] [--seed 42]
+
+Rows (build = PuLP model construction, solve = the solver call incl. PuLP's hand-over; wall
+clock, median over ``--reps`` repetitions when one run takes less than ``--cheap-s`` seconds,
+otherwise a single run):
+
+* the no-MESS baseline A0 (equal weights) and the dynamic weights (A0 + eq. (1));
+* the deterministic mobile model with dynamic weights, with HiGHS and with CBC (study default
+  ``Options()``: mip_gap 1e-3, 60 s);
+* a fixed-route re-dispatch of one scenario (A.10.4 step 1);
+* the two-stage model on ``--n`` Monte Carlo scenarios (A.10.1, seed 42) reduced to 50
+  (``--quick``: 8) by fast forward selection (A.10.2): the candidate-route fallback (A.10.5) and the
+  exact model warm-started from the best candidate (``stochastic(..., method="exact",
+  exact_time_limit_s=120, exact_gap=5e-3)``); the candidate solves use ``--cand-gap``;
+* the exact two-stage model with CBC (cold, same limits; skipped with ``--quick``).
+
+Timings from A.10.5 (prototype: PuLP 3.3 + HiGHS) are printed for comparison where the spec
+gives one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.metadata as md
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)  # PuLP 3 -> 4 API notices
+
+from experiments.build import build_world  # noqa: E402
+from experiments.cli import resolve  # noqa: E402
+from experiments.config import load  # noqa: E402
+from experiments.scenarios_mc import monte_carlo, reduce  # noqa: E402
+from policies.sfi import (  # noqa: E402
+    Options,
+    SfiContext,
+    instance,
+    make_weights,
+    stochastic,
+)
+from policies.sfi_milp import build, extract, solve_model  # noqa: E402
+from policies.sfi_weights import equal_weights  # noqa: E402
+
+
+def _fmt(v, spec=".4f"):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not np.isfinite(v):
+        return "-"
+    return format(float(v), spec)
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, name, build_s, solve_s, reps, status, objective=None, bound=None, gap=None,
+            ref=""):
+        self.rows.append((name, build_s, solve_s, reps, status, objective, bound, gap, ref))
+
+    def print(self):
+        w = max(len(r[0]) for r in self.rows)
+        head = (f"{'model':<{w}}  {'build s':>8}  {'solve s':>8}  {'reps':>4}  {'status':<12}  "
+                f"{'objective':>10}  {'bound':>10}  {'gap':>8}  spec A.10.5")
+        print(head)
+        print("-" * len(head))
+        for name, b, s, reps, status, obj, bound, gap, ref in self.rows:
+            print(f"{name:<{w}}  {_fmt(b, '.3f'):>8}  {_fmt(s, '.3f'):>8}  {reps:>4}  "
+                  f"{status:<12}  {_fmt(obj):>10}  {_fmt(bound):>10}  {_fmt(gap, '.2e'):>8}  {ref}")
+
+
+def solve_rows(inst, opt: Options, reps: int, cheap_s: float):
+    """Build + solve ``inst`` (repeated while cheap); median build and solve times, last result."""
+    builds, solves, out, model = [], [], None, None
+    for _ in range(max(reps, 1)):
+        model = build(inst)
+        out = solve_model(model, opt.solver, opt.time_limit_s, opt.mip_gap)
+        builds.append(model.build_s)
+        solves.append(out.solve_s)
+        if model.build_s + out.solve_s > cheap_s:
+            break
+    plan = extract(model, out) if out.has_solution else None
+    return statistics.median(builds), statistics.median(solves), len(solves), out, plan
+
+
+def timed(fn, reps: int, cheap_s: float):
+    times, res = [], None
+    for _ in range(max(reps, 1)):
+        t0 = time.perf_counter()
+        res = fn()
+        times.append(time.perf_counter() - t0)
+        if times[-1] > cheap_s:
+            break
+    return statistics.median(times), len(times), res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="8 reduced scenarios instead of 50; no CBC on the stochastic model")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of cheap rows (default 3)")
+    ap.add_argument("--cheap-s", type=float, default=5.0,
+                    help="a row is repeated only if one run takes less than this (default 5 s)")
+    ap.add_argument("--seed", type=int, default=42, help="Monte Carlo seed (default 42)")
+    ap.add_argument("--n", type=int, default=1000, help="Monte Carlo draws (default 1000)")
+    ap.add_argument("--cand-gap", type=float, default=5e-3,
+                    help="mip_gap of the candidate-route solves (default 5e-3 = exact_gap)")
+    ap.add_argument("--exact-time", type=float, default=120.0,
+                    help="time limit of the exact two-stage solve (default 120 s)")
+    args = ap.parse_args(argv)
+    keep = 8 if args.quick else 50
+
+    print("bench_sfi: weighted-SFI MILP on the A.11 three-DN data")
+    print(f"date {_dt.datetime.now().isoformat(timespec='seconds')}; machine "
+          f"{platform.machine()} {platform.system()} {platform.release()}, "
+          f"{os.cpu_count()} cores (affinity {len(os.sched_getaffinity(0))}); "
+          f"python {platform.python_version()}")
+    print(f"pulp {md.version('pulp')}, highspy {md.version('highspy')}, numpy {np.__version__}; "
+          f"mode {'--quick' if args.quick else 'full'} ({keep} scenarios), seed {args.seed}")
+    print()
+
+    t0 = time.perf_counter()
+    cfg = load(resolve("three-dn"))
+    world = build_world(cfg, None, np.random.default_rng(0))
+    ctx = SfiContext.from_problem(world.problem)
+    L, PV = ctx.forecast
+    pv_cap = np.array([g.pv_cap_mw for g in cfg.grids.values()])
+    print(f"world built in {time.perf_counter() - t0:.2f} s; sites "
+          f"{[s.node for s in ctx.sites]}, {len(ctx.vehicles)} MESS, T = {L.shape[2]}, "
+          f"travel steps {ctx.travel_steps.tolist()}")
+    print()
+
+    tab = Table()
+    opt = Options()
+    one = np.ones(1)
+
+    # ---------------------------------------------------------------- deterministic rows
+    w_eq = equal_weights(L.shape).w
+    b, s, n, out, _ = solve_rows(instance(ctx, L, PV, one, w_eq, with_mess=False), opt,
+                                 args.reps, args.cheap_s)
+    tab.add("no-MESS baseline A0 (equal w)", b, s, n, out.status, out.objective, out.bound,
+            out.gap, "~1 s")
+
+    sec, n, W = timed(lambda: make_weights(ctx, L, PV, one, "dynamic", opt), args.reps,
+                      args.cheap_s)
+    tab.add("dynamic weights (A0 + eq. 1)", None, sec, n, "-")
+
+    det_inst = instance(ctx, L, PV, one, W.w)
+    b, s, n, out, det = solve_rows(det_inst, opt, 1, args.cheap_s)
+    tab.add("deterministic mobile, dynamic w, HiGHS", b, s, n, out.status, out.objective,
+            out.bound, out.gap, "~12 s")
+    b, s, n, out_c, det_c = solve_rows(det_inst, Options(solver="cbc"), 1, args.cheap_s)
+    tab.add("deterministic mobile, dynamic w, CBC", b, s, n, out_c.status, out_c.objective,
+            out_c.bound, out_c.gap)
+    if det is not None:
+        b, s, n, out, _ = solve_rows(instance(ctx, L, PV, one, W.w, fix_routes=(det.x, det.y),
+                                              symmetry=False), opt, args.reps, args.cheap_s)
+        tab.add("fixed-route re-dispatch, 1 scenario", b, s, n, out.status, out.objective,
+                out.bound, out.gap, "~0.4 s")
+
+    # ---------------------------------------------------------------- scenarios
+    mc_s, _, full = timed(lambda: monte_carlo(L[0], PV[0], pv_cap, args.n, seed=args.seed),
+                          args.reps, args.cheap_s)
+    red_s, n_red, sc = timed(lambda: reduce(full, keep), args.reps, args.cheap_s)
+    tab.add(f"monte_carlo {args.n} draws", None, mc_s, args.reps, "-")
+    tab.add(f"reduce {args.n} -> {keep} (fast forward)", None, red_s, n_red, "-",
+            ref="~3 s (1000 -> 50)")
+    Ls, PVs, p = np.array(sc.load_mw), np.array(sc.pv_mw), np.array(sc.prob)
+    sec, n, Ws = timed(lambda: make_weights(ctx, Ls, PVs, p, "dynamic", opt), 1, args.cheap_s)
+    tab.add(f"dynamic weights, {keep} scenarios", None, sec, n, "-")
+
+    cand_opt = Options(mip_gap=args.cand_gap)
+    t0 = time.perf_counter()
+    res = stochastic(ctx, Ls, PVs, p, Ws.w, cand_opt, method="exact",
+                     exact_time_limit_s=args.exact_time, exact_gap=5e-3)
+    total_s = time.perf_counter() - t0
+    ts = res.timings_s
+    tab.add(f"stochastic: {res.candidates} candidate routes ({keep + 1} solves)", None,
+            ts.get("candidates_s"), 1, "-")
+    tab.add("stochastic: evaluate candidates (re-dispatch)", None, ts.get("evaluation_s"), 1,
+            "-", res.candidate_best)
+    ex = res.exact_outcome
+    if ex is not None:
+        tab.add(f"stochastic exact, HiGHS, warm start, {keep} sc.", ex.build_s, ex.solve_s, 1,
+                ex.status, ex.objective, ex.bound, ex.gap, ">300 s, no closing")
+
+    if not args.quick:
+        sto_inst = instance(ctx, Ls, PVs, p, Ws.w)
+        b, s, n, out_sc, _ = solve_rows(
+            sto_inst, Options(solver="cbc", time_limit_s=args.exact_time, mip_gap=5e-3), 1,
+            args.cheap_s)
+        tab.add(f"stochastic exact, CBC, cold, {keep} sc.", b, s, n, out_sc.status,
+                out_sc.objective, out_sc.bound, out_sc.gap)
+
+    tab.print()
+    print()
+    print("deterministic (forecast, dynamic weights):")
+    if det is not None:
+        route = det.site_of()
+        both = "" if (route[0] == route).all() else f" / {route[1].tolist()}"
+        print(f"  HiGHS value {det.value[0]:.4f}; per-DN SFI "
+              f"{np.round(det.sfi[0].sum(axis=1), 2).tolist()}; route (site per hour, -1 = road) "
+              f"{route[0].tolist()}{both}")
+    if det_c is not None:
+        print(f"  CBC value {det_c.value[0]:.4f} ({out_c.status})")
+    print(f"scenarios: {args.n} draws (seed {args.seed}) -> {keep}, D_K {sc.distance:.4f}, "
+          f"prob min {p.min():.4f} max {p.max():.4f}")
+    print(f"stochastic (cand. gap {args.cand_gap:g}, exact gap 5e-3, {args.exact_time:g} s): "
+          f"final method {res.method!r}; expectation {res.plan.expected_value:.4f}; "
+          f"best candidate {_fmt(res.candidate_best)}; dual bound {_fmt(res.upper_bound)}; "
+          f"gap {_fmt(res.gap, '.3%') if res.gap is not None else '-'}; total {total_s:.1f} s")
+    if ex is not None:
+        print(f"  exact solve: {ex.status} ({ex.message}); incumbent objective "
+              f"{_fmt(ex.objective)} (incl. tie-breakers), dual bound {_fmt(ex.bound)}; "
+              f"timings {', '.join(f'{k} {v:.1f} s' for k, v in ts.items())}")
+    print(f"  route {res.plan.site_of()[0].tolist()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
