@@ -461,7 +461,7 @@ def test_a11_dynamic_weights_reference(a11_dynamic):
 
 def test_a11_importance_deficit_and_weights(a11):
     """NI = (0.541, 0.266, 0.193); DN3 never in deficit; DN2 deficit exactly in h19-21 with
-    w > 0.9 there; DN1's deficit hours lie in h8-18 (the table; see the h13 note below)."""
+    w > 0.9 there; DN1 deficit exactly in h8-18 (the A.11 checks)."""
     ctx, L, PV, _ = a11
     W = make_weights(ctx, L, PV, np.ones(1), "dynamic", OPT)
     np.testing.assert_allclose(W.ni, [0.541, 0.266, 0.193], atol=1e-3)
@@ -469,10 +469,9 @@ def test_a11_importance_deficit_and_weights(a11):
     assert not (fd[2] > 0).any()
     assert (np.flatnonzero(fd[1] > 0) + 1).tolist() == [19, 20, 21]
     assert (W.w[0, 1, 18:21] > 0.9).all()
-    dn1 = set((np.flatnonzero(fd[0] > 0) + 1).tolist())
-    assert dn1 <= set(range(8, 19))
-    # the table lists all of h8-18; our baseline leaves h13 just at the requirement (FD = 0)
-    assert len(dn1) >= 10
+    # h13 is the delicate hour: F_up^A there is not unique among optimal baseline dispatches
+    # (1.153 to 1.235 MW against a requirement of 1.191 MW); the baseline's tie-break decides
+    assert (np.flatnonzero(fd[0] > 0) + 1).tolist() == list(range(8, 19))
 
 
 # ===================================================================== 6. expected directions
@@ -503,11 +502,14 @@ def test_stochastic_not_worse_than_deterministic_route(a11, a11_dynamic):
     sc = reduce(monte_carlo(L[0], PV[0], pv_cap, 100, seed=7), 5)
     Ls, PVs, p = np.array(sc.load_mw), np.array(sc.pv_mw), np.array(sc.prob)
     opt = Options(mip_gap=1e-2)
-    W = make_weights(ctx, Ls, PVs, p, "dynamic", opt)
+    # the weights are an input of both sides: the forecast's dynamic weights for every scenario
+    # (make_weights on the 5 scenarios runs its joint baseline to the time limit, see the last
+    # test, which would make this test slow and machine-dependent)
+    w = np.repeat(a11_dynamic["weights"].w, len(p), axis=0)
     det = a11_dynamic["B"]
-    rd, out = redispatch(ctx, (det.x, det.y), Ls, PVs, p, W.w, opt)
+    rd, out = redispatch(ctx, (det.x, det.y), Ls, PVs, p, w, opt)
     assert rd is not None and out.status == "optimal"
-    res = stochastic(ctx, Ls, PVs, p, W.w, opt, method="candidates")
+    res = stochastic(ctx, Ls, PVs, p, w, opt, method="candidates")
     assert res.method == "candidates" and res.candidates >= 1
     assert res.plan.expected_value >= rd.expected_value - TOL
 
@@ -580,8 +582,10 @@ def test_cbc_agrees_with_highs(case):
     assert float(cp.value[0]) == pytest.approx(float(hp.value[0]), abs=1e-4)
 
 
-# ======================================================================= known defects
+# ============================================ regressions: defects found here, fixed in policies/
 def test_symmetry_cut_keeps_the_optimum_with_different_terminal_energy():
+    """Two vehicles with the same battery, e0 and free start but different terminal energies are
+    not interchangeable: the symmetry cut x[0] <= x[1] must not be added (it was)."""
     T = 3
     # DN0: net load at the generator's P_min (cannot take a discharge); DN1: headroom both ways
     s0 = _site("a", [GeneratorSpec("g0", 0, 1.0, 0.5, 0.3, 0.3)], [0.5] * T, [0.0] * T)
@@ -598,15 +602,15 @@ def test_symmetry_cut_keeps_the_optimum_with_different_terminal_energy():
     _, on = solve_instance(inst, mip_gap=EXACT)
     _, off = solve_instance(replace(inst, symmetry=False), mip_gap=EXACT)
     assert on.status == off.status == "optimal"
-    # symmetry breaking must not change the optimum (it gives 2.07 instead of 3.97)
+    # symmetry breaking must not change the optimum (the cut used to give 2.07 instead of 3.97)
     assert on.objective == pytest.approx(off.objective, abs=TOL)
 
 
 def test_route_start_is_a_usable_mip_start():
     """Started from the optimal route and allowed to stop at any incumbent (mip_gap 1.0), HiGHS
-    must return at least the start's value. Today it returns 3.92 instead of 4.55 (the same as
-    without a start): HiGHS logs "Attempting to find feasible solution by solving LP for
-    user-supplied values of discrete variables" -> "Infeasible" and drops the start."""
+    must return at least the start's value. A routes-only start padded with zeros used to be
+    dropped by HiGHS ("Attempting to find feasible solution by solving LP for user-supplied values
+    of discrete variables" -> "Infeasible"), giving 3.92 instead of 4.55, as without a start."""
     inst = small_instance(two_dn_sites(), MOVING_2DN)
     plan, out = solve_instance(inst, mip_gap=EXACT)
     cold = solve_model(build(inst), mip_gap=1.0)
@@ -619,6 +623,8 @@ def test_route_start_is_a_usable_mip_start():
 
 
 def test_transit_counts_a_vehicle_that_starts_on_the_road():
+    """SfiPlan.transit must count a vehicle that starts on the road (start {site: step > 0}) as in
+    transit until it arrives (it used to be built from y only)."""
     T = 4
     sites = three_dn_sites(T)
     inst = small_instance(sites, np.full((3, T), 1 / 3), start=({2: 2},))
@@ -631,6 +637,8 @@ def test_transit_counts_a_vehicle_that_starts_on_the_road():
 
 
 def test_cbc_bound_is_a_valid_dual_bound():
+    """A CBC "optimal" outcome only means "within gapRel": its bound must not be reported as the
+    objective (it was: 8.551308 < the optimum 8.551854 at mip_gap 1e-2, gap 0)."""
     inst = _hetero_small()
     _, ho = solve_instance(inst, solver="highs", mip_gap=EXACT)
     _, co = solve_instance(inst, solver="cbc", mip_gap=1e-2)
@@ -639,7 +647,30 @@ def test_cbc_bound_is_a_valid_dual_bound():
 
 
 def test_dynamic_weights_do_not_depend_on_the_baseline_mip_gap(a11):
+    """F_up^A is not unique among optimal baseline dispatches (DN1 h13: 1.153 to 1.235 MW around
+    the requirement 1.191 MW); the weights must not depend on the caller's mip_gap (they did:
+    w_DN1,h13 = 0.541 at 1e-3 and 0.975 at 1e-9)."""
     ctx, L, PV, _ = a11
     loose = make_weights(ctx, L, PV, np.ones(1), "dynamic", Options(mip_gap=1e-3))
     tight = make_weights(ctx, L, PV, np.ones(1), "dynamic", Options(mip_gap=EXACT))
     np.testing.assert_allclose(loose.w, tight.w, atol=1e-3)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "sfi.baseline solves all scenarios in one MILP at mip_gap 1e-9 (BASELINE_GAP) with the "
+    "caller's time limit: with 2+ scenarios it does not close (gap ~5e-5 after 3 s, still "
+    "'time_limit' after 60 s for 5 scenarios) and the time-limited plan is used silently, so the "
+    "stochastic weights depend on the time limit and the machine (the scenarios decouple and "
+    "could be solved one by one)"))
+def test_multi_scenario_baseline_is_solved_to_optimality(a11):
+    """The A0 baseline of two reduced scenarios must be proven optimal within 3 s (A.10.5: about
+    1 s per scenario); otherwise F_up^A, and with it the stochastic weights, depend on the time
+    limit and the machine."""
+    from experiments.scenarios_mc import monte_carlo, reduce
+    from policies.sfi import baseline
+
+    ctx, L, PV, pv_cap = a11
+    sc = reduce(monte_carlo(L[0], PV[0], pv_cap, 100, seed=7), 2)
+    plan = baseline(ctx, np.array(sc.load_mw), np.array(sc.pv_mw), np.array(sc.prob),
+                    Options(time_limit_s=3.0))
+    assert plan.outcome.status == "optimal", plan.outcome
