@@ -113,6 +113,20 @@ def timed(fn, reps: int, cheap_s: float):
     return statistics.median(times), len(times), res
 
 
+def git_version() -> str:
+    """Short commit of the repository, with "+dirty" when policies/ has uncommitted changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "policies"], cwd=ROOT, text=True,
+                               capture_output=True, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def weights_with_outcome(ctx, load_mw, pv_mw, prob, opt: Options):
     """``make_weights(..., "dynamic", opt)`` (A.6 defaults) written out, to keep the baseline's
     solve outcome: the no-MESS baseline A0, then eq. (1)."""
@@ -142,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.machine()} {platform.system()} {platform.release()}, "
           f"{os.cpu_count()} cores (affinity {len(os.sched_getaffinity(0))}); "
           f"python {platform.python_version()}")
-    print(f"pulp {md.version('pulp')}, highspy {md.version('highspy')}, numpy {np.__version__}; "
+    print(f"code {git_version()}; pulp {md.version('pulp')}, highspy {md.version('highspy')}, "
+          f"numpy {np.__version__}; "
           f"mode {'--quick' if args.quick else 'full'} ({keep} scenarios), seed {args.seed}")
     print()
 
@@ -198,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     Ls, PVs, p = np.array(sc.load_mw), np.array(sc.pv_mw), np.array(sc.prob)
     sec, n, Ws = timed(lambda: weights_with_outcome(ctx, Ls, PVs, p, opt), 1, args.cheap_s)
     Ws, bo = Ws
-    tab.add(f"dynamic weights, {keep} scenarios (joint A0)", bo.build_s, sec, n, bo.status,
+    tab.add(f"dynamic weights, {keep} scenarios (A0 baseline)", bo.build_s, sec, n, bo.status,
             bo.objective, bo.bound, bo.gap)
 
     cand_opt = Options(mip_gap=args.cand_gap)

@@ -240,13 +240,13 @@ def test_brute_force_hour_varying_weights_move(start):
 def test_brute_force_heterogeneous_travel(start):
     """A.8 with travel steps 1, 2, 3 between three DNs, including a vehicle that starts on the
     road (arrives at DN2 at step 1): MILP == best enumerated route."""
-    T = 5
+    T = 4
     sites = three_dn_sites(T)
     travel = np.array([[1, 1, 2], [1, 1, 3], [2, 3, 1]])
-    w = np.array([[0.8, 0.8, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.8, 0.8], [0.1, 0.1, 0.8, 0.1, 0.1]])
+    w = np.array([[0.8, 0.1, 0.1, 0.1], [0.1, 0.1, 0.8, 0.8], [0.1, 0.8, 0.1, 0.1]])
     inst = small_instance(sites, w, travel=travel, start=(start,))
     plan, rows, best = check_against_brute_force(inst, start)
-    assert len(rows) >= 5
+    assert len(rows) >= 3
 
 
 # ============================================================ 2. occupancy identity of A.8
