@@ -235,7 +235,7 @@ def reversals(trace: Sequence[float]) -> tuple[list[float], list[int]]:
             idx.append(i)
         elif x == vals[-1]:
             continue
-        elif len(vals) >= 2 and (x - vals[-1]) * (vals[-1] - vals[-2]) > 0:
+        elif len(vals) >= 2 and (x > vals[-1]) == (vals[-1] > vals[-2]):
             vals[-1], idx[-1] = x, i  # same direction: extend the current range
         else:
             vals.append(x)
