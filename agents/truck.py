@@ -109,6 +109,9 @@ class TrafficProfile:
 NO_TRAFFIC = TrafficProfile(morning=(1.0, 1.0, 1.0), other=(1.0, 1.0, 1.0))
 
 
+DEFAULT_TRAFFIC = TrafficProfile()
+
+
 def zone_split_km(dist_km: float, zone1_km: float = 2.0) -> tuple[float, float, float]:
     """Lengths in zones 1, 2, 3: the first ``min(zone1_km, d)`` km, then half the rest each."""
     if dist_km < 0:
@@ -213,6 +216,9 @@ class TruckParams:
 
     def with_mass(self, mass_kg: float) -> TruckParams:
         return replace(self, mass_kg=float(mass_kg))
+
+
+DEFAULT_TRUCK = TruckParams()
 
 
 def wheel_energy_kwh(dist_km: float, grade_pct: float, speed_kmh: float,
