@@ -470,9 +470,14 @@ class _Ageing:
         return self.c_rep_usd * (d_cal + d_cyc)
 
     def _at_temp(self, temp_c: float) -> _Ageing:
-        params = dict(self.params())
-        params["temp_c"] = float(temp_c)
-        return type(self)(**params)
+        """A copy of this model at another temperature (cached: the DP asks many times)."""
+        cache = self.__dict__.setdefault("_temp_cache", {})
+        key = float(temp_c)
+        if key not in cache:
+            params = dict(self.params())
+            params["temp_c"] = key
+            cache[key] = type(self)(**params)
+        return cache[key]
 
     # -------------------------------------------------- ex-post (rainflow) evaluation
     def expost_damage(self, soc_trace: Sequence[float], dt_min: float,

@@ -276,8 +276,10 @@ def test_rainflow_depths_sum_to_total_variation(tr):
 
 
 @settings(max_examples=200, deadline=None)
-@given(traces)
+@given(st.lists(st.integers(0, 10 ** 6).map(lambda i: i / 1e6), min_size=2, max_size=40))
 def test_rainflow_agrees_with_the_rainflow_package(tr):
+    """SOC on a 1e-6 grid: the package finds reversals with products of differences, which
+    underflow for subnormal differences (ours compares directions instead)."""
     rf = pytest.importorskip("rainflow")
     if len(reversals(tr)[0]) < 3:  # the package yields nothing for a single range
         return

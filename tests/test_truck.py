@@ -255,3 +255,21 @@ def test_missing_file_and_missing_column(tmp_path):
     text = str(exc.value)
     assert "small_site_loads.csv: file not found" in text
     assert "small_site_demand.csv: line 1: missing column 'EndTime'" in text
+
+
+@needs_data
+def test_missing_reverse_gradient_is_negated_and_unlisted_arcs_are_flat(tmp_path):
+    """Data README: "the reverse arc has the negated grade". Drop every row with from > to from a
+    copy of the small gradient file: the loader must restore them as negations (and 0 -> 1, not
+    listed at all after dropping 1 -> 0 too, is flat)."""
+    dst = _copy(tmp_path)
+    g = dst / "small_road_gradient.csv"
+    head, *rows = g.read_text().splitlines()
+    keep = [r for r in rows if int(r.split(",")[0]) < int(r.split(",")[1]) and r != "0,1,0"]
+    g.write_text("\n".join([head, *keep]) + "\n")
+    sm = load_network(dst, "small")
+    assert sm.arc(5, 0).grade_pct == -10 and sm.arc(2, 1).grade_pct == -8
+    assert sm.arc(4, 3).grade_pct == 8
+    assert sm.arc(0, 1).grade_pct == 0 and sm.arc(1, 0).grade_pct == 0
+    assert {(a.from_node, a.to_node): a.grade_pct for a in sm.arcs} == {
+        (a.from_node, a.to_node): a.grade_pct for a in load_network(DATA, "small").arcs}
