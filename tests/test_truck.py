@@ -273,3 +273,37 @@ def test_missing_reverse_gradient_is_negated_and_unlisted_arcs_are_flat(tmp_path
     assert sm.arc(0, 1).grade_pct == 0 and sm.arc(1, 0).grade_pct == 0
     assert {(a.from_node, a.to_node): a.grade_pct for a in sm.arcs} == {
         (a.from_node, a.to_node): a.grade_pct for a in load_network(DATA, "small").arcs}
+
+
+@needs_data
+def test_vehicle_drives_the_loaded_graph_and_ages_for_its_traction():
+    """End to end: a truck on the large network (depart 08:00) drives 0 -> 11 (35 km, +8 %). It
+    arrives after the graph's travel minutes, its battery loses the D.3 energy, and the degradation
+    model (fed every step by the battery) charges the traction discharge."""
+    import simpy
+
+    from agents.degradation import dod_curve_cycles, make_degradation
+    from agents.vehicle import FleetModel
+    from sim.types import BatterySpec, VehicleSpec
+
+    d = load_coopt(DATA)
+    g = d.large.transport_graph(50.0, depart_min=8 * 60, traffic=d.traffic)
+    spec = VehicleSpec("t1", "truck", BatterySpec(0.35, 0.0175, 0.35, 0.5, retention_per_h=1.0),
+                       "0", 0.315)
+    fleet = FleetModel(g, [spec], degradation=lambda s: make_degradation("dod_curve"))
+    v = fleet.vehicles[0]
+    events = []
+    env = simpy.Environment(initial_time=8 * 60)
+    path = v.depart("11", 8 * 60, lambda *a: events.append(a))
+    env.process(v.drive(env, path, lambda *a: events.append(a)))
+    for k in range(1, 7):
+        env.run(until=8 * 60 + 15 * k)
+        v.apply_power(0.0, 15, int(env.now), lambda *a: events.append(a))
+    e = g.edge("0", "11")
+    assert path == ["0", "11"] and v.node == "11" and v.km == 35
+    assert [a for a in events if a[2] == "arrive"][0][0] == 8 * 60 + e["travel_min"]
+    assert v.battery.e_mwh == pytest.approx(0.315 - e["energy_mwh"], rel=1e-12)
+    depth = e["energy_mwh"] / 0.35
+    deg = v.battery.degradation
+    assert deg.d_cyc == pytest.approx(1 / float(dod_curve_cycles(depth)), rel=1e-9)
+    assert deg.soh_frac() < 1.0
