@@ -118,6 +118,7 @@ class OcdOptions:
     eps: float = 1e-3
     stall_iters: int = 2
     repair_m: float = 1e3  # M of E2
+    mobility: str = "pairwise"  # E1 form of the enhanced variant: "pairwise" | "exact"
     request_candidates: bool = False
     polish: bool = False
     polish_routes: int = 3
@@ -180,7 +181,7 @@ def run_ocd(case: TransmissionCase, opt: OcdOptions | None = None) -> OcdResult:
     opt = opt or OcdOptions()
     t_start = time.perf_counter()
     K, n, T = len(case.trains), len(case.stations), case.T
-    popt = replace(opt.power, mobility_cuts=(opt.variant == "enhanced"))
+    popt = replace(opt.power, mobility=opt.mobility if opt.variant == "enhanced" else "none")
     rows = initial_line_rows(case, popt) if popt.line_limits else set()
     model = build(case, "power", popt, lines=rows)
     lam = np.zeros((K, n, T))

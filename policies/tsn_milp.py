@@ -55,7 +55,10 @@ class TsnOptions:
     pwl_segments: int = 8
     mode_binaries: bool = True  # station charge/discharge exclusivity (13)-(15)
     line_limits: bool = True
-    mobility_cuts: bool = True  # E1 in the power layer
+    # power layer's knowledge of train movement: "none" (literal (37)), "pairwise" (E1 of B.11,
+    # in clique form) or "exact" (the TSN path polytope from travel times and start/end stations
+    # only, without the transport costs: the strongest form of E1)
+    mobility: str = "pairwise"
     max_line_rounds: int = 10
     threads: int | None = None
 
@@ -81,7 +84,8 @@ def arc_cost(case: TransmissionCase, arc: tuple[int, int, int, int]) -> float:
     return 0.0 if i == j else case.transport_cost_per_h * (th2 - th) * case.dt_h
 
 
-def connections_of_path(path: list[tuple[int, int, int, int]], n_station: int, T: int) -> np.ndarray:
+def connections_of_path(path: list[tuple[int, int, int, int]], n_station: int,
+                        T: int) -> np.ndarray:
     """``w[i, t]`` (t = 0..T-1 for hour t+1) of one train's path: 1 on its station arcs."""
     w = np.zeros((n_station, T))
     for i, th, j, _ in path:
@@ -170,7 +174,7 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
     opt = opt or TsnOptions()
     t0 = time.perf_counter()
     T, dt = case.T, case.dt_h
-    G, I, K = len(case.units), len(case.stations), len(case.trains)
+    I, K = len(case.stations), len(case.trains)  # noqa: E741
     prob = pulp.LpProblem(f"tsn_{case.name}_{kind}", pulp.LpMinimize)
     v: dict = {k: {} for k in ("u", "y", "z", "p", "c", "pw", "cs", "es", "pch", "pdis", "uch",
                                "udis", "ct", "et", "dcp", "dcm", "dep", "dem", "w", "x",
@@ -259,13 +263,16 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
                 for nm, hi in (("dcp", cmax), ("dcm", cmax), ("dep", emax), ("dem", emax)):
                     v[nm][k, i, t] = var(f"{nm}_{k}_{i}_{t}", 0, hi)
     # connections w[k, i, t]
+    if opt.mobility not in ("none", "pairwise", "exact"):
+        raise ValueError(f"mobility: must be none, pairwise or exact, got {opt.mobility!r}")
     if K:
-        if kind == "central":
+        if kind == "central" or opt.mobility == "exact":
             arcs = tsn_arcs(case.travel_h, T)
             for a in arcs:
                 for k in range(K):
                     v["x"][k, a] = var(f"x_{k}_{a[0]}_{a[1]}_{a[2]}_{a[3]}", cat=Bin)
-                    objective.append((v["x"][k, a], arc_cost(case, a)))
+                    if kind == "central":
+                        objective.append((v["x"][k, a], arc_cost(case, a)))
             out_arcs: dict = {}
             in_arcs: dict = {}
             for a in arcs:
@@ -293,19 +300,23 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
                         v["w"][k, i, t] = var(f"w_{k}_{i}_{t}", cat=Bin)
                 for t in range(T):  # (37)
                     add(_lin([(v["w"][k, i, t], 1) for i in range(I)]) <= 1)
-                if opt.mobility_cuts:  # (E1)
+                if opt.mobility == "pairwise":  # (E1)
                     for i in range(I):
                         if i != i0:
                             v["w"][k, i, 0].upBound = 0
                         if i != iT:
                             v["w"][k, i, T - 1].upBound = 0
-                        for j in range(I):
-                            if j == i:
-                                continue
-                            tau = int(case.travel_h[i, j])
-                            for t in range(T):
-                                for t2 in range(t + 1, min(T, t + tau + 1)):
-                                    add(_lin([(v["w"][k, i, t], 1), (v["w"][k, j, t2], 1)]) <= 1)
+                    # in clique form: parked at i during t excludes every other station j
+                    # during t2 in (t, t + tau_ij]; the w[., t2] of one hour already exclude
+                    # each other, so one row per (i, t, t2) holds all the pairwise cuts.
+                    tau_max = int(case.travel_h.max()) if I > 1 else 0
+                    for i in range(I):
+                        for t in range(T):
+                            for t2 in range(t + 1, min(T, t + tau_max + 1)):
+                                others = [(v["w"][k, j, t2], 1) for j in range(I)
+                                          if j != i and t2 - t <= int(case.travel_h[i, j])]
+                                if others:
+                                    add(_lin([(v["w"][k, i, t], 1)] + others) <= 1)
     else:
         arcs = []
     for k, tr in enumerate(case.trains):
@@ -497,7 +508,7 @@ class TsnPlan:
 
     def station_of(self) -> np.ndarray:
         """(K, T): station index each train is parked at during hour t, -1 in transit."""
-        K, I, T = self.w.shape
+        K, I, T = self.w.shape  # noqa: E741
         out = -np.ones((K, T), dtype=int)
         for k in range(K):
             for t in range(T):
@@ -549,7 +560,7 @@ def violated_rows(model: TsnModel) -> tuple[set[tuple[int, int]], float]:
 def extract(model: TsnModel, outcome: SolveOutcome, rounds: int = 0) -> TsnPlan:
     case = model.case
     T, G, W = case.T, len(case.units), len(case.wind)
-    I, K, J = len(case.stations), len(case.trains), len(case.fixed_storage)
+    I, K, J = len(case.stations), len(case.trains), len(case.fixed_storage)  # noqa: E741
     v = model.v
     p, u = _grid(v["p"], (G, T)), np.round(_grid(v["u"], (G, T)))
     op_pwl = op_quad = 0.0
@@ -641,8 +652,7 @@ def initial_line_rows(case: TransmissionCase, opt: TsnOptions) -> set[tuple[int,
         return set()
     rows = {(int(line), t) for line in cand for t in range(case.T)}
     relax = replace(opt, mode_binaries=False)
-    m = build(case, "power" if case.trains else "central", replace(relax, mobility_cuts=True),
-              lines=rows)
+    m = build(case, "power" if case.trains else "central", relax, lines=rows)
     for x in m.prob.variables():
         x.cat = pulp.LpContinuous
     out = solve(m.prob, solver="highs", time_limit_s=60.0, mip_gap=opt.mip_gap)
