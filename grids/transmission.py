@@ -23,13 +23,14 @@ Branches
     transformers (186 branches, B.14).
 
 Ratings
-    MATPOWER ``rateA`` as pandapower converts it (``net._ppc["branch"][:, RATE_A]`` in MW, i.e.
-    ``max_i_ka * vn_kv * sqrt(3)`` for lines and ``sn_mva`` for transformers). case30 has real
-    ratings (16 to 130 MW). case118 has ``rateA = 9900`` on every branch, MATPOWER's placeholder
-    for "no limit": ratings of at least ``unlimited_rating_mw`` (default 9900) or 0 become ``inf``,
-    so **case 2 has no binding line limit** unless overridden. [P] B.14: line 12-13 of case 1 is
-    rated 40 MW (MATPOWER: 65 MW); ``line_rating_overrides_mw`` changes any branch by name (both
-    orientations are accepted), e.g. ``{"line 12-13": 30.0}`` for the Fig. 7 sweep.
+    MATPOWER ``rateA`` as pandapower converts it (``net._ppc["branch"][:, RATE_A]`` in MW,
+    rounded to 1e-6 MW against conversion noise; ``max_i_ka * vn_kv * sqrt(3)`` for lines and
+    ``sn_mva`` for transformers). case30 has real ratings (16 to 130 MW). case118 has
+    ``rateA = 9900`` on every branch, MATPOWER's placeholder for "no limit": ratings of at least
+    ``unlimited_rating_mw`` (default 9900) or 0 become ``inf``, so **case 2 has no line limit**
+    unless overridden. [P] B.14: line 12-13 of case 1 is rated 40 MW (MATPOWER: 65 MW);
+    ``line_rating_overrides_mw`` changes any branch by name (both orientations are accepted),
+    e.g. ``{"line 12-13": 30.0}`` for the Fig. 7 sweep.
 
 Costs
     From pandapower's ``poly_cost`` (MATPOWER ``gencost`` model 2): ``cp0_eur -> cost_a`` (USD/h
@@ -50,10 +51,12 @@ both cases; the net's ``gen`` / ``ext_grid`` rows carry the same names so that
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -217,8 +220,18 @@ def branch_names(net: pp.pandapowerNet) -> tuple[str, ...]:
     return tuple(out)
 
 
+@contextlib.contextmanager
+def _quiet():
+    # pandapower's MATPOWER-converted nets lack the pandapower-3 tap tables; it warns on every run
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="tap_dependency_table is missing",
+                                category=DeprecationWarning)
+        yield
+
+
 def _rundcpp(net: pp.pandapowerNet) -> None:
-    pp.rundcpp(net, numba=False)
+    with _quiet():
+        pp.rundcpp(net, numba=False)
 
 
 def ptdf_matrix(net: pp.pandapowerNet) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
@@ -258,7 +271,8 @@ def ptdf_matrix(net: pp.pandapowerNet) -> tuple[tuple[int, ...], np.ndarray, np.
         raise ScenarioError(f"net: internal branch table has {len(rows)} rows, expected {nbr}")
     rows = np.array(rows, dtype=int)
     ptdf = np.real(ptdf_ppc[np.ix_(rows, cols)]).astype(float)
-    rating = np.real(ppc["branch"][rows, RATE_A]).astype(float)
+    # pandapower's kA <-> MVA round trip leaves noise (64.99999999999926 for MATPOWER's 65)
+    rating = np.round(np.real(ppc["branch"][rows, RATE_A]).astype(float), 6)
     return bus_ids, ptdf, rating
 
 
@@ -818,7 +832,8 @@ def evaluate_dispatch(net: pp.pandapowerNet, case: TransmissionCase, t: int,
     ac_p, ac_pct, vm, slack_ac, losses, ok_ac = nan_br, nan_br, nan_bus, math.nan, math.nan, False
     for init in ("dc", "flat"):
         try:
-            pp.runpp(net, init=init, numba=False, max_iteration=30)
+            with _quiet():
+                pp.runpp(net, init=init, numba=False, max_iteration=30)
             ok_ac = bool(net.converged)
         except (LoadflowNotConverged, ppException, np.linalg.LinAlgError, UserWarning,
                 ZeroDivisionError) as exc:
