@@ -405,8 +405,10 @@ def economic_dispatch(case: TransmissionCase, t: int, committed: Sequence[bool] 
     ValueError
         If no commitment makes the hour feasible.
     """
-    if not 0 <= t < case.T:
-        raise ValueError(f"t: hour row must be in [0, {case.T - 1}], got {t}")
+    if not isinstance(t, (int, np.integer)) or not 0 <= t < case.T:
+        raise ValueError(f"t: hour row must be an int in [0, {case.T - 1}], got {t!r}")
+    if committed is not None and len(committed) != len(case.units):
+        raise ValueError(f"committed: expected {len(case.units)} values, got {len(committed)}")
     bus_pos = [case.bus_pos(u.bus) for u in case.units]
     wpos = [case.bus_pos(w.bus) for w in case.wind]
     avail = np.array([w.p_avail_mw[t] for w in case.wind])
@@ -557,7 +559,8 @@ def build_case(name: str, variant: str = "mes", **overrides) -> tuple[Transmissi
     wbus = pp_bus(net, spec.wind_bus_mp)
     wind = (WindFarm(name=f"wind bus {spec.wind_bus_mp}", bus=wbus,
                      p_avail_mw=opt["wind_capacity_mw"] * wind_shape(T, opt["wind_cf_mean"])),)
-    pp.create_sgen(net, wbus, p_mw=0.0, q_mvar=0.0, name=wind[0].name, type="WP")
+    pp.create_sgen(net, wbus, p_mw=0.0, q_mvar=0.0, name=wind[0].name, type="WP",
+                   controllable=False)
 
     # initial commitment and dispatch at t = 1 (see Notes)
     pos = {b: j for j, b in enumerate(bus_ids)}

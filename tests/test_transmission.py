@@ -124,6 +124,26 @@ def test_cost_units_against_pandapower_opf():
     assert ours == pytest.approx(float(net.res_cost), rel=1e-6)
 
 
+def test_economic_dispatch_equals_pandapower_dcopf_within_pwl_error():
+    """Cross-method: our LP (secant segments, PTDF limits) vs pandapower's DC OPF on the same net.
+
+    With P_min = 0 and every unit committed both solve the same problem; the wind is fixed in the
+    OPF at what the LP used. Line 12-13 (40 MW) binds at night.
+    """
+    case, net = build_case("ieee30", "none", pmin_frac=0.0)
+    pwl_bound = sum(u.cost_c * (u.p_max_mw / 20) ** 2 / 4 for u in case.units)
+    for t in (3, 10):
+        up, wp = economic_dispatch(case, t, committed=[True] * len(case.units))
+        evaluate_dispatch(net, case, t, up, wp)  # puts the hour's loads into the net
+        net.sgen["p_mw"] = wp
+        net.gen["in_service"] = True
+        pp.rundcopp(net)
+        ours = sum(u.cost_b * p + u.cost_c * p * p for u, p in zip(case.units, up))
+        opf = float(net.res_cost)
+        assert opf - 1e-6 <= ours <= opf + pwl_bound + 1e-6
+    assert net.res_line.loading_percent.max() <= 100 + 1e-6
+
+
 def test_case30_ratings_and_line_12_13_override():
     case, net = build_case("ieee30", "mes")
     li = case.line_names.index("line 12-13")
