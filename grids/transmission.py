@@ -30,7 +30,9 @@ Ratings
     ``unlimited_rating_mw`` (default 9900) or 0 become ``inf``, so **case 2 has no line limit**
     unless overridden. [P] B.14: line 12-13 of case 1 is rated 40 MW (MATPOWER: 65 MW);
     ``line_rating_overrides_mw`` changes any branch by name (both orientations are accepted),
-    e.g. ``{"line 12-13": 30.0}`` for the Fig. 7 sweep.
+    e.g. ``{"line 12-13": 30.0}`` for the Fig. 7 sweep. A finite override of a line also sets its
+    ``max_i_ka`` in the net so that pandapower's own ``loading_percent`` agrees; a transformer's
+    ``sn_mva`` is left alone (it scales the impedance), so only our loadings use the override.
 
 Costs
     From pandapower's ``poly_cost`` (MATPOWER ``gencost`` model 2): ``cp0_eur -> cost_a`` (USD/h
@@ -81,6 +83,7 @@ __all__ = [
     "build_case",
     "economic_dispatch",
     "evaluate_dispatch",
+    "lines_that_can_bind",
     "load_shape",
     "pp_bus",
     "ptdf_matrix",
@@ -419,6 +422,42 @@ def economic_dispatch(case: TransmissionCase, t: int, committed: Sequence[bool] 
     return out
 
 
+def lines_that_can_bind(case: TransmissionCase) -> np.ndarray:
+    """Which line limits (36) can bind in which hour, by a box bound on the injections.
+
+    Every bus injection lies in a box: units in ``[0, P_max]`` (a unit may be off), wind in
+    ``[0, p_avail_mw[t]]``, a station or stationary store in ``[-P, +P]`` with ``P`` its
+    ``c_max_mw`` / ``p_max_mw`` (trains never touch the grid), minus the fixed hour-``t`` load.
+    The largest and smallest PTDF flow over that box (the power balance is ignored, so the box
+    contains every feasible dispatch) are compared with the rating. A line-hour that is
+    ``False`` can never reach its limit, so its two rows of (36) can be left out of a model.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_line, T)
+        ``False`` also for unlimited (``inf``) lines.
+    """
+    nb = len(case.bus_ids)
+    lo, hi = np.zeros(nb), np.zeros(nb)
+    for u in case.units:
+        hi[case.bus_pos(u.bus)] += u.p_max_mw
+    for s in case.stations:
+        lo[case.bus_pos(s.bus)] -= s.c_max_mw
+        hi[case.bus_pos(s.bus)] += s.c_max_mw
+    for f in case.fixed_storage:
+        lo[case.bus_pos(f.bus)] -= f.p_max_mw
+        hi[case.bus_pos(f.bus)] += f.p_max_mw
+    P = case.ptdf
+    up = np.maximum(P * lo, P * hi).sum(axis=1)[:, None] - P @ case.load_mw.T
+    down = np.minimum(P * lo, P * hi).sum(axis=1)[:, None] - P @ case.load_mw.T
+    for w in case.wind:
+        col = P[:, case.bus_pos(w.bus)][:, None] * w.p_avail_mw[None, :]
+        up += np.maximum(col, 0.0)
+        down += np.minimum(col, 0.0)
+    r = case.rating_mw[:, None]
+    return np.isfinite(r) & ((up > r) | (down < -r))
+
+
 # ---------------------------------------------------------------------------- build
 _OVERRIDES = ("T", "load_shape", "load_scale", "wind_capacity_mw", "wind_cf_mean",
               "line_rating_overrides_mw", "unlimited_rating_mw", "transport_cost_per_h",
@@ -612,8 +651,9 @@ def build_case(name: str, variant: str = "mes", **overrides) -> tuple[Transmissi
         fixed = (FixedStorage(name="SES1", bus=b, p_max_mw=p_mw, e_max_mwh=e_mwh,
                               e0_mwh=_E0_FRAC * e_mwh),)
         storage_buses = [b]
-    for b in storage_buses:
-        pp.create_storage(net, b, p_mw=0.0, max_e_mwh=0.0, q_mvar=0.0,
+    e_at_bus = {s.bus: s.e_max_mwh for s in stations} | {f.bus: f.e_max_mwh for f in fixed}
+    for b in storage_buses:  # max_e_mwh is informative only (a power flow ignores it)
+        pp.create_storage(net, b, p_mw=0.0, max_e_mwh=e_at_bus[b], q_mvar=0.0,
                           name=f"storage bus {_mp_number(net, b)}")
 
     case = TransmissionCase(

@@ -16,6 +16,7 @@ from grids.transmission import (
     build_case,
     economic_dispatch,
     evaluate_dispatch,
+    lines_that_can_bind,
     load_shape,
     pp_bus,
     wind_shape,
@@ -377,3 +378,36 @@ def test_rail_graph(builds):
         rail_graph_from_matrix(["A", "B"], [[0, 0.5], [1, 0]])
     asym = rail_graph_from_matrix(["A", "B", "C"], [[0, 1, 5], [2, 0, 1], [1, 1, 0]])
     assert asym.travel_min("A", "C") == 120 and asym.travel_min("B", "A") == 120
+
+
+# ----------------------------------------------------------------------------- line screening
+def test_lines_that_cannot_bind_never_do(builds):
+    """For every screened-out line-hour the largest feasible |flow| (LP: injection box and power
+    balance, i.e. a relaxation of any dispatch) stays within the rating."""
+    from scipy.optimize import linprog
+
+    for variant in ("mes", "ses_central"):
+        case, _ = builds[("ieee30", variant)]
+        can = lines_that_can_bind(case)
+        assert can.shape == (len(case.line_names), case.T)
+        assert 0 < can.any(axis=1).sum() < len(case.line_names)
+        assert can[case.line_names.index("line 12-13")].all()  # the wind bottleneck
+        # one variable per injector: (bus position, lower, upper) per hour
+        rows = [(case.bus_pos(u.bus), 0.0, u.p_max_mw) for u in case.units]
+        rows += [(case.bus_pos(s.bus), -s.c_max_mw, s.c_max_mw) for s in case.stations]
+        rows += [(case.bus_pos(f.bus), -f.p_max_mw, f.p_max_mw) for f in case.fixed_storage]
+        for t in (2, 10, 19):
+            hour = rows + [(case.bus_pos(w.bus), 0.0, w.p_avail_mw[t]) for w in case.wind]
+            pos = [r[0] for r in hour]
+            bounds = [(r[1], r[2]) for r in hour]
+            load = case.load_mw[t]
+            for li in np.flatnonzero(~can[:, t] & np.isfinite(case.rating_mw)):
+                coef = case.ptdf[li, pos]
+                base = -case.ptdf[li] @ load
+                for sign in (1.0, -1.0):
+                    res = linprog(-sign * coef, A_eq=np.ones((1, len(hour))), b_eq=[load.sum()],
+                                  bounds=bounds, method="highs")
+                    assert res.status == 0
+                    assert sign * (coef @ res.x + base) <= case.rating_mw[li] + 1e-6
+    c2, _ = builds[("ieee118", "mes")]
+    assert not lines_that_can_bind(c2).any()  # unlimited lines never bind
