@@ -422,21 +422,26 @@ def economic_dispatch(case: TransmissionCase, t: int, committed: Sequence[bool] 
     return out
 
 
-def lines_that_can_bind(case: TransmissionCase) -> np.ndarray:
-    """Which line limits (36) can bind in which hour, by a box bound on the injections.
+def lines_that_can_bind(case: TransmissionCase, method: str = "box") -> np.ndarray:
+    """Which line limits (36) can bind in which hour.
 
-    Every bus injection lies in a box: units in ``[0, P_max]`` (a unit may be off), wind in
+    Every injection lies in a box: units in ``[0, P_max]`` (a unit may be off), wind in
     ``[0, p_avail_mw[t]]``, a station or stationary store in ``[-P, +P]`` with ``P`` its
     ``c_max_mw`` / ``p_max_mw`` (trains never touch the grid), minus the fixed hour-``t`` load.
-    The largest and smallest PTDF flow over that box (the power balance is ignored, so the box
-    contains every feasible dispatch) are compared with the rating. A line-hour that is
-    ``False`` can never reach its limit, so its two rows of (36) can be left out of a model.
+    ``method="box"`` compares the largest and smallest PTDF flow over that box with the rating
+    (instant; the power balance is ignored). ``method="lp"`` then re-checks each flagged
+    line-hour with two LPs that add the power balance (tighter: on case 1 ``"mes"`` 12 instead of
+    17 lines can bind; about 4 s). Both are relaxations of every dispatch the UC model allows, so
+    a line-hour that is ``False`` can never reach its limit and its two rows of (36) can be left
+    out of a model.
 
     Returns
     -------
     numpy.ndarray of bool, shape (n_line, T)
         ``False`` also for unlimited (``inf``) lines.
     """
+    if method not in ("box", "lp"):
+        raise ValueError(f"method: must be 'box' or 'lp', got {method!r}")
     nb = len(case.bus_ids)
     lo, hi = np.zeros(nb), np.zeros(nb)
     for u in case.units:
@@ -455,7 +460,30 @@ def lines_that_can_bind(case: TransmissionCase) -> np.ndarray:
         up += np.maximum(col, 0.0)
         down += np.minimum(col, 0.0)
     r = case.rating_mw[:, None]
-    return np.isfinite(r) & ((up > r) | (down < -r))
+    can = np.isfinite(r) & ((up > r) | (down < -r))
+    if method == "box":
+        return can
+    inj = [(case.bus_pos(u.bus), 0.0, u.p_max_mw) for u in case.units]
+    inj += [(case.bus_pos(s.bus), -s.c_max_mw, s.c_max_mw) for s in case.stations]
+    inj += [(case.bus_pos(f.bus), -f.p_max_mw, f.p_max_mw) for f in case.fixed_storage]
+    for t in range(case.T):
+        hour = inj + [(case.bus_pos(w.bus), 0.0, float(w.p_avail_mw[t])) for w in case.wind]
+        pos = [h[0] for h in hour]
+        bounds = [(h[1], h[2]) for h in hour]
+        load = case.load_mw[t]
+        for li in np.flatnonzero(can[:, t]):
+            coef = P[li, pos]
+            base = -P[li] @ load
+            binds = False
+            for sign in (1.0, -1.0):
+                res = linprog(-sign * coef, A_eq=np.ones((1, len(hour))), b_eq=[load.sum()],
+                              bounds=bounds, method="highs")
+                # infeasible hour: keep the row (the model will report the infeasibility)
+                if res.status != 0 or sign * (coef @ res.x + base) > case.rating_mw[li] + 1e-6:
+                    binds = True
+                    break
+            can[li, t] = binds
+    return can
 
 
 # ---------------------------------------------------------------------------- build

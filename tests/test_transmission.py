@@ -409,5 +409,9 @@ def test_lines_that_cannot_bind_never_do(builds):
                                   bounds=bounds, method="highs")
                     assert res.status == 0
                     assert sign * (coef @ res.x + base) <= case.rating_mw[li] + 1e-6
+        if variant == "mes":
+            lp = lines_that_can_bind(case, method="lp")
+            assert not np.any(lp & ~can) and lp.sum() < can.sum()
+            assert lp[case.line_names.index("line 12-13")].all()
     c2, _ = builds[("ieee118", "mes")]
     assert not lines_that_can_bind(c2).any()  # unlimited lines never bind
