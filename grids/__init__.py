@@ -26,6 +26,10 @@ _EXPORTS = {
     "check_site_spec": "grids.site",
     "DistributionSite": "grids.site",
     "build_site": "grids.site",
+    "DispatchCheck": "grids.transmission",
+    "build_case": "grids.transmission",
+    "economic_dispatch": "grids.transmission",
+    "evaluate_dispatch": "grids.transmission",
 }
 
 __all__ = sorted(_EXPORTS)
