@@ -1,0 +1,143 @@
+"""Schema of a seed-001 study file (``[scenario] kind = "tsn-study"``), strict.
+
+A study file names the case (``ieee30`` or ``ieee118`` with ``grids.transmission.build_case``
+overrides), the solver settings of the centralised MILP, the OCD runs to compare and the sweeps
+(line rating, transport cost). Unknown keys and wrong types are errors that name their path.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from experiments.config import apply_overrides
+from sim.errors import ScenarioError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TsnScenario(_Strict):
+    kind: Literal["tsn-study"]
+    name: str
+    description: str = ""
+    seed: int = 0
+
+
+class TsnCaseSection(_Strict):
+    name: Literal["ieee30", "ieee118"]
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class TsnSolver(_Strict):
+    solver: Literal["highs", "cbc"] = "highs"
+    mip_gap: float = Field(1e-4, gt=0, lt=1)
+    time_limit_s: float = Field(600.0, gt=0)
+    pwl_segments: int = Field(8, ge=1, le=100)
+    mode_binaries: bool = True
+
+
+class OcdRun(_Strict):
+    label: str
+    variant: Literal["literal", "enhanced"] = "enhanced"
+    mobility: Literal["pairwise", "exact"] = "pairwise"
+    request_candidates: bool = False
+    polish: bool = False
+    rho0: float = Field(1.0, gt=0)
+    max_iter: int = Field(50, ge=1, le=500)
+    eps: float = Field(1e-3, gt=0)
+    stall_iters: int = Field(2, ge=1)
+
+
+class TsnOcd(_Strict):
+    power_gap: float = Field(1e-4, gt=0, lt=1)
+    power_time_limit_s: float = Field(120.0, gt=0)
+    runs: list[OcdRun] = Field(default_factory=list)
+
+
+class TsnSweeps(_Strict):
+    line: str | None = None
+    line_ratings_mw: list[float] = Field(default_factory=list)
+    transport_costs_per_h: list[float] = Field(default_factory=list)
+
+    @field_validator("line_ratings_mw", "transport_costs_per_h")
+    @classmethod
+    def _nonneg(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not (x >= 0 and (math.isfinite(x) or x == math.inf))]
+        if bad:
+            raise ValueError(f"values must be >= 0, got {bad}")
+        return v
+
+
+class TsnCheck(_Strict):
+    vm_min_pu: float = Field(0.94, gt=0)
+    vm_max_pu: float = Field(1.06, gt=0)
+
+
+class TsnStudyConfig(_Strict):
+    scenario: TsnScenario
+    case: TsnCaseSection
+    solver: TsnSolver = TsnSolver()
+    ocd: TsnOcd = TsnOcd()
+    sweeps: TsnSweeps = TsnSweeps()
+    check: TsnCheck = TsnCheck()
+
+
+def is_tsn_study(raw: dict) -> bool:
+    return isinstance(raw.get("scenario"), dict) and raw["scenario"].get("kind") == "tsn-study"
+
+
+def _problems(err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(f"{path}: {msg}")
+    return out
+
+
+def load_tsn(path: str | Path, overrides: list[str] | None = None) -> TsnStudyConfig:
+    """Read and check a study file; every problem is reported at once as a ScenarioError."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read ({exc.strerror})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([f"{path}: not valid TOML ({exc})"]) from None
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    try:
+        cfg = TsnStudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(_problems(exc), source=str(path)) from None
+    problems = []
+    if cfg.sweeps.line_ratings_mw and not cfg.sweeps.line:
+        problems.append("sweeps.line: needed when sweeps.line_ratings_mw is given")
+    labels = [r.label for r in cfg.ocd.runs]
+    if len(set(labels)) != len(labels):
+        problems.append("ocd.runs: labels must be unique")
+    if cfg.check.vm_min_pu >= cfg.check.vm_max_pu:
+        problems.append("check: vm_min_pu must be below vm_max_pu")
+    # the case overrides are checked by the builder itself (it names every bad key)
+    try:
+        from grids.transmission import build_case
+
+        kw = dict(cfg.case.overrides)
+        if cfg.sweeps.line:
+            kw.setdefault("line_rating_overrides_mw", {})
+            kw["line_rating_overrides_mw"] = {**kw["line_rating_overrides_mw"],
+                                              cfg.sweeps.line: 1.0}
+        build_case(cfg.case.name, "mes", **kw)
+    except ScenarioError as exc:
+        problems += [f"case.overrides: {p}" for p in exc.problems]
+    if problems:
+        raise ScenarioError(problems, source=str(path))
+    return cfg

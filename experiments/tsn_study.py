@@ -1,0 +1,424 @@
+"""The seed-001 study (``mescosim run tsn-ieee30`` / ``tsn-ieee118``): MODELS.md B.13-B.14.
+
+From the run itself it produces:
+
+* the M1-M3 (case 1) or M4-M6 (case 2) table: operating cost, transport cost, wind utilisation
+  (46), economic indicator (47), storage utilisation (48), with the paper's numbers beside them;
+* the line-rating sweep (the paper's Fig. 7) and the transport-cost sweep (train-hours against
+  ``c_h``);
+* the OCD runs (literal, enhanced and the further levers) against the centralised optimum, with
+  the UB/LB convergence (Fig. 10);
+* an hourly DC and AC power-flow check of the centralised MES plan on the pandapower net: what
+  the DC plan did not see (AC overloads, voltages);
+* ``report.md`` with the tables, the figures and the expected directions with verdicts.
+
+Every solve is recorded with its status, gap, bound and times; a time-limited solve is never
+reported as optimal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from experiments.tsn_config import TsnStudyConfig
+from grids.transmission import build_case, evaluate_dispatch
+from policies.ocd import OcdOptions, OcdResult, run_ocd
+from policies.tsn_milp import TsnOptions, TsnPlan, solve_case
+from sim.tsn import TransmissionCase
+
+VARIANTS = ("none", "mes", "ses_distributed", "ses_central")
+METHOD = {"ieee30": {"mes": "M1", "ses_distributed": "M2", "ses_central": "M3"},
+          "ieee118": {"mes": "M4", "ses_distributed": "M5", "ses_central": "M6"}}
+# B.14 [S]: operating cost USD, transport cost USD, R_w %, I_econ USD/MW, U_ES %
+PAPER = {
+    "M1": (14074.57, 120.0, 66.12, 8.84, 28.80), "M2": (14337.89, None, 59.31, 5.91, 24.59),
+    "M3": (14806.69, None, 49.18, 0.70, 6.47), "M4": (3.99e6, 4800.0, 34.75, 102.13, 27.72),
+    "M5": (4.02e6, None, 20.70, 25.33, 10.89), "M6": (4.03e6, None, 19.91, 0.0, 7.18),
+}
+PAPER_OCD = {"ieee30": (14090.17, 14074.57), "ieee118": (4.00e6, 3.99e6)}  # (OCD, central)
+
+
+@dataclass
+class TsnStudyResult:
+    cfg: TsnStudyConfig
+    out_dir: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Path] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def _opts(cfg: TsnStudyConfig) -> TsnOptions:
+    s = cfg.solver
+    return TsnOptions(solver=s.solver, time_limit_s=s.time_limit_s, mip_gap=s.mip_gap,
+                      pwl_segments=s.pwl_segments, mode_binaries=s.mode_binaries)
+
+
+def _case(cfg: TsnStudyConfig, variant: str, **extra) -> tuple[TransmissionCase, object]:
+    kw = dict(cfg.case.overrides)
+    for key, value in extra.items():
+        if key == "line_rating_overrides_mw":
+            value = {**kw.get(key, {}), **value}
+        kw[key] = value
+    return build_case(cfg.case.name, variant, **kw)
+
+
+def plan_row(case: TransmissionCase, plan: TsnPlan, f0: float | None) -> dict:
+    o = plan.outcome
+    c_tot = (sum(s.c0_mw for s in case.stations) + sum(t.c0_mw for t in case.trains)
+             + sum(s.p_max_mw for s in case.fixed_storage))
+    econ = (f0 - plan.operating_cost) / c_tot if (f0 is not None and c_tot) else None
+    return {"operating_cost_usd": plan.operating_cost, "transport_cost_usd": plan.transport_cost,
+            "total_cost_usd": plan.total_cost,
+            "wind_util_pct": plan.wind_utilisation_pct(case),
+            "i_econ_usd_per_mw": econ,
+            "storage_util_pct": (plan.storage_utilisation_pct(case) if c_tot else None),
+            "train_hours": plan.train_hours(), "status": o.status, "gap": o.gap,
+            "bound_usd": o.bound, "build_s": o.build_s, "solve_s": o.solve_s,
+            "line_rows": plan.line_rows, "line_rounds": plan.line_rounds}
+
+
+def _say(progress, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+def run_tsn_study(cfg: TsnStudyConfig, out_dir: str | Path, figures: bool = True,
+                  progress=None) -> TsnStudyResult:
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    res = TsnStudyResult(cfg, out)
+    opt = _opts(cfg)
+    name = cfg.case.name
+    _write_meta(res, partial=True)
+
+    # ------------------------------------------------------------ M1-M3 / M4-M6 and F0
+    plans: dict[str, TsnPlan] = {}
+    cases: dict[str, TransmissionCase] = {}
+    nets: dict[str, object] = {}
+    for var in VARIANTS:
+        case, net = _case(cfg, var)
+        plan, _ = solve_case(case, opt)
+        plans[var], cases[var], nets[var] = plan, case, net
+        _say(progress, f"  {var}: {plan.outcome.status}, cost {plan.total_cost:,.2f} USD, "
+                       f"{plan.outcome.solve_s:.1f} s")
+    f0 = plans["none"].operating_cost if plans["none"].has_solution else None
+    rows = []
+    for var in VARIANTS:
+        m = METHOD[name].get(var, "no storage")
+        row = {"method": m, "variant": var, **plan_row(cases[var], plans[var], f0)}
+        paper = PAPER.get(m)
+        if paper:
+            row.update(zip(("paper_operating_cost_usd", "paper_transport_cost_usd",
+                            "paper_wind_util_pct", "paper_i_econ_usd_per_mw",
+                            "paper_storage_util_pct"), paper))
+        rows.append(row)
+    res.tables["methods"] = pd.DataFrame(rows)
+    res.tables["routes"] = _routes_table(cases["mes"], plans["mes"])
+    res.tables["dispatch"] = _dispatch_table(cases["mes"], plans["mes"])
+    _checkpoint(res)
+
+    # ------------------------------------------------------------ hourly DC + AC check
+    _say(progress, "  DC and AC power flow of the MES plan, every hour")
+    res.tables["ac_check"] = ac_check(cases["mes"], nets["mes"], plans["mes"], cfg)
+    _checkpoint(res)
+
+    # ------------------------------------------------------------ OCD against centralised
+    central = plans["mes"]
+    ocd_rows, hist_rows = [], []
+    for run in cfg.ocd.runs:
+        o = OcdOptions(variant=run.variant, mobility=run.mobility,
+                       request_candidates=run.request_candidates, polish=run.polish,
+                       rho0=run.rho0, max_iter=run.max_iter, eps=run.eps,
+                       stall_iters=run.stall_iters,
+                       power=TsnOptions(solver=opt.solver, time_limit_s=cfg.ocd.power_time_limit_s,
+                                        mip_gap=cfg.ocd.power_gap,
+                                        pwl_segments=opt.pwl_segments,
+                                        mode_binaries=opt.mode_binaries))
+        r: OcdResult = run_ocd(cases["mes"], o)
+        rel = (r.ub - central.total_cost) / central.total_cost if central.has_solution else None
+        ocd_rows.append({"run": run.label, "variant": run.variant, "mobility": run.mobility,
+                         "request_candidates": run.request_candidates, "polish": run.polish,
+                         "ub_usd": r.ub, "lb_usd": r.lb, "ocd_gap": r.gap,
+                         "central_usd": central.total_cost,
+                         "central_status": central.outcome.status,
+                         "rel_gap_vs_central": rel, "iterations": r.iterations,
+                         "stop_reason": r.stop_reason, "routes_evaluated": len(r.evaluated),
+                         "total_s": r.total_s,
+                         "s_per_iteration": r.total_s / max(r.iterations, 1)})
+        for h in r.history:
+            hist_rows.append({"run": run.label, "iteration": h.v, "lb_v_usd": h.lb_v,
+                              "lb_usd": h.lb, "ub_usd": h.ub, "step": h.step, "rho": h.rho,
+                              "g_norm2": h.g_norm2, "routes_in_rs": h.routes_in_rs,
+                              "phi_p_status": h.phi_p_status, "power_s": h.power_s,
+                              "transport_s": h.transport_s, "ub_s": h.ub_s})
+        _say(progress, f"  OCD {run.label}: UB {r.ub:,.2f}, "
+                       f"{100 * (rel or 0):+.3f} % vs central, {r.iterations} it, "
+                       f"{r.stop_reason}, {r.total_s:.1f} s")
+    res.tables["ocd"] = pd.DataFrame(ocd_rows)
+    res.tables["ocd_history"] = pd.DataFrame(hist_rows)
+    _checkpoint(res)
+
+    # ------------------------------------------------------------ sweeps
+    sw = cfg.sweeps
+    rows = []
+    for rating in sw.line_ratings_mw:
+        for var in VARIANTS:
+            case, _ = _case(cfg, var, line_rating_overrides_mw={sw.line: rating})
+            plan, _ = solve_case(case, opt)
+            f0r = None
+            rows.append({"line": sw.line, "rating_mw": rating, "variant": var,
+                         "method": METHOD[name].get(var, "no storage"),
+                         **plan_row(case, plan, f0r)})
+            _say(progress, f"  {sw.line} = {rating:g} MW, {var}: {plan.outcome.status}, "
+                           f"{plan.total_cost:,.2f} USD")
+    res.tables["line_sweep"] = pd.DataFrame(rows)
+    _checkpoint(res)
+    rows = []
+    for c_h in sw.transport_costs_per_h:
+        case, _ = _case(cfg, "mes", transport_cost_per_h=c_h)
+        plan, _ = solve_case(case, opt)
+        rows.append({"transport_cost_per_h": c_h, **plan_row(case, plan, f0)})
+        _say(progress, f"  c_h = {c_h:g} USD/h: {plan.train_hours():g} train-hours, "
+                       f"{plan.outcome.status}")
+    res.tables["transport_sweep"] = pd.DataFrame(rows)
+    _checkpoint(res)
+
+    res.summary = summarise(res)
+    if figures:
+        from experiments import tsn_figures
+
+        res.figures = tsn_figures.all_figures(res.tables, cfg, out / "figures")
+    res.wall_s = time.perf_counter() - t_start
+    write_report(res)
+    _write_meta(res, partial=False)
+    return res
+
+
+def _routes_table(case: TransmissionCase, plan: TsnPlan) -> pd.DataFrame:
+    so = plan.station_of()
+    rows = []
+    for k, tr in enumerate(case.trains):
+        for t in range(case.T):
+            st = so[k, t]
+            rows.append({"train": tr.name, "hour": t + 1,
+                         "station": case.stations[st].name if st >= 0 else "",
+                         "c_mw": plan.ct_mw[k, t + 1], "e_mwh": plan.et_mwh[k, t + 1]})
+    return pd.DataFrame(rows)
+
+
+def _dispatch_table(case: TransmissionCase, plan: TsnPlan) -> pd.DataFrame:
+    rows = []
+    for t in range(case.T):
+        rows.append({"hour": t + 1, "load_mw": float(case.total_load_mw[t]),
+                     "thermal_mw": float(plan.p_mw[:, t].sum()),
+                     "units_on": int(plan.u[:, t].sum()),
+                     "wind_mw": float(plan.wind_mw[:, t].sum()),
+                     "wind_avail_mw": float(sum(w.p_avail_mw[t] for w in case.wind)),
+                     "storage_dis_mw": float(plan.pdis_mw[:, t].sum() + plan.fdis_mw[:, t].sum()),
+                     "storage_ch_mw": float(plan.pch_mw[:, t].sum() + plan.fch_mw[:, t].sum()),
+                     **{f"station_e_mwh_{s.name}": plan.es_mwh[i, t + 1]
+                        for i, s in enumerate(case.stations)},
+                     **{f"station_c_mw_{s.name}": plan.cs_mw[i, t + 1]
+                        for i, s in enumerate(case.stations)}})
+    return pd.DataFrame(rows)
+
+
+def ac_check(case: TransmissionCase, net, plan: TsnPlan, cfg: TsnStudyConfig) -> pd.DataFrame:
+    """DC and AC power flow of the plan's dispatch, hour by hour (B.9 vs the real network)."""
+    rows = []
+    for t in range(case.T):
+        storage = {}
+        for i, s in enumerate(case.stations):
+            storage[s.bus] = storage.get(s.bus, 0.0) + plan.pch_mw[i, t] - plan.pdis_mw[i, t]
+        for j, s in enumerate(case.fixed_storage):
+            storage[s.bus] = storage.get(s.bus, 0.0) + plan.fch_mw[j, t] - plan.fdis_mw[j, t]
+        chk = evaluate_dispatch(net, case, t, plan.p_mw[:, t], plan.wind_mw[:, t], storage,
+                                unit_on=plan.u[:, t] > 0.5, vm_min_pu=cfg.check.vm_min_pu,
+                                vm_max_pu=cfg.check.vm_max_pu)
+        dc_over = set(chk.overloaded_dc)
+        ac_over = set(chk.overloaded_ac)
+        rows.append({"hour": t + 1, "dc_converged": chk.converged_dc,
+                     "ac_converged": chk.converged_ac,
+                     "dc_max_loading_pct": float(np.nanmax(chk.dc_loading_pct)),
+                     "ac_max_loading_pct": float(np.nanmax(chk.ac_loading_pct)),
+                     "dc_overloads": ", ".join(sorted(dc_over)),
+                     "ac_overloads": ", ".join(sorted(ac_over)),
+                     "ac_only_overloads": ", ".join(sorted(ac_over - dc_over)),
+                     "vm_min_pu": chk.vm_min_pu, "vm_max_pu": chk.vm_max_pu,
+                     "buses_out_of_band": len(chk.voltage_violations),
+                     "ac_losses_mw": chk.ac_losses_mw,
+                     "ptdf_vs_dc_max_diff_mw": chk.ptdf_max_diff_mw,
+                     "message": chk.message})
+    return pd.DataFrame(rows)
+
+
+def summarise(res: TsnStudyResult) -> dict:
+    t = res.tables
+    m = t["methods"].set_index("variant")
+    out: dict = {"case": res.cfg.case.name}
+    out["costs_usd"] = {v: float(m.at[v, "total_cost_usd"]) for v in m.index}
+    cost = out["costs_usd"]
+    out["directions"] = {
+        "mes < ses_distributed": cost["mes"] < cost["ses_distributed"],
+        "ses_distributed < ses_central": cost["ses_distributed"] < cost["ses_central"],
+        "wind utilisation highest with MES": bool(
+            m.at["mes", "wind_util_pct"] >= m[["wind_util_pct"]].drop("none").max().iloc[0]
+            - 1e-9),
+        "storage utilisation highest with MES": bool(
+            m.at["mes", "storage_util_pct"]
+            >= m["storage_util_pct"].drop("none").max() - 1e-9),
+    }
+    ts = t.get("transport_sweep")
+    if ts is not None and len(ts) > 1:
+        h = ts.sort_values("transport_cost_per_h")["train_hours"].to_numpy()
+        out["directions"]["train-hours fall as transport cost rises"] = bool(
+            np.all(np.diff(h) <= 1e-9) and h[0] > h[-1])
+    ocd = t.get("ocd")
+    if ocd is not None and len(ocd):
+        out["ocd"] = ocd[["run", "rel_gap_vs_central", "iterations", "stop_reason",
+                          "total_s"]].to_dict("records")
+    ac = t["ac_check"]
+    out["ac_check"] = {"ac_only_overload_hours": int((ac.ac_only_overloads != "").sum()),
+                       "dc_overload_hours": int((ac.dc_overloads != "").sum()),
+                       "voltage_problem_hours": int((ac.buses_out_of_band > 0).sum()),
+                       "ac_nonconverged_hours": int((~ac.ac_converged).sum())}
+    statuses = list(t["methods"].status)
+    out["all_central_optimal"] = all(s == "optimal" for s in statuses)
+    return out
+
+
+def _checkpoint(res: TsnStudyResult) -> None:
+    """Write every finished table now, so an interrupted study keeps its work."""
+    for key, df in res.tables.items():
+        path = res.out_dir / f"{key}.csv"
+        tmp = path.with_suffix(".csv.tmp")
+        df.to_csv(tmp, index=False)
+        tmp.replace(path)
+
+
+def _write_meta(res: TsnStudyResult, partial: bool) -> None:
+    meta = {"study": res.cfg.scenario.name, "case": res.cfg.case.name, "partial": partial,
+            "config": res.cfg.model_dump(mode="json"), "wall_s": res.wall_s,
+            "summary": res.summary}
+    tmp = res.out_dir / "study.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    tmp.replace(res.out_dir / "study.json")
+    if not partial:
+        _checkpoint(res)
+
+
+def _fmt(x, nd=2) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "–"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "**no**"
+    if isinstance(x, (int, np.integer)):
+        return f"{x:,}"
+    return f"{x:,.{nd}f}"
+
+
+def md(df: pd.DataFrame, cols: list[str], nd: int = 2) -> str:
+    head = "| " + " | ".join(cols) + " |"
+    sep = "|" + "---|" * len(cols)
+    body = ["| " + " | ".join(_fmt(r[c], nd) if not isinstance(r[c], str) else r[c]
+                              for c in cols) + " |" for _, r in df.iterrows()]
+    return "\n".join([head, sep, *body])
+
+
+def write_report(res: TsnStudyResult) -> Path:
+    cfg, t, s = res.cfg, res.tables, res.summary
+    name = cfg.case.name
+    lines = [f"# {cfg.scenario.name}: battery trains on a TSN with UC ({name})", "",
+             f"{cfg.scenario.description}", "",
+             f"Reproduce: `mescosim run {cfg.scenario.name}`. Wall time {res.wall_s:.0f} s. "
+             "Every number below comes from this run. The network, loads and costs are "
+             "MATPOWER's with the documented [P] defaults of MODELS.md B.14 (see "
+             "`grids/transmission.py`), not the paper's unpublished data, so compare "
+             "directions, not levels.", "",
+             "## Operating cost, transport cost and indicators (paper's Table III/V)", "",
+             md(t["methods"], ["method", "variant", "operating_cost_usd", "transport_cost_usd",
+                               "wind_util_pct", "i_econ_usd_per_mw", "storage_util_pct",
+                               "status", "gap", "solve_s"]), "",
+             "Paper (same columns):", ""]
+    for v in ("mes", "ses_distributed", "ses_central"):
+        m = METHOD[name][v]
+        p = PAPER[m]
+        lines.append(f"- {m} ({v}): {_fmt(p[0])}, {_fmt(p[1])}, {p[2]}, {p[3]}, {p[4]}")
+    lines += ["", "I_econ (47) uses F0 = the operating cost without storage (row `none`).", "",
+              "## Directions", ""]
+    for k, v in s["directions"].items():
+        lines.append(f"- {k}: {_fmt(bool(v))}")
+    if "ocd" in t and len(t["ocd"]):
+        po, pc = PAPER_OCD[name]
+        lines += ["", "## OCD against the centralised MILP", "",
+                  md(t["ocd"], ["run", "variant", "mobility", "request_candidates", "polish",
+                                "ub_usd", "lb_usd", "rel_gap_vs_central", "iterations",
+                                "stop_reason", "total_s"], nd=4), "",
+                  f"Paper: OCD {po:,.2f} vs centralised {pc:,.2f} "
+                  f"({100 * (po - pc) / pc:.2f} %).",
+                  "`lb_usd` comes from the power MILP's dual bound, so it is a valid bound; "
+                  "`rel_gap_vs_central` is (UB - centralised) / centralised."]
+    ac = t["ac_check"]
+    lines += ["", "## What the DC plan did not see (hourly DC and AC power flow of the MES plan)",
+              "", md(ac, ["hour", "dc_max_loading_pct", "ac_max_loading_pct", "dc_overloads",
+                          "ac_only_overloads", "vm_min_pu", "vm_max_pu", "buses_out_of_band",
+                          "ac_losses_mw"], nd=3), "",
+              f"AC-only overload hours: {s['ac_check']['ac_only_overload_hours']}; hours with "
+              f"buses outside [{cfg.check.vm_min_pu}, {cfg.check.vm_max_pu}] p.u.: "
+              f"{s['ac_check']['voltage_problem_hours']}; AC not converged: "
+              f"{s['ac_check']['ac_nonconverged_hours']}. The UC model is MW-only (DC "
+              "PTDF): reactive flows, losses and voltages are outside it."]
+    if len(t.get("line_sweep", [])):
+        ls = t["line_sweep"]
+        wide = ls.pivot_table(index="rating_mw", columns="variant", values="total_cost_usd")
+        lines += ["", f"## Sweep of {cfg.sweeps.line} rating (paper's Fig. 7)", "",
+                  wide.reset_index().to_markdown(index=False, floatfmt=",.2f")
+                  if hasattr(wide, "to_markdown") else wide.to_string()]
+    if len(t.get("transport_sweep", [])):
+        lines += ["", "## Transport cost against train-hours", "",
+                  md(t["transport_sweep"], ["transport_cost_per_h", "train_hours",
+                                            "transport_cost_usd", "total_cost_usd", "status"])]
+    if res.figures:
+        lines += ["", "## Figures", ""]
+        for key, path in res.figures.items():
+            lines.append(f"![{key}](figures/{path.name})")
+    path = res.out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def print_summary(res: TsnStudyResult) -> None:
+    t = res.tables["methods"]
+    with pd.option_context("display.width", 140, "display.max_columns", 20,
+                           "display.float_format", "{:,.2f}".format):
+        print(t[["method", "variant", "operating_cost_usd", "transport_cost_usd",
+                 "wind_util_pct", "i_econ_usd_per_mw", "storage_util_pct", "status",
+                 "solve_s"]].to_string(index=False))
+        if len(res.tables.get("ocd", [])):
+            print()
+            print(res.tables["ocd"][["run", "ub_usd", "lb_usd", "rel_gap_vs_central",
+                                     "iterations", "stop_reason", "total_s"]]
+                  .to_string(index=False))
+    print("\ndirections:", ", ".join(f"{k}: {'yes' if v else 'NO'}"
+                                     for k, v in res.summary["directions"].items()))
+    print(f"wrote {res.out_dir}/ (report.md, {len(res.tables)} tables, "
+          f"{len(res.figures)} figures) in {res.wall_s:.0f} s")
+
+
+def cli_run(cfg: TsnStudyConfig, out: str | Path | None, figures: bool = True) -> int:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(out) if out else Path("runs") / f"{cfg.scenario.name}-{stamp}"
+    print(f"tsn study {cfg.scenario.name}: writing {out}/ (progress on stderr)", flush=True)
+    res = run_tsn_study(cfg, out, figures=figures,
+                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print_summary(res)
+    return 0
