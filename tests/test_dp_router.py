@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.coopt_baselines import plan_fleet
@@ -22,7 +22,7 @@ from sim.coopt import (
 )
 
 
-def tiny_problem(seed: int, n_steps: int = 6, n_soc: int = 5, v2g: bool = False,
+def tiny_problem(seed: int, n_steps: int = 7, n_soc: int = 5, v2g: bool = False,
                  deg_scale: float = 1.0, name: str = "tiny") -> TruckDayProblem:
     """3 nodes (0 depot, 1 charger, 2 site), random energies, prices and degradation tables."""
     rng = np.random.default_rng(seed)
@@ -35,11 +35,11 @@ def tiny_problem(seed: int, n_steps: int = 6, n_soc: int = 5, v2g: bool = False,
     for u in range(n):
         for w in range(n):
             if np.isfinite(dist[u, w]):
-                steps[:, u, w] = rng.integers(1, 3, size=n_steps)
-                e[:, u, w] = rng.uniform(-10, 90, size=n_steps)
+                steps[:, u, w] = rng.integers(1, 3, size=n_steps) if rng.random() < 0.5 else 1
+                e[:, u, w] = rng.uniform(-10, 60, size=n_steps)
     price = np.full((n_steps, n), np.nan)
     price[:, 1] = rng.uniform(0.1, 0.6, size=n_steps)
-    grid = 0.2 + 0.2 * np.arange(n_soc)
+    grid = 0.2 * np.arange(n_soc)
     a, b = np.meshgrid(grid, grid, indexing="ij")
     cyc = deg_scale * np.where(b < a, 30.0 * ((0.9 - b).clip(0) ** 2 - (0.9 - a).clip(0) ** 2),
                                0.0)
@@ -48,9 +48,9 @@ def tiny_problem(seed: int, n_steps: int = 6, n_soc: int = 5, v2g: bool = False,
         name=name, n_nodes=n, depot=0, charging_nodes=(1,), customers=(2,),
         requirement_kwh=(350.0,), window_start_steps=(int(rng.integers(0, 2)),),
         window_end_steps=(n_steps - 1,), step_min=60, t_start_min=7 * 60, n_steps=n_steps,
-        soc_min_frac=0.2, soc_step_frac=0.2, n_soc=n_soc, soc_init_frac=0.8,
+        soc_min_frac=0.0, soc_step_frac=0.2, n_soc=n_soc, soc_init_frac=0.8,
         soc_chg_max_frac=0.8, soc_old_frac=0.2, soc_end_frac=0.4, soc_deliver_min_frac=0.4,
-        e_cap_kwh=350.0, p_chg_kw=100.0, eta_ch=0.95, eta_dis=0.95, dist_km=dist,
+        e_cap_kwh=350.0, p_chg_kw=200.0, eta_ch=0.95, eta_dis=0.95, dist_km=dist,
         move_steps=steps, move_e_kwh=e, move_epeak_kwh=np.maximum(e, 0), price_usd_per_kwh=price,
         cost_per_km_usd=0.41, wage_usd_per_h=18.0, serve_steps=1, deg_cyc_usd=cyc,
         deg_cal_usd_per_h=cal, pen_unmet_usd_per_kwh=1.0, allow_v2g=v2g)
@@ -77,12 +77,14 @@ def brute_force(p: TruckDayProblem, state) -> float:
     return best
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), v2g=st.booleans())
+BF_CASES = [(seed, False) for seed in range(8)] + [(seed, True) for seed in range(3)]
+
+
+@pytest.mark.parametrize("seed,v2g", BF_CASES)
 def test_dp_equals_brute_force_on_a_tiny_graph(seed, v2g):
-    p = tiny_problem(seed, v2g=v2g)
+    p = tiny_problem(seed, n_steps=6, v2g=v2g)
     sol = solve(p)
-    for state in [(FRESH, 0, 0, p.bucket(0.8)), (FRESH, 2, 1, 1), (OLD, 1, 2, 0), (OLD, 3, 1, 2)]:
+    for state in [(FRESH, 0, 0, p.bucket(0.8)), (FRESH, 1, 1, 2), (OLD, 2, 2, 1)]:
         bf = brute_force(p, state)
         v = sol.value[state]
         if np.isinf(bf):
@@ -91,6 +93,16 @@ def test_dp_equals_brute_force_on_a_tiny_graph(seed, v2g):
             assert v == pytest.approx(bf, abs=1e-9)
             plan = evaluate(p, extract_actions(p, sol, state), start=state)
             assert plan.feasible and plan.cost_usd == pytest.approx(bf, abs=1e-9)
+
+
+def test_brute_force_cases_are_not_trivial():
+    """At least half of the brute-force instances serve the site (not just 'stay home')."""
+    served = 0
+    for seed, v2g in BF_CASES:
+        p = tiny_problem(seed, n_steps=6, v2g=v2g)
+        plan = evaluate(p, extract_actions(p, solve(p)))
+        served += any(s.kind == "serve" for s in plan.steps)
+    assert served >= len(BF_CASES) // 2
 
 
 def test_plan_cost_matches_value_and_respects_soc_bounds():
