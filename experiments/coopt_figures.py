@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 
 from agents.degradation import make_degradation  # noqa: E402
 
-POL_COLOR = {"dp": "tab:blue", "greedy": "tab:orange", "shortest": "tab:green"}
+POL_COLOR = {"dp": "tab:blue", "dp_site": "tab:cyan", "greedy": "tab:orange",
+             "shortest": "tab:green"}
 MODEL_COLOR = {"nmc": "tab:red", "lfp": "tab:purple", "generalised": "tab:gray"}
 
 
@@ -28,8 +29,8 @@ def _layout(net) -> dict[int, np.ndarray]:
 
 def route_map(path: Path, net, keep, model: str) -> Path:
     pos = _layout(net)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 6))
-    for ax, pol in zip(axes, ("dp", "greedy")):
+    fig, axes = plt.subplots(1, 3, figsize=(19, 6.5))
+    for ax, pol in zip(axes, ("dp", "dp_site", "greedy")):
         for a in net.arcs:
             x = [pos[a.from_node][0], pos[a.to_node][0]]
             y = [pos[a.from_node][1], pos[a.to_node][1]]
@@ -54,7 +55,8 @@ def route_map(path: Path, net, keep, model: str) -> Path:
             ax.scatter([x], [y], s=260, c=c, edgecolors="k", zorder=3)
             ax.text(x, y, str(n), ha="center", va="center", fontsize=8, zorder=4,
                     color="white" if role == "depot" else "black")
-        ax.set_title(f"{pol} routes ({model}); solid = fresh MESS out, dashed = old MESS back")
+        ax.set_title(f"{pol} routes ({model})\nsolid = fresh MESS out, dashed = old MESS back",
+                     fontsize=10)
         ax.legend(fontsize=7, loc="lower left")
         ax.set_axis_off()
     fig.suptitle(f"{net.name} network: depot black, charging sites gold, construction sites "
@@ -67,8 +69,8 @@ def route_map(path: Path, net, keep, model: str) -> Path:
 
 
 def soc_day(path: Path, keep, model: str, soc_min: float, soc_end: float) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
-    for ax, pol in zip(axes, ("dp", "greedy")):
+    fig, axes = plt.subplots(1, 3, figsize=(19, 4.8), sharey=True)
+    for ax, pol in zip(axes, ("dp", "dp_site", "greedy")):
         reps = keep[(model, pol)][1]
         cmap = plt.get_cmap("tab10")
         for i, r in enumerate(reps):
@@ -80,7 +82,8 @@ def soc_day(path: Path, keep, model: str, soc_min: float, soc_end: float) -> Pat
         ax.axhline(soc_min, color="r", lw=0.8, ls=":", label="SOC min")
         ax.axhline(soc_end, color="k", lw=0.8, ls=":", label="SOC end (old MESS)")
         ax.set_xlabel("clock (h)")
-        ax.set_title(f"{pol}: SOC of the carried MESS ({model}; solid fresh, dashed old)")
+        ax.set_title(f"{pol}: SOC of the carried MESS ({model})\nsolid fresh, dashed old",
+                     fontsize=10)
         ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("SOC (fraction)")

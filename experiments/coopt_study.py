@@ -46,7 +46,7 @@ from sim.errors import ScenarioError
 
 DEFAULT_DATA_DIR = "/work/shared/data/coopt"
 MODELS = ("nmc", "lfp", "generalised")
-POLICIES = ("dp", "greedy", "shortest")
+POLICIES = ("dp", "dp_site", "greedy", "shortest")
 # The source's own greedy results on this data (data/coopt/README.md), for comparison only.
 SOURCE_NUMBERS = {
     "small": {"cost-optimised greedy": (710.0, 1432.58), "distance-minimised": (660.0, 1461.72)},
@@ -245,7 +245,9 @@ def replay_plan(p: TruckDayProblem, plan: TruckPlan, data: CooptData, network: s
 def _plans(policy: str, problems: tuple[TruckDayProblem, ...]) -> tuple[dict[str, TruckPlan],
                                                                          DPRouter | None, float]:
     t0 = time.perf_counter()
-    if policy == "dp":
+    if policy in ("dp", "dp_site"):
+        if policy == "dp_site":
+            problems = tuple(replace(p, unmet_mode="site") for p in problems)
         router = DPRouter()
         router.reset(problems)
         return router.plans(), router, time.perf_counter() - t0
@@ -308,7 +310,10 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
             }
             row["operating_usd"] = (row["distance_usd"] + row["wage_usd"] + row["energy_usd"]
                                     + row["degradation_usd"])
+            unserved_req = sum(d.requirement_kwh for d in net.demands if d.node not in served)
             row["total_usd"] = row["operating_usd"] + row["unmet_penalty_usd"]
+            row["total_site_usd"] = (row["operating_usd"]
+                                     + s.pen_unmet_usd_per_kwh * unserved_req)
             rdeliv = sum(min(r.delivered_kwh, total_req) for r in reps)
             row.update({
                 "replay_km": sum(r.km for r in reps),
@@ -362,17 +367,19 @@ def write_report(out: Path, st: StudySettings, s: CooptSettings, pcfg: PriceConf
                  summary: pd.DataFrame, pres, t_prices: float) -> None:
     net = st.network
     cols = ["model", "policy", "sites_served", "km", "distance_usd", "wage_usd", "energy_usd",
-            "degradation_usd", "delivered_kwh", "unmet_kwh", "operating_usd", "total_usd"]
+            "degradation_usd", "delivered_kwh", "unmet_kwh", "operating_usd", "total_usd",
+            "total_site_usd"]
     rcols = ["model", "policy", "replay_km", "replay_energy_usd", "replay_degradation_usd",
              "replay_operating_usd", "replay_delivered_kwh", "replay_capacity_loss_ppm",
              "replay_all_ok", "replans", "plan_s"]
     checks = []
     for m in summary.model.unique():
         sub = summary[summary.model == m].set_index("policy")
-        for b in ("greedy", "shortest"):
-            ok = sub.loc["dp", "total_usd"] <= sub.loc[b, "total_usd"] + 1e-6
-            checks.append(f"- {m}: dp total {sub.loc['dp', 'total_usd']:.2f} USD "
-                          f"{'<=' if ok else '>'} {b} {sub.loc[b, 'total_usd']:.2f} USD")
+        for dp, col in (("dp", "total_usd"), ("dp_site", "total_site_usd")):
+            for b in ("greedy", "shortest"):
+                ok = sub.loc[dp, col] <= sub.loc[b, col] + 1e-6
+                checks.append(f"- {m}, `{col}`: {dp} {sub.loc[dp, col]:.2f} USD "
+                              f"{'<=' if ok else '>'} {b} {sub.loc[b, col]:.2f} USD")
     src = SOURCE_NUMBERS.get(net, {})
     src_lines = "\n".join(f"- source {k}: {km:.0f} km, {usd:.2f} USD" for k, (km, usd)
                           in src.items())
@@ -399,8 +406,15 @@ prices are the same at every bus in each hour when no limit binds: they differ i
 
 ## Plans under the DP cost model (same prices, costs and penalties for every policy)
 
-`total_usd` = distance (toll + maintenance) + wage + charging energy + degradation + unmet
-penalty ({s.pen_unmet_usd_per_kwh:g} USD/kWh [P] x (requirement - delivered)).
+`operating_usd` = distance (toll + maintenance) + wage + charging energy + degradation.
+`total_usd` = operating + unmet penalty {s.pen_unmet_usd_per_kwh:g} USD/kWh [P] x (requirement -
+delivered kWh): the objective of `dp`. `total_site_usd` = operating + the same rate x the
+requirement of *unserved* sites (a swap meets a site whatever its SOC): the objective of
+`dp_site`. `dp` tops the fresh MESS up at a charging site before the swap because each kWh
+delivered saves {s.pen_unmet_usd_per_kwh:g} USD against a price below
+{pres.price_usd_per_kwh.max():.2f} USD/kWh; its operating cost is then higher than the baselines'
+and its lower total comes from the energy it delivers. `dp_site` compares the routing at the
+baselines' service level (every site swapped, no reward for more kWh).
 
 {_md_table(summary, cols)}
 DP against the baselines:

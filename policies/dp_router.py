@@ -18,7 +18,9 @@ Waiting at the depot before departure is free (the driver starts work when the t
 busy, grid energy at price, degradation ``C_rep (dD_cal + dD_cyc)`` from the model's
 per-transition tables, and at SERVE ``-pen * min(delivered, requirement)``: the penalty for unmet
 site demand, ``pen * sum(requirement - delivered)``, differs from the sum of these stage terms
-by the constant ``pen * sum(requirement)``.
+by the constant ``pen * sum(requirement)`` (``unmet_mode="energy"``, default). With
+``unmet_mode="site"`` the SERVE term is ``-pen * requirement``: a site counts as met by any swap,
+so the router minimises the operating cost of serving and has no reason to top up before a site.
 
 **Recursion** (D.6): ``V(x) = min_a c(x, a) + V(f(x, a))``, ``V = +inf`` if nothing is feasible,
 solved for ``k = K .. 0`` vectorised over the SOC buckets with NumPy. Every action but END
@@ -188,8 +190,9 @@ def serve_outcome(p: TruckDayProblem, k: int, ci: int, j: np.ndarray):
     parts = {"distance_usd": np.zeros(j.shape), "wage_usd": np.full(j.shape,
                                                                   p.wage_usd_per_h * hours),
              "energy_usd": np.zeros(j.shape), "degradation_usd": _deg_usd(p, j, j, wait_h),
-             "penalty_usd": -p.pen_unmet_usd_per_kwh * np.minimum(delivered,
-                                                                  p.requirement_kwh[ci])}
+             "penalty_usd": -p.pen_unmet_usd_per_kwh * (
+                 np.minimum(delivered, p.requirement_kwh[ci]) if p.unmet_mode == "energy"
+                 else np.full(j.shape, p.requirement_kwh[ci]))}
     return k_s, k_e, feas, delivered, parts
 
 

@@ -71,6 +71,8 @@ class TruckDayProblem:
     allow_v2g: bool = False
     chargers_per_site: int = 1
     degradation_name: str = ""
+    # "energy": unmet = requirement - delivered kWh; "site": unmet = requirement of unserved sites
+    unmet_mode: str = "energy"
 
     def __post_init__(self) -> None:
         n, k, j = self.n_nodes, self.n_steps, self.n_soc
@@ -98,6 +100,9 @@ class TruckDayProblem:
         for c in self.charging_nodes:
             if not np.all(np.isfinite(np.asarray(self.price_usd_per_kwh)[:, c])):
                 problems.append(f"{self.name}.price_usd_per_kwh: no price for charging node {c}")
+        if self.unmet_mode not in ("energy", "site"):
+            problems.append(f"{self.name}.unmet_mode: must be 'energy' or 'site', got "
+                            f"{self.unmet_mode!r}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -136,7 +141,7 @@ class PlanStep:
     wage_usd: float = 0.0
     energy_usd: float = 0.0
     degradation_usd: float = 0.0
-    penalty_usd: float = 0.0  # -pen * delivered at SERVE (reward for reducing unmet demand)
+    penalty_usd: float = 0.0  # at SERVE: -pen * (delivered or requirement): unmet demand avoided
 
     @property
     def cost_usd(self) -> float:

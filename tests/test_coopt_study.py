@@ -32,6 +32,8 @@ def test_small_study_dp_no_worse_than_baselines(tmp_path):
         sub = s[s.model == m].set_index("policy")
         assert sub.loc["dp", "total_usd"] <= sub.loc["greedy", "total_usd"] + 1e-6
         assert sub.loc["dp", "total_usd"] <= sub.loc["shortest", "total_usd"] + 1e-6
+        for b in ("greedy", "shortest"):  # at the baselines' service level
+            assert sub.loc["dp_site", "total_site_usd"] <= sub.loc[b, "total_site_usd"] + 1e-6
         assert (sub.degradation_usd >= 0).all() and (sub.replay_degradation_usd >= 0).all()
         assert sub.replay_all_ok.all()
     for f in ("report.md", "plan_steps.csv", "soc_trace.csv", "prices.csv", "meta.json"):
