@@ -380,6 +380,12 @@ def write_report(out: Path, st: StudySettings, s: CooptSettings, pcfg: PriceConf
                 ok = sub.loc[dp, col] <= sub.loc[b, col] + 1e-6
                 checks.append(f"- {m}, `{col}`: {dp} {sub.loc[dp, col]:.2f} USD "
                               f"{'<=' if ok else '>'} {b} {sub.loc[b, col]:.2f} USD")
+    short = summary[summary.sites_served < summary.sites]
+    if len(short):
+        checks.append("")
+        checks.extend(f"- note: {r.policy} ({r.model}) leaves {r.sites - r.sites_served} site(s) "
+                      "unserved: serving costs more than the unmet-energy penalty it avoids"
+                      for r in short.itertuples())
     src = SOURCE_NUMBERS.get(net, {})
     src_lines = "\n".join(f"- source {k}: {km:.0f} km, {usd:.2f} USD" for k, (km, usd)
                           in src.items())
