@@ -69,3 +69,16 @@ def test_bad_settings_name_the_field():
         settings_for("coopt-small", ["prices.method='lp'"])
     with pytest.raises(ScenarioError, match="study.models"):
         settings_for("coopt-small", ["study.models=['xyz']"])
+
+
+@pytest.mark.slow
+def test_large_study_dp_no_worse_than_baselines(tmp_path):
+    code = cli_run("coopt-large", tmp_path, 0,
+                   [f"study.data_dir='{DATA}'", "study.models=['generalised']",
+                    "study.figures=false"])
+    assert code == 0
+    sub = pd.read_csv(tmp_path / "summary.csv").set_index("policy")
+    for b in ("greedy", "shortest"):
+        assert sub.loc["dp", "total_usd"] <= sub.loc[b, "total_usd"] + 1e-6
+        assert sub.loc["dp_site", "total_site_usd"] <= sub.loc[b, "total_site_usd"] + 1e-6
+    assert (sub.sites_served == 10).all()
