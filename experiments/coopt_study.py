@@ -138,7 +138,11 @@ def replay_plan(p: TruckDayProblem, plan: TruckPlan, data: CooptData, network: s
             if k > p.n_steps:
                 r.ok, r.reason = False, "past the end of the day"
                 break
-            code, arg = router.decide(p.name, phase, k, v, soc)
+            try:
+                code, arg = router.decide(p.name, phase, k, v, soc)
+            except (RuntimeError, ValueError) as exc:  # no feasible continuation: recorded
+                r.ok, r.reason = False, str(exc)
+                break
             if plan_at.get((phase, k, v)) != (code, arg):
                 r.replans += 1  # the observed state is off the plan: new optimal action
         else:
