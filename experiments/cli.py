@@ -18,6 +18,13 @@ from sim.errors import ScenarioError
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 DEFAULT_EXPERIMENT = "sfi-quick"
+# Seed 002 studies: settings live in experiments.coopt_study.STUDIES (their own schema).
+COOPT_STUDIES = {
+    "coopt-small": "Seed 002: DP router vs greedy / shortest on the 7-node network, "
+                   "NMC / LFP / generalised degradation",
+    "coopt-large": "Seed 002: DP router vs greedy / shortest on the 16-node network, "
+                   "NMC / LFP / generalised degradation",
+}
 
 
 def builtin() -> dict[str, Path]:
@@ -50,17 +57,41 @@ def describe(path: Path) -> str:
 
 def cmd_list(args) -> int:
     names = builtin()
-    width = max(len(n) for n in names)
+    width = max(len(n) for n in [*names, *COOPT_STUDIES])
     for name, path in names.items():
         mark = " (default)" if name == DEFAULT_EXPERIMENT else ""
         print(f"{name:<{width}}  {describe(path)}{mark}")
+    for name, text in COOPT_STUDIES.items():
+        print(f"{name:<{width}}  {text}")
     return 0
+
+
+def _kind(path: Path) -> str:
+    """``[scenario] kind`` of a file: "tsn-study" for the seed-001 studies, else "run"."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return "run"  # the full loader reports the problem
+    scen = raw.get("scenario")
+    return str(scen.get("kind", "run")) if isinstance(scen, dict) else "run"
 
 
 def cmd_check(args) -> int:
     from experiments.config import load
 
+    if args.target in COOPT_STUDIES:
+        from experiments import coopt_study
+
+        coopt_study.settings_for(args.target, args.set)
+        print(f"{args.target}: ok (built-in seed 002 study)")
+        return 0
     path = resolve(args.target)
+    if _kind(path) == "tsn-study":
+        from experiments.tsn_config import load_tsn
+
+        tcfg = load_tsn(path, args.set)
+        print(f"{path}: ok (tsn study on {tcfg.case.name}, {len(tcfg.ocd.runs)} OCD runs)")
+        return 0
     cfg = load(path, args.set)
     print(f"{path}: ok ({len(cfg.grids)} grids, {len(cfg.fleet)} vehicles, "
           f"policies {', '.join(n for n, _ in cfg.policy_runs())})")
@@ -112,7 +143,18 @@ def cmd_run(args) -> int:
     from experiments.config import load
     from experiments.run import default_run_dir, run_one, write_run
 
+    if args.target in COOPT_STUDIES:  # seed 002: DP router study, its own settings
+        from experiments import coopt_study
+
+        sets = list(args.set) + (["study.figures=false"] if args.no_figures else [])
+        return coopt_study.cli_run(args.target, args.out,
+                                   0 if args.seed is None else args.seed, sets)
     path = resolve(args.target)
+    if _kind(path) == "tsn-study":  # seed 001: UC with battery trains, its own schema
+        from experiments import tsn_study
+        from experiments.tsn_config import load_tsn
+
+        return tsn_study.cli_run(load_tsn(path, args.set), args.out, not args.no_figures)
     cfg = load(path, args.set)
     seed = cfg.scenario.seed if args.seed is None else args.seed
     if cfg.study is not None:  # the seed 000 study runs instead of a plain run

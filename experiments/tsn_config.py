@@ -114,30 +114,42 @@ def load_tsn(path: str | Path, overrides: list[str] | None = None) -> TsnStudyCo
         raise ScenarioError([f"{path}: not valid TOML ({exc})"]) from None
     if overrides:
         raw = apply_overrides(raw, overrides)
+    problems: list[str] = []
+    cfg = None
     try:
         cfg = TsnStudyConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ScenarioError(_problems(exc), source=str(path)) from None
-    problems = []
-    if cfg.sweeps.line_ratings_mw and not cfg.sweeps.line:
-        problems.append("sweeps.line: needed when sweeps.line_ratings_mw is given")
-    labels = [r.label for r in cfg.ocd.runs]
-    if len(set(labels)) != len(labels):
-        problems.append("ocd.runs: labels must be unique")
-    if cfg.check.vm_min_pu >= cfg.check.vm_max_pu:
-        problems.append("check: vm_min_pu must be below vm_max_pu")
-    # the case overrides are checked by the builder itself (it names every bad key)
-    try:
-        from grids.transmission import build_case
-
-        kw = dict(cfg.case.overrides)
-        if cfg.sweeps.line:
-            kw.setdefault("line_rating_overrides_mw", {})
-            kw["line_rating_overrides_mw"] = {**kw["line_rating_overrides_mw"],
-                                              cfg.sweeps.line: 1.0}
-        build_case(cfg.case.name, "mes", **kw)
-    except ScenarioError as exc:
-        problems += [f"case.overrides: {p}" for p in exc.problems]
+        problems += _problems(exc)
+    if cfg is not None:
+        if cfg.sweeps.line_ratings_mw and not cfg.sweeps.line:
+            problems.append("sweeps.line: needed when sweeps.line_ratings_mw is given")
+        labels = [r.label for r in cfg.ocd.runs]
+        if len(set(labels)) != len(labels):
+            problems.append("ocd.runs: labels must be unique")
+        if cfg.check.vm_min_pu >= cfg.check.vm_max_pu:
+            problems.append("check: vm_min_pu must be below vm_max_pu")
+    problems += _case_problems(raw)
     if problems:
         raise ScenarioError(problems, source=str(path))
     return cfg
+
+
+def _case_problems(raw: dict) -> list[str]:
+    """The case overrides, checked by the builder itself (it names every bad key), even when
+    other sections have problems, so that one pass lists everything."""
+    try:
+        case = TsnCaseSection.model_validate(raw.get("case", {}))
+        sweeps = TsnSweeps.model_validate(raw.get("sweeps", {}))
+    except ValidationError:
+        return []  # already reported by the full validation
+    from grids.transmission import build_case
+
+    kw = dict(case.overrides)
+    if sweeps.line:
+        kw["line_rating_overrides_mw"] = {**kw.get("line_rating_overrides_mw", {}),
+                                          sweeps.line: 1.0}
+    try:
+        build_case(case.name, "mes", **kw)
+    except ScenarioError as exc:
+        return [f"case.overrides: {p}" for p in exc.problems]
+    return []

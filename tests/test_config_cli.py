@@ -119,3 +119,24 @@ def test_cli_list_shows_builtins(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "three-dn" in out and "(default)" in out and "tiny" in out
+
+
+def test_every_builtin_experiment_checks_clean(capsys):
+    """``mescosim check NAME`` passes for every built-in experiment, whatever its schema."""
+    from experiments.cli import COOPT_STUDIES, builtin
+
+    for name in [*builtin(), *COOPT_STUDIES]:
+        assert main(["check", name]) == 0, name
+    assert "tsn study on ieee30" in capsys.readouterr().out
+
+
+def test_tsn_study_file_problems_are_listed_at_once(tmp_path, capsys):
+    src = (SCENARIO_DIR / "tsn-ieee30.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(src.replace('mip_gap = 1e-4', 'mip_gap = -1').replace(
+        '"line 12-13" = 20.0', '"line 12-99" = 20.0').replace('[check]', '[check]\ncolour = 1'))
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "solver.mip_gap: Input should be greater than 0" in err
+    assert "check.colour: unknown key" in err
+    assert "unknown branch 'line 12-99'" in err
