@@ -21,6 +21,7 @@ VARIANT_STYLE = {"mes": ("#1f77b4", "MES (trains)"), "ses_distributed": ("#ff7f0
 
 def train_routes(routes: pd.DataFrame, path: Path) -> Path:
     """Gantt of each train's station per hour (grey: in transit) with its energy on top."""
+    routes = routes.assign(station=routes.station.fillna("").astype(str))
     with plt.rc_context(_STYLE):
         trains = list(dict.fromkeys(routes.train))
         stations = sorted(s for s in routes.station.unique() if s)

@@ -145,7 +145,8 @@ def run_tsn_study(cfg: TsnStudyConfig, out_dir: str | Path, figures: bool = True
                                         mode_binaries=opt.mode_binaries))
         r: OcdResult = run_ocd(cases["mes"], o)
         rel = (r.ub - central.total_cost) / central.total_cost if central.has_solution else None
-        ocd_rows.append({"run": run.label, "variant": run.variant, "mobility": run.mobility,
+        mobility = run.mobility if run.variant == "enhanced" else "none"
+        ocd_rows.append({"run": run.label, "variant": run.variant, "mobility": mobility,
                          "request_candidates": run.request_candidates, "polish": run.polish,
                          "ub_usd": r.ub, "lb_usd": r.lb, "ocd_gap": r.gap,
                          "central_usd": central.total_cost,
@@ -245,7 +246,7 @@ def ac_check(case: TransmissionCase, net, plan: TsnPlan, cfg: TsnStudyConfig) ->
                                 unit_on=plan.u[:, t] > 0.5, vm_min_pu=cfg.check.vm_min_pu,
                                 vm_max_pu=cfg.check.vm_max_pu)
         dc_over = set(chk.overloaded_dc)
-        ac_over = set(chk.overloaded_ac)
+        ac_over = set(chk.overloaded_ac)  # (string names of branches)
         rows.append({"hour": t + 1, "dc_converged": chk.converged_dc,
                      "ac_converged": chk.converged_ac,
                      "dc_max_loading_pct": float(np.nanmax(chk.dc_loading_pct)),
@@ -320,7 +321,7 @@ def _fmt(x, nd=2) -> str:
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "–"
     if isinstance(x, (bool, np.bool_)):
-        return "yes" if x else "**no**"
+        return "yes" if x else "no"
     if isinstance(x, (int, np.integer)):
         return f"{x:,}"
     return f"{x:,.{nd}f}"
@@ -356,7 +357,7 @@ def write_report(res: TsnStudyResult) -> Path:
     lines += ["", "I_econ (47) uses F0 = the operating cost without storage (row `none`).", "",
               "## Directions", ""]
     for k, v in s["directions"].items():
-        lines.append(f"- {k}: {_fmt(bool(v))}")
+        lines.append(f"- {k}: {'yes' if v else '**no**'}")
     if "ocd" in t and len(t["ocd"]):
         po, pc = PAPER_OCD[name]
         lines += ["", "## OCD against the centralised MILP", "",
@@ -379,10 +380,17 @@ def write_report(res: TsnStudyResult) -> Path:
               "PTDF): reactive flows, losses and voltages are outside it."]
     if len(t.get("line_sweep", [])):
         ls = t["line_sweep"]
-        wide = ls.pivot_table(index="rating_mw", columns="variant", values="total_cost_usd")
-        lines += ["", f"## Sweep of {cfg.sweeps.line} rating (paper's Fig. 7)", "",
-                  wide.reset_index().to_markdown(index=False, floatfmt=",.2f")
-                  if hasattr(wide, "to_markdown") else wide.to_string()]
+        wide = ls.pivot_table(index="rating_mw", columns="variant",
+                              values="total_cost_usd").reset_index()
+        wide.columns = [str(c) for c in wide.columns]
+        wr = ls.pivot_table(index="rating_mw", columns="variant",
+                            values="wind_util_pct").reset_index()
+        wr.columns = [str(c) if c == "rating_mw" else f"R_w {c}" for c in wr.columns]
+        st = ls[ls.variant == "mes"][["rating_mw", "status", "gap"]].rename(
+            columns={"status": "mes status", "gap": "mes gap"})
+        wide = wide.merge(wr, on="rating_mw").merge(st, on="rating_mw")
+        lines += ["", f"## Sweep of {cfg.sweeps.line} rating (paper's Fig. 7), total cost USD "
+                      "and wind utilisation %", "", md(wide, list(wide.columns))]
     if len(t.get("transport_sweep", [])):
         lines += ["", "## Transport cost against train-hours", "",
                   md(t["transport_sweep"], ["transport_cost_per_h", "train_hours",
