@@ -34,10 +34,12 @@ def train_routes(routes: pd.DataFrame, path: Path) -> Path:
                 face = colors[r.station] if r.station else TRANSIT_FACE
                 ax.barh(y, 1, left=r.hour - 1, color=face, edgecolor=TRANSIT_EDGE if not
                         r.station else "white", height=0.6)
-            ax2.step(np.r_[0, g.hour], np.r_[g.e_mwh.iloc[0], g.e_mwh], where="pre",
+            col = plt.cm.Dark2(y)
+            # value at the end of hour h drawn over (h-1, h]
+            ax2.step(np.r_[0, g.hour], np.r_[g.e_mwh.iloc[0], g.e_mwh], where="pre", color=col,
                      label=f"{tr} energy (MWh)")
             ax2.step(np.r_[0, g.hour], np.r_[g.c_mw.iloc[0], g.c_mw], where="pre", ls="--",
-                     label=f"{tr} capacity (MW)")
+                     color=col, label=f"{tr} capacity (MW)")
         ax.set_yticks(range(len(trains)), trains)
         ax.invert_yaxis()
         handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s]) for s in stations]
@@ -46,7 +48,7 @@ def train_routes(routes: pd.DataFrame, path: Path) -> Path:
                   bbox_to_anchor=(0, 1.02), frameon=False)
         ax.set_title("Train routes (station per hour)", loc="left", pad=22)
         ax2.set_xlabel("hour")
-        ax2.set_ylabel("train state")
+        ax2.set_ylabel("train state (end of hour)")
         ax2.legend(ncol=2, frameon=False)
         ax2.set_xlim(0, int(routes.hour.max()))
         return _save(fig, path)
@@ -76,12 +78,16 @@ def line_sweep(ls: pd.DataFrame, line: str, path: Path) -> Path:
     """Total cost and wind utilisation against the rating of one line (the paper's Fig. 7)."""
     with plt.rc_context(_STYLE):
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+        marks = {"none": ("s", 9, "-"), "mes": ("o", 6, "-"), "ses_distributed": ("^", 7, "--"),
+                 "ses_central": ("v", 5, ":")}
         for var, g in ls.groupby("variant", sort=False):
             color, label = VARIANT_STYLE[var]
+            mk, ms, lsty = marks[var]
             g = g.sort_values("rating_mw")
             ok = g.status.isin(["optimal", "feasible_gap", "time_limit"])
-            a1.plot(g.rating_mw[ok], g.total_cost_usd[ok], "o-", color=color, label=label)
-            a2.plot(g.rating_mw[ok], g.wind_util_pct[ok], "o-", color=color, label=label)
+            kw = dict(color=color, marker=mk, ms=ms, ls=lsty, label=label)
+            a1.plot(g.rating_mw[ok], g.total_cost_usd[ok], **kw)
+            a2.plot(g.rating_mw[ok], g.wind_util_pct[ok], **kw)
         a1.set_xlabel(f"{line} rating (MW)")
         a1.set_ylabel("total cost (USD)")
         a2.set_xlabel(f"{line} rating (MW)")
@@ -108,10 +114,11 @@ def ocd_convergence(hist: pd.DataFrame, central: float, path: Path) -> Path:
         pad = 0.05 * (hi - lo + 1e-9)
         ax.set_ylim(lo - pad, hi + pad)
         ax.set_xlabel("iteration")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel("USD")
         ax.set_title("OCD upper and lower bounds (LB from the power MILP's dual bound)",
                      loc="left")
-        ax.legend(ncol=2, frameon=False, fontsize=7)
+        ax.legend(ncol=1, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
         return _save(fig, path)
 
 
