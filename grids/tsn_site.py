@@ -53,8 +53,9 @@ class StationHour:
 class StorageStation:
     """One energy-storage station (B.5). Mutable state: ``c_mw``, ``e_mwh``."""
 
-    def __init__(self, spec: Station, eta: float, gamma_h: float) -> None:
+    def __init__(self, spec: Station, eta: float, gamma_h: float, dt_h: float = 1.0) -> None:
         self.spec = spec
+        self.dt_h = float(dt_h)
         self.name = spec.name
         self.bus = spec.bus
         self.eta = float(eta)
@@ -84,6 +85,11 @@ class StorageStation:
                    f"{self.spec.c_max_mw}]"
         if e < -STATE_TOL:
             return f"station {self.name} energy would be {e:.6f} MWh < 0"
+        # the end-of-hour window must stay reachable, discharging at most C for the hour
+        e_hi = min(self.spec.e_max_mwh, self.gamma_h * max(c, 0.0))
+        if e - max(c, 0.0) * self.dt_h / self.eta > e_hi + STATE_TOL:
+            return (f"station {self.name} would hold {e:.6f} MWh in {c:.6f} MW: above "
+                    f"min(E_max, gamma*C) = {e_hi:.6f} MWh even after an hour at full discharge")
         return None
 
     def apply_exchange(self, dc_mw: float, de_mwh: float) -> None:
@@ -145,7 +151,8 @@ class TsnGridSite:
                  loading_max_pct: float = 100.0) -> None:
         self.case = case
         self.net = net
-        self.stations = [StorageStation(s, case.eta, case.gamma_h) for s in case.stations]
+        self.stations = [StorageStation(s, case.eta, case.gamma_h, case.dt_h)
+                         for s in case.stations]
         self.options = dict(off_units=off_units, vm_min_pu=vm_min_pu, vm_max_pu=vm_max_pu,
                             loading_max_pct=loading_max_pct)
         self.line_names = case.line_names
