@@ -182,22 +182,32 @@ def plan_vs_sim(case: TransmissionCase, plan, tables: dict[str, pd.DataFrame]) -
 def dc_blind(branches: pd.DataFrame, buses: pd.DataFrame, vm_min_pu: float, vm_max_pu: float,
              loading_max_pct: float = 100.0) -> pd.DataFrame:
     """What the DC plan did not see, per hour: ``kind = "ac_only_overload"`` (AC loading above
-    the limit, DC loading not) with both loadings, and ``kind = "voltage"`` (bus outside
-    ``[vm_min_pu, vm_max_pu]``) with its ``vm_pu``."""
-    cols = ["time_min", "kind", "element", "dc_loading_pct", "ac_loading_pct", "vm_pu"]
+    the limit, DC loading not) with the loadings and a ``cause`` (``"active_power"`` when the AC
+    MW flow alone exceeds the rating, else ``"reactive_power"``: only the MVA does), and
+    ``kind = "voltage"`` (bus outside ``[vm_min_pu, vm_max_pu]``, cause ``low`` / ``high``)."""
+    cols = ["time_min", "kind", "element", "cause", "dc_loading_pct", "ac_loading_pct",
+            "ac_p_loading_pct", "vm_pu"]
     parts = []
     tol = 1e-6
     if len(branches):
         b = branches[(branches.ac_loading_pct > loading_max_pct + tol)
                      & ~(branches.dc_loading_pct > loading_max_pct + tol)]
+        # cause: the AC active power alone is above the limit ("active_power": the DC
+        # approximation under-estimated the MW flow), or only the MVA is ("reactive_power")
+        cause = np.where(b.ac_p_loading_pct > loading_max_pct + tol, "active_power",
+                         "reactive_power")
         parts.append(pd.DataFrame({"time_min": b.time_min, "kind": "ac_only_overload",
-                                   "element": b.branch, "dc_loading_pct": b.dc_loading_pct,
-                                   "ac_loading_pct": b.ac_loading_pct, "vm_pu": math.nan}))
+                                   "element": b.branch, "cause": cause,
+                                   "dc_loading_pct": b.dc_loading_pct,
+                                   "ac_loading_pct": b.ac_loading_pct,
+                                   "ac_p_loading_pct": b.ac_p_loading_pct, "vm_pu": math.nan}))
     if len(buses):
         v = buses[(buses.vm_pu < vm_min_pu) | (buses.vm_pu > vm_max_pu)]
         parts.append(pd.DataFrame({"time_min": v.time_min, "kind": "voltage",
-                                   "element": v.bus.astype(str), "dc_loading_pct": math.nan,
-                                   "ac_loading_pct": math.nan, "vm_pu": v.vm_pu}))
+                                   "element": v.bus.astype(str),
+                                   "cause": np.where(v.vm_pu < vm_min_pu, "low", "high"),
+                                   "dc_loading_pct": math.nan, "ac_loading_pct": math.nan,
+                                   "ac_p_loading_pct": math.nan, "vm_pu": v.vm_pu}))
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame(columns=cols)
@@ -238,6 +248,10 @@ def summarise(case: TransmissionCase, tables: dict[str, pd.DataFrame], policy_na
     ao = blind[blind.kind == "ac_only_overload"] if len(blind) else blind
     out["ac_only_overload_branch_hours"] = int(len(ao))
     out["ac_only_overload_branches"] = sorted(set(ao.element)) if len(ao) else []
+    out["ac_only_overload_active_power_branch_hours"] = int((ao.cause == "active_power").sum()) \
+        if len(ao) else 0
+    if len(tables["branches"]):
+        out["max_ac_p_loading_pct"] = float(tables["branches"].ac_p_loading_pct.max())
     vv = blind[blind.kind == "voltage"] if len(blind) else blind
     out["voltage_violation_bus_hours"] = int(len(vv))
     return out

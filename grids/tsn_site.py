@@ -139,6 +139,13 @@ class StorageStation:
                            "; ".join(problems) or None)
 
 
+def _pct(flow_mw: np.ndarray, rating_mw: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(rating_mw))
+    fin = np.isfinite(rating_mw)
+    out[fin] = np.abs(np.asarray(flow_mw, float)[fin]) / rating_mw[fin] * 100.0
+    return out
+
+
 class TsnGridSite:
     """The transmission net of one case, stepped once per hour.
 
@@ -173,7 +180,7 @@ class TsnGridSite:
         except ValueError as exc:
             nan_br, nan_bus = np.full(nbr, np.nan), np.full(nb, np.nan)
             return TsnGridResult(int(hour), "error", False, False, f"ValueError: {exc}", nan_br,
-                                 nan_br, nan_bus, math.nan, math.nan, (), (), (), math.nan,
+                                 nan_br, nan_br, nan_bus, math.nan, math.nan, (), (), (), math.nan,
                                  math.nan, math.nan, math.nan, p_store)
         if chk.converged_dc and chk.converged_ac:
             status = "ok"
@@ -187,6 +194,7 @@ class TsnGridSite:
             hour=int(hour), status=status, converged_dc=chk.converged_dc,
             converged_ac=chk.converged_ac, message=chk.message,
             dc_loading_pct=chk.dc_loading_pct, ac_loading_pct=chk.ac_loading_pct,
+            ac_p_loading_pct=_pct(chk.ac_p_from_mw, self.case.rating_mw),
             vm_pu=chk.vm_pu, vm_min_pu=chk.vm_min_pu, vm_max_pu=chk.vm_max_pu,
             overloaded_dc=chk.overloaded_dc, overloaded_ac=chk.overloaded_ac,
             voltage_violations=chk.voltage_violations, ac_losses_mw=chk.ac_losses_mw,

@@ -237,6 +237,7 @@ class TsnEngine:
             self.recorder.row("branches", time_min=now, branch=name,
                               rating_mw=float(self.case.rating_mw[j]),
                               dc_loading_pct=float(g.dc_loading_pct[j]),
-                              ac_loading_pct=float(g.ac_loading_pct[j]))
+                              ac_loading_pct=float(g.ac_loading_pct[j]),
+                              ac_p_loading_pct=float(g.ac_p_loading_pct[j]))
         for b, v in zip(self.case.bus_ids, g.vm_pu):
             self.recorder.row("buses", time_min=now, bus=int(b), vm_pu=float(v))

@@ -116,8 +116,9 @@ class TsnGridResult:
     converged_dc: bool
     converged_ac: bool
     message: str
-    dc_loading_pct: np.ndarray
-    ac_loading_pct: np.ndarray
+    dc_loading_pct: np.ndarray  # |P_dc| / rating
+    ac_loading_pct: np.ndarray  # max(|S_from|, |S_to|) / rating (MVA against the MW rating)
+    ac_p_loading_pct: np.ndarray  # |P_ac from side| / rating (active power only)
     vm_pu: np.ndarray
     vm_min_pu: float
     vm_max_pu: float
@@ -131,7 +132,7 @@ class TsnGridResult:
     storage_p_mw_by_bus: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for f in ("dc_loading_pct", "ac_loading_pct", "vm_pu"):
+        for f in ("dc_loading_pct", "ac_loading_pct", "ac_p_loading_pct", "vm_pu"):
             object.__setattr__(self, f, _ro(getattr(self, f)))
 
 

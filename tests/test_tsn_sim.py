@@ -239,5 +239,35 @@ def test_replayed_plan_matches_simulation(policy):
     n_arcs = sum(1 for p in policy.paths for a in p if a[0] != a[2])
     assert (ev.event == "depart").sum() == n_arcs == (ev.event == "arrive").sum()
     assert s["hours_dc_converged"] == s["hours_ac_converged"] == case.T
-    # the DC flow of the replayed dispatch equals the plan's PTDF flow on this net's lines
+    # the DC flow of the replayed dispatch equals the plan's PTDF flow on the rated line
+    plan = policy.plan
+    inj = -np.array(case.load_mw)
+    for g, u in enumerate(case.units):
+        inj[:, case.bus_pos(u.bus)] += plan.p_mw[g] * (plan.u[g] > 0.5)
+    inj[:, case.bus_pos(case.wind[0].bus)] += plan.wind_mw[0]
+    for i, st in enumerate(case.stations):
+        inj[:, case.bus_pos(st.bus)] += plan.pdis_mw[i] - plan.pch_mw[i]
+    plan_pct = np.abs(inj @ case.ptdf[1]) / case.rating_mw[1] * 100
+    br = res.tables["branches"]
+    sim_pct = br[br.branch == "line 0-2"].sort_values("time_min").dc_loading_pct.to_numpy()
+    assert np.allclose(sim_pct, plan_pct, atol=1e-6)
     assert s["max_dc_loading_pct"] <= 100.0 + 1e-4
+
+
+def test_dc_blind_classifies_ac_only_overloads_and_voltages():
+    import pandas as pd
+
+    from experiments.tsn_sim import dc_blind
+
+    br = pd.DataFrame({"time_min": [0, 0, 0, 60], "branch": ["a", "b", "c", "a"],
+                       "dc_loading_pct": [99.0, 101.0, 90.0, 100.0],
+                       "ac_loading_pct": [104.0, 105.0, 99.0, 101.0],
+                       "ac_p_loading_pct": [102.0, 104.0, 95.0, 99.0]})
+    bus = pd.DataFrame({"time_min": [0, 60, 60], "bus": [1, 2, 3], "vm_pu": [0.93, 1.0, 1.07]})
+    out = dc_blind(br, bus, 0.94, 1.06)
+    ao = out[out.kind == "ac_only_overload"]
+    assert ao[["time_min", "element", "cause"]].values.tolist() == [
+        [0, "a", "active_power"], [60, "a", "reactive_power"]]
+    v = out[out.kind == "voltage"]
+    assert v[["time_min", "element", "cause"]].values.tolist() == [[0, "1", "low"],
+                                                                  [60, "3", "high"]]
