@@ -104,6 +104,7 @@ def simulate(case: TransmissionCase, net, policy, rng: np.random.Generator | Non
     plan = getattr(policy, "plan", None)
     tables["plan_vs_sim"] = plan_vs_sim(case, plan, tables) if plan is not None \
         else pd.DataFrame(columns=["time_min", "entity", "variable", "plan", "sim", "dev"])
+    tables["plan_vs_sim_hourly"] = plan_vs_sim_hourly(tables["plan_vs_sim"])
     tables["dc_blind"] = dc_blind(tables["branches"], tables["buses"], vm_lo, vm_hi, lim)
     timings = {"policy_reset_s": engine.timings.policy_reset_s,
                "policy_s": engine.timings.policy_s, "grid_s": engine.timings.grid_s,
@@ -177,6 +178,27 @@ def plan_vs_sim(case: TransmissionCase, plan, tables: dict[str, pd.DataFrame]) -
     df = pd.DataFrame(rows, columns=["time_min", "entity", "variable", "plan", "sim"])
     df["dev"] = df.sim - df.plan
     return df
+
+
+def plan_vs_sim_hourly(pvs: pd.DataFrame) -> pd.DataFrame:
+    """Per time point: the largest |sim - plan| of capacity, energy and station power over all
+    trains and stations, and how many trains are not where the plan has them."""
+    cols = ["time_min", "max_abs_dev_c_mw", "max_abs_dev_e_mwh", "max_abs_dev_p_mw",
+            "location_mismatches"]
+    if not len(pvs):
+        return pd.DataFrame(columns=cols)
+    d = pvs.assign(abs_dev=pvs.dev.abs())
+    piv = d.groupby(["time_min", "variable"]).abs_dev.max().unstack("variable")
+    out = pd.DataFrame({"time_min": piv.index})
+    out["max_abs_dev_c_mw"] = piv.get("c_mw", pd.Series(math.nan, piv.index)).to_numpy()
+    out["max_abs_dev_e_mwh"] = piv.get("e_mwh", pd.Series(math.nan, piv.index)).to_numpy()
+    p = pd.concat([piv.get("pch_mw", pd.Series(math.nan, piv.index)),
+                   piv.get("pdis_mw", pd.Series(math.nan, piv.index))], axis=1).max(axis=1)
+    out["max_abs_dev_p_mw"] = p.to_numpy()
+    loc = d[d.variable == "station_index"].groupby("time_min").abs_dev.apply(
+        lambda x: int((x > 0.5).sum()))
+    out["location_mismatches"] = loc.reindex(piv.index, fill_value=0).to_numpy()
+    return out[cols]
 
 
 def dc_blind(branches: pd.DataFrame, buses: pd.DataFrame, vm_min_pu: float, vm_max_pu: float,

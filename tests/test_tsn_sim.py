@@ -233,6 +233,9 @@ def test_replayed_plan_matches_simulation(policy):
         assert s[f"max_abs_dev_{var}"] <= 1e-6, (var, s)
     pvs = res.tables["plan_vs_sim"]
     assert pvs.sim.notna().all()
+    hourly = res.tables["plan_vs_sim_hourly"]
+    assert len(hourly) == case.T + 1 and (hourly.location_mismatches == 0).all()
+    assert hourly[["max_abs_dev_c_mw", "max_abs_dev_e_mwh"]].max().max() <= 1e-6
     assert s["capacity_total_mw_min"] == pytest.approx(s["capacity_total_mw_max"], abs=1e-9)
     # every planned route arc is a departure at its start hour and an arrival tau hours later
     ev = res.tables["events"]
@@ -271,3 +274,27 @@ def test_dc_blind_classifies_ac_only_overloads_and_voltages():
     v = out[out.kind == "voltage"]
     assert v[["time_min", "element", "cause"]].values.tolist() == [[0, "1", "low"],
                                                                   [60, "3", "high"]]
+
+
+def test_plan_vs_sim_sees_a_deviation():
+    """Drop every exchange of hour 1 from a replayed plan: the tables must show it."""
+
+    class Lossy(UcMilpPolicy):
+        def decide(self, state):
+            d = super().decide(state)
+            if state.hour == 1:
+                self.dropped = d.exchanges
+                d = TsnDecision(d.unit_p_mw, d.unit_on, d.wind_mw, d.station_pch_mw,
+                                d.station_pdis_mw, d.moves, (), d.note)
+            return d
+
+    case = tiny_case(T=6, transport_cost_per_h=1.0)
+    pol = Lossy(time_limit_s=60.0, exchange_mode="delta")
+    res = _run(case, pol)
+    assert pol.dropped, "the plan has no exchange in hour 1; pick another hour"
+    worst = max(max(abs(x.dc_mw), abs(x.de_mwh)) for x in pol.dropped)
+    s = res.summary
+    assert max(s["max_abs_dev_c_mw"], s["max_abs_dev_e_mwh"]) >= worst - 1e-6
+    hourly = res.tables["plan_vs_sim_hourly"].set_index("time_min")
+    assert hourly.loc[60, "max_abs_dev_c_mw"] <= 1e-6  # the state before hour 1 still agrees
+    assert hourly.loc[120, ["max_abs_dev_c_mw", "max_abs_dev_e_mwh"]].max() > 1e-3
