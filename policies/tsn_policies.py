@@ -71,10 +71,11 @@ class _PlanReplayPolicy:
 
     name = "plan-replay"
 
-    def __init__(self, exchange_mode: str = "track") -> None:
+    def __init__(self, exchange_mode: str = "track", keep_plan: bool = False) -> None:
         if exchange_mode not in ("track", "delta"):
             raise ValueError(f"exchange_mode: must be 'track' or 'delta', got {exchange_mode!r}")
         self.exchange_mode = exchange_mode
+        self.keep_plan = bool(keep_plan)
         self.case: TransmissionCase | None = None
         self.plan: TsnPlan | None = None
         self.paths: list[list[Arc]] | None = None
@@ -85,9 +86,13 @@ class _PlanReplayPolicy:
         raise NotImplementedError
 
     def params(self) -> dict:
-        return {"exchange_mode": self.exchange_mode}
+        return {"exchange_mode": self.exchange_mode, "keep_plan": self.keep_plan}
 
     def reset(self, case: TransmissionCase, rng: np.random.Generator | None = None) -> None:
+        """Plan the horizon of ``case``. With ``keep_plan`` a plan already made for this very
+        case object is kept (replaying one plan under several grid settings)."""
+        if self.keep_plan and self.plan is not None and self.case is case:
+            return
         self.case = case
         plan, paths, info = self._make_plan(case)
         self.plan_info = info
@@ -154,8 +159,8 @@ class UcMilpPolicy(_PlanReplayPolicy):
     def __init__(self, solver: str = "highs", time_limit_s: float = 600.0,
                  mip_gap: float = 1e-4, pwl_segments: int = 8, mode_binaries: bool = True,
                  line_limits: bool = True, threads: int | None = None,
-                 exchange_mode: str = "track") -> None:
-        super().__init__(exchange_mode)
+                 exchange_mode: str = "track", keep_plan: bool = False) -> None:
+        super().__init__(exchange_mode, keep_plan)
         self.options = TsnOptions(solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                   pwl_segments=pwl_segments, mode_binaries=mode_binaries,
                                   line_limits=line_limits, threads=threads)
@@ -181,8 +186,8 @@ class OcdPolicy(_PlanReplayPolicy):
                  rho0: float = 1.0, mobility: str = "pairwise",
                  request_candidates: bool = False, polish: bool = False,
                  power_time_limit_s: float = 120.0, power_mip_gap: float = 1e-4,
-                 exchange_mode: str = "track") -> None:
-        super().__init__(exchange_mode)
+                 exchange_mode: str = "track", keep_plan: bool = False) -> None:
+        super().__init__(exchange_mode, keep_plan)
         self.options = OcdOptions(
             variant=variant, max_iter=max_iter, eps=eps, rho0=rho0, mobility=mobility,
             request_candidates=request_candidates, polish=polish,

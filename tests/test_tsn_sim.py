@@ -298,3 +298,20 @@ def test_plan_vs_sim_sees_a_deviation():
     hourly = res.tables["plan_vs_sim_hourly"].set_index("time_min")
     assert hourly.loc[60, "max_abs_dev_c_mw"] <= 1e-6  # the state before hour 1 still agrees
     assert hourly.loc[120, ["max_abs_dev_c_mw", "max_abs_dev_e_mwh"]].max() > 1e-3
+
+
+def test_keep_plan_replays_one_plan_under_two_ac_models():
+    case = tiny_case(T=4, transport_cost_per_h=1.0)
+    net = tiny_net(case)
+    pol = UcMilpPolicy(time_limit_s=60.0, keep_plan=True)
+    a = simulate(case, net, pol, np.random.default_rng(0), off_units="condenser")
+    plan = pol.plan
+    b = simulate(case, net, pol, np.random.default_rng(0), off_units="out_of_service")
+    assert pol.plan is plan and b.summary["max_abs_dev_e_mwh"] <= 1e-6
+    assert a.summary["failures"] == 0 and b.summary["hours_dc_converged"] == case.T
+    # a fresh policy object without keep_plan plans again
+    pol2 = UcMilpPolicy(time_limit_s=60.0)
+    simulate(case, net, pol2, np.random.default_rng(0))
+    first = pol2.plan
+    simulate(case, net, pol2, np.random.default_rng(0))
+    assert pol2.plan is not first and pol2.params()["keep_plan"] is False
