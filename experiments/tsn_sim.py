@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hours", type=int, default=24)
     ap.add_argument("--time-limit-s", type=float, default=None)
     ap.add_argument("--mip-gap", type=float, default=None)
+    ap.add_argument("--ocd-max-iter", type=int, default=None, help="OCD v_max (default 50)")
     ap.add_argument("--off-units", default="condenser",
                     choices=["condenser", "out_of_service", "both"])
     ap.add_argument("--out", default=None)
@@ -303,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     params: dict = {}
     if a.time_limit_s is not None:
         params["time_limit_s" if a.policy == "uc-milp" else "power_time_limit_s"] = a.time_limit_s
+    if a.ocd_max_iter is not None:
+        if a.policy != "ocd":
+            ap.error("--ocd-max-iter is an ocd option")
+        params["max_iter"] = a.ocd_max_iter
     if a.mip_gap is not None:
         params["mip_gap" if a.policy == "uc-milp" else "power_mip_gap"] = a.mip_gap
     case, net = build_case(a.case, "mes", T=int(a.hours))
