@@ -108,14 +108,15 @@ class TrainAgent(mesa.Agent):
         log(int(env.now), self.name, "arrive", self.station, "")
 
     # ---------------------------------------------------------------- exchange (B.6-B.7)
-    def exchange_problem(self, dc_mw: float, de_mwh: float, station: TsnStationLike) -> str | None:
-        """Why ``exchange(dc_mw, de_mwh, station)`` is not allowed now, or None."""
+    def own_exchange_problem(self, dc_mw: float, de_mwh: float, station_name: str) -> str | None:
+        """The train's side of an exchange: parked at ``station_name`` and its state after the
+        exchange within ``0 <= C <= C_max``, ``0 <= E <= E_max``, ``E <= gamma * C``."""
         if not (np.isfinite(dc_mw) and np.isfinite(de_mwh)):
             return f"dc_mw={dc_mw!r}, de_mwh={de_mwh!r} must be finite"
         if not self.parked:
             return f"in transit to {self.dest}: no exchange"
-        if station.name != self.station:
-            return f"parked at {self.station!r}, not at {station.name!r}"
+        if station_name != self.station:
+            return f"parked at {self.station!r}, not at {station_name!r}"
         c, e = self.c_mw + dc_mw, self.e_mwh + de_mwh
         sp = self.spec
         if not -STATE_TOL <= c <= sp.c_max_mw + STATE_TOL:
@@ -125,7 +126,22 @@ class TrainAgent(mesa.Agent):
         if e > self.gamma_h * max(c, 0.0) + STATE_TOL:
             return (f"train energy {e:.6f} MWh would exceed gamma*C = "
                     f"{self.gamma_h * c:.6f} MWh")
-        return station.exchange_problem(dc_mw, de_mwh)
+        return None
+
+    def exchange_problem(self, dc_mw: float, de_mwh: float, station: TsnStationLike) -> str | None:
+        """Why ``exchange(dc_mw, de_mwh, station)`` is not allowed now, or None."""
+        return (self.own_exchange_problem(dc_mw, de_mwh, station.name)
+                or station.exchange_problem(dc_mw, de_mwh))
+
+    def apply_own_exchange(self, dc_mw: float, de_mwh: float, station_name: str, now_min: int,
+                           log: EventLog) -> None:
+        """The train's half of an exchange whose station half the caller applies (check
+        :meth:`own_exchange_problem` first). Used when several trains exchange with one
+        station in the same hour: the station's limits hold for their sum."""
+        self.c_mw = _snap(self.c_mw + dc_mw, 0.0, self.spec.c_max_mw)
+        self.e_mwh = _snap(self.e_mwh + de_mwh, 0.0, self.spec.e_max_mwh)
+        log(now_min, self.name, "exchange", station_name,
+            f"dc_mw={dc_mw:+.6f} de_mwh={de_mwh:+.6f}")
 
     def exchange(self, dc_mw: float, de_mwh: float, station: TsnStationLike, now_min: int,
                  log: EventLog) -> str | None:
@@ -140,10 +156,7 @@ class TrainAgent(mesa.Agent):
         if dc_mw == 0.0 and de_mwh == 0.0:
             return None
         station.apply_exchange(dc_mw, de_mwh)
-        self.c_mw = _snap(self.c_mw + dc_mw, 0.0, self.spec.c_max_mw)
-        self.e_mwh = _snap(self.e_mwh + de_mwh, 0.0, self.spec.e_max_mwh)
-        log(now_min, self.name, "exchange", station.name,
-            f"dc_mw={dc_mw:+.6f} de_mwh={de_mwh:+.6f}")
+        self.apply_own_exchange(dc_mw, de_mwh, station.name, now_min, log)
         return None
 
 

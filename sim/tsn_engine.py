@@ -173,15 +173,7 @@ class TsnEngine:
                 problem = tr.depart(self.env, tuple(m.path), now, self._log)
                 if problem:
                     self._fail(now, "train", m.train, "trip_refused", problem)
-            for x in decision.exchanges:
-                tr, st = self._train.get(x.train), self._station.get(x.station)
-                if tr is None or st is None:
-                    self._fail(now, "policy", self.policy.name, "unknown_entity",
-                               f"exchange {x.train!r}<->{x.station!r} ignored")
-                    continue
-                problem = tr.exchange(x.dc_mw, x.de_mwh, st, now, self._log)
-                if problem:
-                    self._fail(now, "train", x.train, "exchange_refused", problem)
+            self._exchanges(now, decision.exchanges)
             for tr in self.trains:  # where each train spends this hour
                 snap = tr.snapshot()
                 self.recorder.row("train_hours", time_min=now, hour=hour, train=tr.name,
@@ -210,6 +202,49 @@ class TsnEngine:
             self._record_grid(now, hour, decision, g, p_by_bus)
             yield _Late(self.env, self.step_min)
         self._record_state(self.state(int(self.env.now)))
+
+    def _exchanges(self, now: int, exchanges) -> None:
+        """Apply the hour's exchanges station by station. The exchanges of all trains at one
+        station in one hour happen together (as in the plan, where only their sum enters the
+        station's balance): each train's own limits are checked, then the station's limits on
+        the sum; a group that fails any check is refused as a whole and recorded."""
+        groups: dict[str, list] = {}
+        seen: set[str] = set()
+        for x in exchanges:
+            if x.train not in self._train or x.station not in self._station:
+                self._fail(now, "policy", self.policy.name, "unknown_entity",
+                           f"exchange {x.train!r}<->{x.station!r} ignored")
+                continue
+            if x.train in seen:
+                self._fail(now, "policy", self.policy.name, "duplicate_exchange",
+                           f"second exchange of {x.train!r} in one hour ignored")
+                continue
+            seen.add(x.train)
+            groups.setdefault(x.station, []).append(x)
+        for name, xs in groups.items():
+            st = self._station[name]
+            problems = []
+            for x in xs:
+                p = self._train[x.train].own_exchange_problem(float(x.dc_mw), float(x.de_mwh),
+                                                              name)
+                if p:
+                    problems.append(f"{x.train}: {p}")
+            dc = float(sum(x.dc_mw for x in xs))
+            de = float(sum(x.de_mwh for x in xs))
+            if not problems:
+                p = st.exchange_problem(dc, de)
+                if p:
+                    problems.append(f"{'+'.join(x.train for x in xs)} together: {p}")
+            if problems:
+                msg = "; ".join(problems)
+                for x in xs:
+                    self._log(now, x.train, "exchange_refused", name, msg)
+                    self._fail(now, "train", x.train, "exchange_refused", msg)
+                continue
+            st.apply_exchange(dc, de)
+            for x in xs:
+                self._train[x.train].apply_own_exchange(float(x.dc_mw), float(x.de_mwh), name,
+                                                        now, self._log)
 
     def _record_grid(self, now: int, hour: int, d: TsnDecision, g, p_by_bus) -> None:
         names = self.case.line_names

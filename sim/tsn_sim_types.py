@@ -160,6 +160,12 @@ class TsnTrainLike(Protocol):
     def exchange(self, dc_mw: float, de_mwh: float, station: TsnStationLike, now_min: int,
                  log) -> str | None: ...
 
+    def own_exchange_problem(self, dc_mw: float, de_mwh: float,
+                             station_name: str) -> str | None: ...
+
+    def apply_own_exchange(self, dc_mw: float, de_mwh: float, station_name: str, now_min: int,
+                           log) -> None: ...
+
 
 class TsnGridLike(Protocol):
     stations: list

@@ -315,3 +315,33 @@ def test_keep_plan_replays_one_plan_under_two_ac_models():
     first = pol2.plan
     simulate(case, net, pol2, np.random.default_rng(0))
     assert pol2.plan is not first and pol2.params()["keep_plan"] is False
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_exchanges_at_one_station_in_one_hour_happen_together(order):
+    """K1 brings 20 MW to S2 (15 of 30 MW) while K2 takes 10 MW there: alone K1's exchange
+    would overfill S2, together they fit; in either order. A group that overfills is refused
+    as a whole."""
+    case = tiny_case(T=3)
+
+    def script(state):
+        if state.hour == 0:
+            return [TrainMove("K1", ("S1", "S2"))], [], None, None, None
+        if state.hour == 1:
+            xs = [Exchange("K1", "S2", -20.0, -17.5), Exchange("K2", "S2", 10.0, 0.0)]
+            return [], xs[::order], None, None, None
+        xs = [Exchange("K1", "S2", -2.0, 0.0), Exchange("K2", "S2", -10.0, 0.0)]
+        return [], xs, None, None, None  # S2 at 25 MW would get 12 more: refused
+
+    res = _run(case, Scripted(script))
+    st = res.tables["stations"].set_index(["time_min", "station"])
+    tr = res.tables["trains"].set_index(["time_min", "train"])
+    assert st.loc[(120, "S2"), "c_mw"] == pytest.approx(25.0)
+    assert st.loc[(120, "S2"), "e_mwh"] == pytest.approx(32.5)
+    assert tr.loc[(120, "K1"), "c_mw"] == pytest.approx(2.5)
+    assert tr.loc[(120, "K2"), "c_mw"] == pytest.approx(32.5)
+    f = res.tables["failures"]
+    refused = f[f.status == "exchange_refused"]
+    assert set(refused.time_min) == {120} and set(refused.entity) == {"K1", "K2"}
+    assert st.loc[(180, "S2"), "c_mw"] == pytest.approx(25.0)  # unchanged by the refusal
+    assert tr.loc[(180, "K1"), "c_mw"] == pytest.approx(2.5)
