@@ -1,0 +1,173 @@
+"""Battery trains of seed 001 (MODELS.md B.6-B.7): ``mesa.Agent`` s whose trips are SimPy
+processes on the rail graph.
+
+A train carries battery **capacity** ``c_mw`` and the **energy** ``e_mwh`` stored in it. It has no
+grid connection of its own (B.6 (18)); while parked at a station it exchanges capacity and energy
+with that station (:meth:`TrainAgent.exchange`); in transit it exchanges nothing and loses nothing
+(transport losses ignored, B.6). SimPy owns the clock: :class:`TrainFleet` is never stepped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import mesa
+import numpy as np
+
+from agents.graph import TransportGraph
+from sim.tsn import Train
+from sim.tsn_sim_types import TrainSnapshot, TsnStationLike
+
+#: Tolerance (MW / MWh) on the state bounds: plans come from LP solvers with ~1e-7 noise.
+STATE_TOL = 1e-6
+
+EventLog = Callable[[int, str, str, str, str], None]
+
+
+def _snap(x: float, lo: float, hi: float) -> float:
+    """``x`` moved onto ``[lo, hi]`` when it is outside by no more than :data:`STATE_TOL`."""
+    if lo - STATE_TOL <= x < lo:
+        return lo
+    if hi < x <= hi + STATE_TOL:
+        return hi
+    return x
+
+
+class TrainAgent(mesa.Agent):
+    """A battery train: capacity ``c_mw``, energy ``e_mwh``, parked at ``station`` or in transit.
+
+    ``gamma_h`` is the battery coefficient: the train's energy never exceeds ``gamma_h * c_mw``.
+    """
+
+    def __init__(self, model: mesa.Model, spec: Train, graph: TransportGraph,
+                 gamma_h: float) -> None:
+        super().__init__(model)
+        self.spec = spec
+        self.name = spec.name
+        self.graph = graph
+        self.gamma_h = float(gamma_h)
+        self.reset()
+
+    def reset(self) -> None:
+        self.c_mw = float(self.spec.c0_mw)
+        self.e_mwh = float(self.spec.e0_mwh)
+        self.station: str | None = self.spec.start
+        self.dest: str | None = None
+        self.arrive_min: int | None = None
+        self.trips = 0
+        self.travel_min_total = 0
+
+    @property
+    def parked(self) -> bool:
+        return self.station is not None
+
+    def snapshot(self) -> TrainSnapshot:
+        return TrainSnapshot(self.name, self.station, self.dest, self.arrive_min, self.c_mw,
+                             self.e_mwh)
+
+    # ---------------------------------------------------------------- trips
+    def trip_problem(self, path: tuple[str, ...]) -> str | None:
+        """Why the train cannot start along ``path`` now, or None."""
+        if not self.parked:
+            return f"in transit to {self.dest}"
+        if len(path) < 2 or path[0] != self.station:
+            return f"path {list(path)} must start at the train's station {self.station!r}"
+        for u, v in zip(path, path[1:]):
+            if not self.graph.graph.has_edge(u, v):
+                return f"no rail edge {u!r}->{v!r}"
+        return None
+
+    def depart(self, env, path: tuple[str, ...], now_min: int, log: EventLog) -> str | None:
+        """Leave now along ``path`` (a SimPy process is started on ``env``); returns the reason
+        when the trip is refused (nothing changes then), else None."""
+        problem = self.trip_problem(tuple(path))
+        if problem is not None:
+            return problem
+        path = tuple(path)
+        minutes = sum(int(self.graph.edge(u, v)["travel_min"]) for u, v in zip(path, path[1:]))
+        log(now_min, self.name, "depart", self.station or "", f"to {path[-1]} via "
+            f"{'-'.join(path)}, {minutes} min")
+        self.station = None
+        self.dest = path[-1]
+        self.arrive_min = now_min + minutes
+        self.trips += 1
+        env.process(self._travel(env, path, log))
+        return None
+
+    def _travel(self, env, path: tuple[str, ...], log: EventLog):
+        """SimPy process: each edge takes its ``travel_min``; the train is parked on arrival."""
+        for u, v in zip(path, path[1:]):
+            minutes = int(self.graph.edge(u, v)["travel_min"])
+            yield env.timeout(minutes)
+            self.travel_min_total += minutes
+            if v != path[-1]:
+                log(int(env.now), self.name, "pass", v, "")
+        self.station = path[-1]
+        self.dest = None
+        self.arrive_min = None
+        log(int(env.now), self.name, "arrive", self.station, "")
+
+    # ---------------------------------------------------------------- exchange (B.6-B.7)
+    def own_exchange_problem(self, dc_mw: float, de_mwh: float, station_name: str) -> str | None:
+        """The train's side of an exchange: parked at ``station_name`` and its state after the
+        exchange within ``0 <= C <= C_max``, ``0 <= E <= E_max``, ``E <= gamma * C``."""
+        if not (np.isfinite(dc_mw) and np.isfinite(de_mwh)):
+            return f"dc_mw={dc_mw!r}, de_mwh={de_mwh!r} must be finite"
+        if not self.parked:
+            return f"in transit to {self.dest}: no exchange"
+        if station_name != self.station:
+            return f"parked at {self.station!r}, not at {station_name!r}"
+        c, e = self.c_mw + dc_mw, self.e_mwh + de_mwh
+        sp = self.spec
+        if not -STATE_TOL <= c <= sp.c_max_mw + STATE_TOL:
+            return f"train capacity would be {c:.6f} MW, outside [0, {sp.c_max_mw}]"
+        if not -STATE_TOL <= e <= sp.e_max_mwh + STATE_TOL:
+            return f"train energy would be {e:.6f} MWh, outside [0, {sp.e_max_mwh}]"
+        if e > self.gamma_h * max(c, 0.0) + STATE_TOL:
+            return (f"train energy {e:.6f} MWh would exceed gamma*C = "
+                    f"{self.gamma_h * c:.6f} MWh")
+        return None
+
+    def exchange_problem(self, dc_mw: float, de_mwh: float, station: TsnStationLike) -> str | None:
+        """Why ``exchange(dc_mw, de_mwh, station)`` is not allowed now, or None."""
+        return (self.own_exchange_problem(dc_mw, de_mwh, station.name)
+                or station.exchange_problem(dc_mw, de_mwh))
+
+    def apply_own_exchange(self, dc_mw: float, de_mwh: float, station_name: str, now_min: int,
+                           log: EventLog) -> None:
+        """The train's half of an exchange whose station half the caller applies (check
+        :meth:`own_exchange_problem` first). Used when several trains exchange with one
+        station in the same hour: the station's limits hold for their sum."""
+        self.c_mw = _snap(self.c_mw + dc_mw, 0.0, self.spec.c_max_mw)
+        self.e_mwh = _snap(self.e_mwh + de_mwh, 0.0, self.spec.e_max_mwh)
+        log(now_min, self.name, "exchange", station_name,
+            f"dc_mw={dc_mw:+.6f} de_mwh={de_mwh:+.6f}")
+
+    def exchange(self, dc_mw: float, de_mwh: float, station: TsnStationLike, now_min: int,
+                 log: EventLog) -> str | None:
+        """Move ``dc_mw`` capacity and ``de_mwh`` energy from ``station`` to this train (negative
+        values: train to station). All or nothing: returns the reason when refused, else None.
+        Capacity and energy are conserved between the two."""
+        dc_mw, de_mwh = float(dc_mw), float(de_mwh)
+        problem = self.exchange_problem(dc_mw, de_mwh, station)
+        if problem is not None:
+            log(now_min, self.name, "exchange_refused", self.station or "", problem)
+            return problem
+        if dc_mw == 0.0 and de_mwh == 0.0:
+            return None
+        station.apply_exchange(dc_mw, de_mwh)
+        self.apply_own_exchange(dc_mw, de_mwh, station.name, now_min, log)
+        return None
+
+
+class TrainFleet(mesa.Model):
+    """The mesa model owning the train agents. Never call :meth:`step`: SimPy is the clock."""
+
+    def __init__(self, specs: Iterable[Train], graph: TransportGraph, gamma_h: float,
+                 rng: np.random.Generator | None = None) -> None:
+        super().__init__(rng=rng)
+        self.graph = graph
+        self.trains: list[TrainAgent] = [TrainAgent(self, s, graph, gamma_h) for s in specs]
+
+    def step(self) -> None:  # pragma: no cover - guard against misuse
+        raise RuntimeError("TrainFleet is driven by the SimPy engine; do not call step()")
