@@ -3,6 +3,7 @@
     mescosim list                      built-in experiments, one line each
     mescosim run [NAME|PATH.toml]      run one (the default experiment without an argument)
     mescosim check [NAME|PATH.toml]    validate a scenario without running it
+    mescosim tsn-sim [NAME] --policy uc-milp|ocd   seed 001 plan in the train co-simulation
 
 A scenario that is wrong exits with code 2 and lists every problem; no traceback unless --debug.
 """
@@ -186,6 +187,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a scenario value, e.g. --set scenario.step_min=15 (repeatable)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("tsn-sim", add_help=False,
+                       help="seed 001: run the uc-milp or ocd plan in the train co-simulation "
+                            "(hourly DC + AC power flow); `mescosim tsn-sim --help`")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["tsn-sim"]:  # its own options (experiments/tsn_sim.py)
+        from experiments import tsn_sim
+
+        try:
+            return tsn_sim.main(argv[1:])
+        except ScenarioError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     p = sub.add_parser("check", help="validate a scenario without running it")
     p.add_argument("target", nargs="?")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

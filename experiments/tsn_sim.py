@@ -290,7 +290,9 @@ def run_tsn_sim(case_name: str = "ieee30", policy: str = "uc-milp", hours: int =
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="mescosim tsn-sim", description=__doc__.split("\n\n")[0])
+    ap.add_argument("scenario", nargs="?", default=None,
+                    help="a tsn-study scenario (name or .toml): its case and overrides are used")
     ap.add_argument("--case", default="ieee30", choices=["ieee30", "ieee118"])
     ap.add_argument("--policy", default="uc-milp", choices=sorted(TSN_SIM_POLICIES))
     ap.add_argument("--hours", type=int, default=24)
@@ -310,7 +312,15 @@ def main(argv: list[str] | None = None) -> int:
         params["max_iter"] = a.ocd_max_iter
     if a.mip_gap is not None:
         params["mip_gap" if a.policy == "uc-milp" else "power_mip_gap"] = a.mip_gap
-    case, net = build_case(a.case, "mes", T=int(a.hours))
+    case_name, overrides = a.case, {}
+    if a.scenario:
+        from experiments.cli import resolve
+        from experiments.tsn_config import load_tsn
+
+        cfg = load_tsn(resolve(a.scenario))
+        case_name, overrides = cfg.case.name, dict(cfg.case.overrides)
+    overrides["T"] = int(a.hours)
+    case, net = build_case(case_name, "mes", **overrides)
     pol = make_tsn_policy(a.policy, keep_plan=True, **params)
     modes = ["condenser", "out_of_service"] if a.off_units == "both" else [a.off_units]
     for mode in modes:  # one plan, replayed under each AC model of the uncommitted units
