@@ -58,7 +58,6 @@ class SfiInstance:
     fix_routes: tuple[np.ndarray, np.ndarray] | None = None  # (x (M,N,T+1), y (M,N,N,T))
     fix_site: int | None = None  # every vehicle parked at this site all the time
     symmetry: bool = True
-    up_tiebreak: float = 0.0  # objective coefficient on every stationary F_up (A.6 baseline)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -286,7 +285,7 @@ def build(inst: SfiInstance) -> SfiModel:
                 add(_lin([(fgu[gi, t], 1.0), (pg[gi, t], 1.0)]) <= g.p_max_mw)
                 add(_lin([(fgd[gi, t], 1.0), (pg[gi, t], -1.0)]) <= -g.p_min_mw)
                 supply[n, t].append((pg[gi, t], 1.0))
-                obj += [(fgu[gi, t], coef_n[t] + p_s * inst.up_tiebreak),
+                obj += [(fgu[gi, t], coef_n[t]),
                         (fgd[gi, t], coef_n[t])]
                 if t >= 1:
                     add(_lin([(pg[gi, t], 1.0), (pg[gi, t - 1], -1.0)])
@@ -312,7 +311,7 @@ def build(inst: SfiInstance) -> SfiModel:
                     add(_lin([(fdru[n, t], 1.0), (drv[n, t], 1.0)]) <= r.dr.p_max_mw)
                     add(_lin([(fdrd[n, t], 1.0), (drv[n, t], -1.0)]) <= 0)
                     supply[n, t].append((drv[n, t], 1.0))
-                    obj += [(fdru[n, t], coef_n[t] + p_s * inst.up_tiebreak),
+                    obj += [(fdru[n, t], coef_n[t]),
                             (fdrd[n, t], coef_n[t])]
                     if t >= 1:
                         add(_lin([(drv[n, t], 1.0), (drv[n, t - 1], -1.0)]) <= ramp)
@@ -354,7 +353,7 @@ def build(inst: SfiInstance) -> SfiModel:
                     add(_lin([(fed[n, t], 1.0), (ese[n, t + 1], 1.0 / (eta * dt))])
                         <= st.e_max_mwh / (eta * dt))
                     supply[n, t] += [(esd[n, t], 1.0), (esc[n, t], -1.0)]
-                    obj += [(feu[n, t], coef_n[t] + p_s * inst.up_tiebreak),
+                    obj += [(feu[n, t], coef_n[t]),
                             (fed[n, t], coef_n[t]),
                             (esc[n, t], -p_s * EPS_ES_PER_MWH * dt),
                             (esd[n, t], -p_s * EPS_ES_PER_MWH * dt)]
@@ -406,9 +405,10 @@ def full_start(model: SfiModel, solved: SfiModel) -> dict:
 
 
 def solve_model(model: SfiModel, solver: str = "highs", time_limit_s: float | None = 60.0,
-                mip_gap: float = 1e-4, start: dict | None = None) -> SolveOutcome:
+                mip_gap: float = 1e-4, start: dict | None = None,
+                options: dict | None = None) -> SolveOutcome:
     return solve(model.prob, solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
-                 build_s=model.build_s, start=start)
+                 build_s=model.build_s, start=start, options=options)
 
 
 def extract(model: SfiModel, outcome: SolveOutcome) -> SfiPlan:
