@@ -116,11 +116,13 @@ def run(inst: SfiInstance, opt: Options, start_routes=None) -> tuple[SfiPlan | N
 # Maximising the plain sum of F_up was not enough: F_up moved between deficit hours at no cost and
 # the weights changed by up to 0.45 with HiGHS's random seed. The per-hour coefficients 1/R_t differ
 # between hours, so such a shift changes the stage-2 objective and the optimum pins the deficits.
-# Stage 2 depends on kappa; stage 1 does not and is solved once for all kappas.
+# Stage 2 depends on kappa; stage 1 does not and is solved once for all kappas. Stage 2 is skipped
+# (the stage-1 outcome stands for it) when the stage-1 dispatch has no deficit at all.
 # Without MESS the DNs decouple, so each (scenario, DN) pair is solved on its own: 24 mode
 # binaries per model instead of 72 per scenario.
 BASELINE_GAP = 1e-9
 BASELINE_SFI_TOL = 1e-6
+SKIPPED = "stage 2 skipped: no deficit at the SFI optimum"
 STATUS_ORDER = ("optimal", "feasible_gap", "time_limit", "infeasible", "unbounded", "error")
 assert set(STATUS_ORDER) == set(STATUSES)
 
@@ -150,8 +152,13 @@ def _lexicographic(inst: SfiInstance, opt: Options, kappas: tuple[float, ...],
     nl_pos = np.maximum(inst.load_mw[0, 0] - inst.pv_mw[0, 0], 0.0)
     T = nl_pos.shape[0]
     plans, outs2 = {}, []
+    up1 = plan1.flex_stat_up_mw[0, 0]
     for kappa in kappas:
         req = kappa * nl_pos
+        if (up1 >= req - 1e-9).all():  # no deficit at the SFI optimum: nothing to minimise
+            plans[kappa] = plan1
+            outs2.append(replace(o1, build_s=0.0, solve_s=0.0, message=SKIPPED))
+            continue
         model = build(inst)
         sv = model.v["scen"][0]
         ups = {t: [] for t in range(T)}
@@ -201,6 +208,7 @@ def _combine(outs1: list[SolveOutcome], outs2: list[SolveOutcome], prob) -> Solv
     worst = max(outs1 + outs2, key=lambda o: STATUS_ORDER.index(o.status))
     gaps = [o.gap for o in outs1 if o.gap is not None]
     n2 = {st: sum(o.status == st for o in outs2) for st in STATUS_ORDER}
+    skipped = sum(o.message == SKIPPED for o in outs2)
     return SolveOutcome(
         worst.status, worst.solver, float(sum(q * o.objective for q, o in zip(prob, outs1))),
         None if any(o.bound is None for o in outs1)
@@ -208,7 +216,8 @@ def _combine(outs1: list[SolveOutcome], outs2: list[SolveOutcome], prob) -> Solv
         max(gaps) if gaps else None, sum(o.build_s for o in outs1),
         sum(o.solve_s for o in outs1 + outs2),
         f"lexicographic (max SFI, then min deficit); {len(outs1)} site models; stage 2: "
-        + ", ".join(f"{k} {v}" for k, v in n2.items() if v))
+        + ", ".join(f"{k} {v}" for k, v in n2.items() if v)
+        + (f" ({skipped} skipped: no deficit)" if skipped else ""))
 
 
 def baselines(ctx: SfiContext, load, pv, prob, opt: Options, kappas=(0.5,),
