@@ -692,6 +692,20 @@ def test_dynamic_weights_do_not_depend_on_the_baseline_mip_gap(a11):
     np.testing.assert_allclose(loose.w, tight.w, atol=1e-3)
 
 
+def test_highs_options_reach_the_solver():
+    """The seeds of the uniqueness test below must really reach HiGHS (else it is vacuous)."""
+    import highspy
+
+    inst = small_instance(two_dn_sites(), MOVING_2DN)
+    model = build(inst)
+    out = solve_model(model, mip_gap=EXACT, options={"random_seed": 7})
+    assert out.status == "optimal"
+    h = model.prob.solverModel
+    assert isinstance(h, highspy.Highs)
+    status, value = h.getOptionValue("random_seed")
+    assert value == 7
+
+
 @pytest.mark.slow
 def test_multi_scenario_baseline_is_lexicographic_and_unique(a11):
     """A.6 baseline of the forecast and a reduced scenario: both stages proven optimal for
