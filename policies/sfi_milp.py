@@ -489,7 +489,24 @@ def full_start(model: SfiModel, solved: SfiModel) -> dict:
     fixed-route re-dispatch of a candidate route): every variable is matched by name. A partial
     start (routes only) is not enough for HiGHS, which rejects an infeasible start."""
     values = {v.name: v.varValue for v in solved.prob.variables() if v.varValue is not None}
-    return {v: values[v.name] for v in model.prob.variables() if v.name in values}
+    start = {}
+    for v in model.prob.variables():
+        if v.name in values:
+            start[v] = values[v.name]
+        elif v.name.startswith(("q_", "r_")):
+            # arc energies (absent from a fixed-route model): energy at departure / at the end
+            # of a stay on the arcs the route takes, 0 elsewhere; without them HiGHS would
+            # complete the start with an LP over the whole model
+            parts = v.name.split("_")
+            s, m = parts[1], parts[2]
+            t = int(parts[-1])
+            a = parts[3]
+            b = parts[4] if parts[0] == "q" else a
+            on = values.get(f"y_{m}_{a}_{b}_{t}")
+            e = values.get(f"e_{s}_{m}_{t if parts[0] == 'q' else t + 1}")
+            if on is not None and e is not None:
+                start[v] = e if on > 0.5 else 0.0
+    return start
 
 
 def solve_model(model: SfiModel, solver: str = "highs", time_limit_s: float | None = 60.0,
