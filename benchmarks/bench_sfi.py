@@ -6,10 +6,12 @@ Run from the repository root::
 
 Rows (build = PuLP model construction, solve = the solver call incl. PuLP's hand-over; wall
 clock, median over ``--reps`` repetitions when one run takes less than ``--cheap-s`` seconds,
-otherwise a single run):
+otherwise a single run; the deterministic HiGHS row is always repeated ``--reps`` times; ``cpu s``
+is the CPU time of in-process HiGHS solves, and the load average is printed, because the machine
+may be shared):
 
 * the no-MESS baseline A0 (equal weights) and the dynamic weights (A0 solved by
-  ``policies.sfi.baseline``, which tightens the gap and breaks ties, + eq. (1));
+  ``policies.sfi.baseline``, lexicographic: max SFI, then min deficit, + eq. (1));
 * the deterministic mobile model with dynamic weights, with HiGHS and with CBC (study default
   ``Options()``: mip_gap 1e-3, 60 s);
 * a fixed-route re-dispatch of one scenario (A.10.4 step 1);
@@ -74,32 +76,41 @@ class Table:
         self.rows = []
 
     def add(self, name, build_s, solve_s, reps, status, objective=None, bound=None, gap=None,
-            ref=""):
-        self.rows.append((name, build_s, solve_s, reps, status, objective, bound, gap, ref))
+            ref="", cpu_s=None):
+        self.rows.append((name, build_s, solve_s, cpu_s, reps, status, objective, bound, gap,
+                          ref))
 
     def print(self):
         w = max(len(r[0]) for r in self.rows)
-        head = (f"{'model':<{w}}  {'build s':>8}  {'solve s':>8}  {'reps':>4}  {'status':<12}  "
+        head = (f"{'model':<{w}}  {'build s':>8}  {'solve s':>8}  {'cpu s':>7}  {'reps':>4}  "
+                f"{'status':<12}  "
                 f"{'objective':>10}  {'bound':>10}  {'gap':>8}  spec A.10.5")
         print(head)
         print("-" * len(head))
-        for name, b, s, reps, status, obj, bound, gap, ref in self.rows:
-            print(f"{name:<{w}}  {_fmt(b, '.3f'):>8}  {_fmt(s, '.3f'):>8}  {reps:>4}  "
+        for name, b, s, cpu, reps, status, obj, bound, gap, ref in self.rows:
+            print(f"{name:<{w}}  {_fmt(b, '.3f'):>8}  {_fmt(s, '.3f'):>8}  {_fmt(cpu, '.2f'):>7}  "
+                  f"{reps:>4}  "
                   f"{status:<12}  {_fmt(obj):>10}  {_fmt(bound):>10}  {_fmt(gap, '.2e'):>8}  {ref}")
 
 
 def solve_rows(inst, opt: Options, reps: int, cheap_s: float):
-    """Build + solve ``inst`` (repeated while cheap); median build and solve times, last result."""
-    builds, solves, out, model = [], [], None, None
+    """Build + solve ``inst`` (repeated while cheap); median build and solve times, last result.
+    The solve's CPU time of this process is kept too (HiGHS runs in-process, single-threaded
+    here; CBC runs in a subprocess, so its CPU time is not measured): on a shared machine it
+    shows how much of the wall time was waiting for a core."""
+    builds, solves, cpus, out, model = [], [], [], None, None
     for _ in range(max(reps, 1)):
         model = build(inst)
+        c0 = time.process_time()
         out = solve_model(model, opt.solver, opt.time_limit_s, opt.mip_gap)
+        cpus.append(time.process_time() - c0)
         builds.append(model.build_s)
         solves.append(out.solve_s)
         if model.build_s + out.solve_s > cheap_s:
             break
     plan = extract(model, out) if out.has_solution else None
-    return statistics.median(builds), statistics.median(solves), len(solves), out, plan
+    cpu = statistics.median(cpus) if opt.solver == "highs" else None
+    return statistics.median(builds), statistics.median(solves), len(solves), out, plan, cpu
 
 
 def timed(fn, reps: int, cheap_s: float):
@@ -159,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"code {git_version()}; pulp {md.version('pulp')}, highspy {md.version('highspy')}, "
           f"numpy {np.__version__}; "
           f"mode {'--quick' if args.quick else 'full'} ({keep} scenarios), seed {args.seed}")
+    print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     print()
 
     t0 = time.perf_counter()
@@ -178,30 +190,31 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---------------------------------------------------------------- deterministic rows
     w_eq = equal_weights(L.shape).w
-    b, s, n, out, _ = solve_rows(instance(ctx, L, PV, one, w_eq, with_mess=False), opt,
-                                 args.reps, args.cheap_s)
+    b, s, n, out, _, cpu = solve_rows(instance(ctx, L, PV, one, w_eq, with_mess=False), opt,
+                                      args.reps, args.cheap_s)
     tab.add("no-MESS baseline A0 (equal w)", b, s, n, out.status, out.objective, out.bound,
-            out.gap, "~1 s")
+            out.gap, "~1 s", cpu)
 
     sec, n, W = timed(lambda: weights_with_outcome(ctx, L, PV, one, opt), args.reps,
                       args.cheap_s)
     W, bo = W
     same = np.allclose(W.w, make_weights(ctx, L, PV, one, "dynamic", opt).w, atol=1e-12)
-    tab.add("dynamic weights (A0 tight + eq. 1)", bo.build_s, sec, n, bo.status, bo.objective,
-            bo.bound, bo.gap)
+    tab.add("dynamic weights (A0 lexicographic + eq. 1)", bo.build_s, sec, n, bo.status,
+            bo.objective, bo.bound, bo.gap)
 
     det_inst = instance(ctx, L, PV, one, W.w)
-    b, s, n, out, det = solve_rows(det_inst, opt, 1, args.cheap_s)
+    b, s, n, out, det, cpu = solve_rows(det_inst, opt, args.reps, 60.0)
     tab.add("deterministic mobile, dynamic w, HiGHS", b, s, n, out.status, out.objective,
-            out.bound, out.gap, "~12 s")
-    b, s, n, out_c, det_c = solve_rows(det_inst, Options(solver="cbc"), 1, args.cheap_s)
+            out.bound, out.gap, "~12 s", cpu)
+    b, s, n, out_c, det_c, _ = solve_rows(det_inst, Options(solver="cbc"), 1, args.cheap_s)
     tab.add("deterministic mobile, dynamic w, CBC", b, s, n, out_c.status, out_c.objective,
             out_c.bound, out_c.gap)
     if det is not None:
-        b, s, n, out, _ = solve_rows(instance(ctx, L, PV, one, W.w, fix_routes=(det.x, det.y),
-                                              symmetry=False), opt, args.reps, args.cheap_s)
+        b, s, n, out, _, cpu = solve_rows(instance(ctx, L, PV, one, W.w,
+                                                   fix_routes=(det.x, det.y), symmetry=False),
+                                          opt, args.reps, args.cheap_s)
         tab.add("fixed-route re-dispatch, 1 scenario", b, s, n, out.status, out.objective,
-                out.bound, out.gap, "~0.4 s")
+                out.bound, out.gap, "~0.4 s", cpu)
 
     # ---------------------------------------------------------------- scenarios
     mc_s, _, full = timed(lambda: monte_carlo(L[0], PV[0], pv_cap, args.n, seed=args.seed),
@@ -233,13 +246,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.quick:
         sto_inst = instance(ctx, Ls, PVs, p, Ws.w)
-        b, s, n, out_sc, _ = solve_rows(
+        b, s, n, out_sc, _, _ = solve_rows(
             sto_inst, Options(solver="cbc", time_limit_s=args.exact_time, mip_gap=5e-3), 1,
             args.cheap_s)
         tab.add(f"stochastic exact, CBC, cold, {keep} sc.", b, s, n, out_sc.status,
                 out_sc.objective, out_sc.bound, out_sc.gap)
 
     tab.print()
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     print()
     print(f"deterministic (forecast, dynamic weights; identical to make_weights: {same}):")
     if det is not None:

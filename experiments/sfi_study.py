@@ -52,6 +52,7 @@ from policies.sfi import (
     SfiContext,
     StochasticResult,
     baseline,
+    baselines,
     instance,
     redispatch,
     run,
@@ -297,9 +298,9 @@ def _job_redispatch(name, ctx, route, load, pv, prob, w, opt):
     return plan, [_record(name, out, time.perf_counter() - t0)]
 
 
-def _job_baseline(name, ctx, load, pv, prob, opt):
+def _job_baseline(name, ctx, load, pv, prob, opt, kappa):
     t0 = time.perf_counter()
-    plan = baseline(ctx, load, pv, prob, opt)
+    plan = baseline(ctx, load, pv, prob, opt, kappa)
     return plan, [_record(name, plan.outcome, time.perf_counter() - t0)]
 
 
@@ -451,20 +452,25 @@ def run_study(cfg: Config, seed: int, study: StudySettings, out_dir: str | Path,
     sched = _Scheduler(s.workers)
     try:
         # The longest chain first: weights on the reduced set, then the stochastic model.
-        sched.add("base_sto", _job_baseline, "base_sto", ctx, rl, rp, rpr, opt, priority=0)
+        sched.add("base_sto", _job_baseline, "base_sto", ctx, rl, rp, rpr, opt, s.kappa,
+                  priority=0)
         sched.add("stochastic", _job_stochastic, needs=("base_sto",), priority=0,
                   build=lambda d: ("stochastic", ctx, rl, rp, rpr, _w_sto(d).w, opt_sto,
                                    s.stochastic_method, s.exact_time_limit_s, s.exact_gap))
-        # Deterministic (mean profile): the no-MESS baseline A0 gives the weights of every kappa.
+        # Deterministic (mean profile): the no-MESS baseline A0 gives the weights of every kappa
+        # (its stage 1 is shared, its stage 2 depends on kappa).
         t0 = time.perf_counter()
-        base = baseline(ctx, load, pv, one, opt)
+        bases = baselines(ctx, load, pv, one, opt, tuple(dict.fromkeys((s.kappa,
+                                                                        *s.kappa_sweep))))
+        base = bases[s.kappa]
         phases["baseline_s"] = time.perf_counter() - t0
         sched.records.append(_record("nomess_equal (A0 baseline)", base.outcome, phases[
             "baseline_s"]))
         w_eq = equal_weights(load.shape, s.kappa)
 
         def w_dyn_k(k: float) -> Weights:
-            return dynamic_weights(load, pv, one, base.flex_stat_up_mw, k, s.alpha, s.beta, s.eps)
+            return dynamic_weights(load, pv, one, bases[k].flex_stat_up_mw, k, s.alpha, s.beta,
+                                   s.eps)
 
         w_det = w_dyn_k(s.kappa)
 

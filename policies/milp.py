@@ -109,6 +109,9 @@ class MilpPolicy(BasePolicy):
         reaches_end = k + H == T_all
         sites = state.sites
         es0 = np.array([s.es_e_mwh if s.es_e_mwh is not None else 0.0 for s in sites])
+        # Ramp references from the simulated state. DR starts the day at its state (0 at the
+        # first step, which the site operator ramps from too). Generators have no reference
+        # before the first step, in the operator as here, so their first step is free.
         gen_prev = None
         if all(s.gen_p_mw is not None for s in sites):
             gen_prev = np.array([g for s in sites for g in s.gen_p_mw])
@@ -118,7 +121,7 @@ class MilpPolicy(BasePolicy):
         inst = instance(self.ctx, load, pv, np.ones(1), self.w.w[:, :, k:k + H], start=starts,
                         e0=e0, neutral=reaches_end, es_cyclic=reaches_end, es_e0_mwh=es0,
                         gen_prev_mw=gen_prev,
-                        dr_prev_mw=np.array([s.dr_mw for s in sites]) if k > 0 else None,
+                        dr_prev_mw=np.array([s.dr_mw for s in sites]),
                         dr_left_mwh=dr_left, symmetry=False)
         plan, out = run(inst, self.opt)
         self._solves.append({"step": k, "horizon_steps": H, **out.as_dict()})

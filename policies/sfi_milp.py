@@ -20,7 +20,7 @@ study default, E.A4) ``{n: 0 for every n}``. Build / solve / extract are separat
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pulp
@@ -58,7 +58,7 @@ class SfiInstance:
     fix_routes: tuple[np.ndarray, np.ndarray] | None = None  # (x (M,N,T+1), y (M,N,N,T))
     fix_site: int | None = None  # every vehicle parked at this site all the time
     symmetry: bool = True
-    up_tiebreak: float = 0.0  # objective coefficient on every stationary F_up (A.6 baseline)
+    arc_energy: bool = True  # energy along the route arcs (tighter LP, see _arc_energy)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -272,6 +272,8 @@ def build(inst: SfiInstance) -> SfiModel:
                          + [(e[m, t + 1], -b.eta_dis / dt)]) <= -b.eta_dis * b.e_min_mwh / dt)
                 add(_lin([(fd[m, n, t], 1.0) for n in range(N)]
                          + [(e[m, t + 1], 1.0 / (b.eta_ch * dt))]) <= b.e_max_mwh / (b.eta_ch * dt))
+        if inst.arc_energy and inst.fix_routes is None and inst.fix_site is None:
+            _arc_energy(inst, s, V, add, y, z0, ch, dis, fu, fd, e)
         sv.update(ch=ch, dis=dis, fu=fu, fd=fd, u=u, e=e)
 
         # ------------------------------------------------------------ DN resources
@@ -286,7 +288,7 @@ def build(inst: SfiInstance) -> SfiModel:
                 add(_lin([(fgu[gi, t], 1.0), (pg[gi, t], 1.0)]) <= g.p_max_mw)
                 add(_lin([(fgd[gi, t], 1.0), (pg[gi, t], -1.0)]) <= -g.p_min_mw)
                 supply[n, t].append((pg[gi, t], 1.0))
-                obj += [(fgu[gi, t], coef_n[t] + p_s * inst.up_tiebreak),
+                obj += [(fgu[gi, t], coef_n[t]),
                         (fgd[gi, t], coef_n[t])]
                 if t >= 1:
                     add(_lin([(pg[gi, t], 1.0), (pg[gi, t - 1], -1.0)])
@@ -312,7 +314,7 @@ def build(inst: SfiInstance) -> SfiModel:
                     add(_lin([(fdru[n, t], 1.0), (drv[n, t], 1.0)]) <= r.dr.p_max_mw)
                     add(_lin([(fdrd[n, t], 1.0), (drv[n, t], -1.0)]) <= 0)
                     supply[n, t].append((drv[n, t], 1.0))
-                    obj += [(fdru[n, t], coef_n[t] + p_s * inst.up_tiebreak),
+                    obj += [(fdru[n, t], coef_n[t]),
                             (fdrd[n, t], coef_n[t])]
                     if t >= 1:
                         add(_lin([(drv[n, t], 1.0), (drv[n, t - 1], -1.0)]) <= ramp)
@@ -354,7 +356,7 @@ def build(inst: SfiInstance) -> SfiModel:
                     add(_lin([(fed[n, t], 1.0), (ese[n, t + 1], 1.0 / (eta * dt))])
                         <= st.e_max_mwh / (eta * dt))
                     supply[n, t] += [(esd[n, t], 1.0), (esc[n, t], -1.0)]
-                    obj += [(feu[n, t], coef_n[t] + p_s * inst.up_tiebreak),
+                    obj += [(feu[n, t], coef_n[t]),
                             (fed[n, t], coef_n[t]),
                             (esc[n, t], -p_s * EPS_ES_PER_MWH * dt),
                             (esd[n, t], -p_s * EPS_ES_PER_MWH * dt)]
@@ -376,8 +378,82 @@ def build(inst: SfiInstance) -> SfiModel:
     prob += _lin(obj)
     for c in cons:
         prob.addConstraint(c)
-    return SfiModel(prob, inst, {"x": x, "y": y, "scen": v_scen},
+    return SfiModel(prob, inst, {"x": x, "y": y, "z": z0, "scen": v_scen},
                     time.perf_counter() - t0)
+
+
+def _arc_energy(inst: SfiInstance, s: int, V, add, y, z0, ch, dis, fu, fd, e) -> None:
+    """Energy carried along the route arcs (a tighter formulation of the same model).
+
+    For every arc ``y[m, a, b, t]`` of the time-expanded network, ``q`` is the vehicle's energy at
+    departure times ``y`` and, for a stay, ``r`` its energy at the end of the step times ``y``.
+    Energy is conserved at every (site, step) node like the route itself, and the vehicle's
+    energy ``e`` is the sum over the arcs (plus the transit and not-yet-arrived terms), so (9)
+    follows and every integer solution is unchanged. In the LP relaxation, however, each
+    fractional part of a route keeps its own energy within [E_min, E_max] and its own A.4 energy
+    terms: a vehicle split between two DNs can no longer charge in one part and discharge in the
+    other against one shared state of charge, which was the main source of the root LP gap.
+    """
+    S, M, N, T = inst.shape
+    dt = inst.dt_h
+    ts = np.asarray(inst.travel_steps, dtype=int)
+    for m, veh in enumerate(inst.vehicles):
+        b = veh.battery
+        tau = b.retention_per_h ** dt
+        e0 = float(inst.e0_mwh[m])
+        q, r = {}, {}
+        for (mm, a, c, t), yv in y.items():
+            if mm != m:
+                continue
+            q[a, c, t] = V(f"q_{s}_{m}_{a}_{c}_{t}", 0)
+            add(_lin([(q[a, c, t], 1.0), (yv, -b.e_max_mwh)]) <= 0)
+            add(_lin([(q[a, c, t], 1.0), (yv, -b.e_min_mwh)]) >= 0)
+            if a == c:
+                r[a, t] = V(f"r_{s}_{m}_{a}_{t}", 0)
+                add(_lin([(r[a, t], 1.0), (q[a, c, t], -tau), (ch[m, a, t], -b.eta_ch * dt),
+                          (dis[m, a, t], dt / b.eta_dis)]) == 0)
+                add(_lin([(r[a, t], 1.0), (yv, -b.e_max_mwh)]) <= 0)
+                add(_lin([(r[a, t], 1.0), (yv, -b.e_min_mwh)]) >= 0)
+                # A.4 energy terms of the part of the vehicle parked at a
+                add(_lin([(fu[m, a, t], 1.0), (r[a, t], -b.eta_dis / dt),
+                          (yv, b.eta_dis * b.e_min_mwh / dt)]) <= 0)
+                add(_lin([(fd[m, a, t], 1.0), (r[a, t], 1.0 / (b.eta_ch * dt)),
+                          (yv, -b.e_max_mwh / (b.eta_ch * dt))]) <= 0)
+        opts = inst.start[m]
+        # energy of each start option where the vehicle first appears: (site, step) -> terms
+        init = {}
+        for n, a0 in opts.items():
+            zv = z0[m, n]
+            coef = e0 * tau ** a0
+            init[n, a0] = ([(zv, coef)], 0.0) if isinstance(zv, pulp.LpVariable) else ([], coef)
+        for t in range(T + 1):
+            total, const = [], 0.0
+            for n in range(N):
+                terms, c0 = init.get((n, t), ([], 0.0))
+                inflow = list(terms)
+                if t >= 1 and (n, t - 1) in r:
+                    inflow.append((r[n, t - 1], 1.0))
+                for a in range(N):
+                    d = ts[a, n]
+                    if a != n and t - d >= 0 and (a, n, t - d) in q:
+                        inflow.append((q[a, n, t - d], tau ** d))
+                total += inflow
+                const += c0
+                if t < T:  # conservation: what arrives at (n, t) leaves it (stays or moves)
+                    out = [(q[n, c, t], -1.0) for c in range(N) if (n, c, t) in q]
+                    add(_lin(inflow + out, c0) == 0)
+            # vehicles on the road at t, and a start option not reached yet
+            for (a, c, t1), qv in q.items():
+                if a != c and t1 < t < t1 + ts[a, c]:
+                    total.append((qv, tau ** (t - t1)))
+            for n, a0 in opts.items():
+                if t < a0:
+                    zv = z0[m, n]
+                    if isinstance(zv, pulp.LpVariable):
+                        total.append((zv, e0 * tau ** t))
+                    else:
+                        const += e0 * tau ** t
+            add(_lin(total + [(e[m, t], -1.0)], const) == 0)
 
 
 def _val(var) -> float:
@@ -387,13 +463,24 @@ def _val(var) -> float:
     return 0.0 if v is None else float(v)
 
 
-def route_start(model: SfiModel, x: np.ndarray, y: np.ndarray) -> dict:
-    """A MIP start that fixes the routes to ``x``/``y`` (the dispatch is left to the solver)."""
+def route_start(model: SfiModel, x: np.ndarray, y: np.ndarray, solver: str = "highs",
+                time_limit_s: float = 30.0) -> dict:
+    """A MIP start for ``model`` with the routes ``x``/``y``: the routes' best dispatch (a
+    fixed-route solve of the same instance) matched by name. Every discrete variable is set, so
+    the solver only completes the continuous rest (e.g. the arc energies) with an LP. If the
+    fixed-route solve finds nothing, the start is the routes alone."""
     start = {}
     for key, var in model.v["x"].items():
         start[var] = float(round(x[key]))
     for (m, a, b, t), var in model.v["y"].items():
         start[var] = float(round(y[m, a, b, t]))
+    for (m, n), var in model.v["z"].items():  # the start option taken
+        if isinstance(var, pulp.LpVariable):
+            start[var] = float(round(x[m, n, model.inst.start[m][n]]))
+    fixed = build(replace(model.inst, fix_routes=(x, y)))
+    out = solve(fixed.prob, solver=solver, time_limit_s=time_limit_s, mip_gap=1e-6)
+    if out.has_solution:
+        start.update(full_start(model, fixed))
     return start
 
 
@@ -402,13 +489,31 @@ def full_start(model: SfiModel, solved: SfiModel) -> dict:
     fixed-route re-dispatch of a candidate route): every variable is matched by name. A partial
     start (routes only) is not enough for HiGHS, which rejects an infeasible start."""
     values = {v.name: v.varValue for v in solved.prob.variables() if v.varValue is not None}
-    return {v: values[v.name] for v in model.prob.variables() if v.name in values}
+    start = {}
+    for v in model.prob.variables():
+        if v.name in values:
+            start[v] = values[v.name]
+        elif v.name.startswith(("q_", "r_")):
+            # arc energies (absent from a fixed-route model): energy at departure / at the end
+            # of a stay on the arcs the route takes, 0 elsewhere; without them HiGHS would
+            # complete the start with an LP over the whole model
+            parts = v.name.split("_")
+            s, m = parts[1], parts[2]
+            t = int(parts[-1])
+            a = parts[3]
+            b = parts[4] if parts[0] == "q" else a
+            on = values.get(f"y_{m}_{a}_{b}_{t}")
+            e = values.get(f"e_{s}_{m}_{t if parts[0] == 'q' else t + 1}")
+            if on is not None and e is not None:
+                start[v] = e if on > 0.5 else 0.0
+    return start
 
 
 def solve_model(model: SfiModel, solver: str = "highs", time_limit_s: float | None = 60.0,
-                mip_gap: float = 1e-4, start: dict | None = None) -> SolveOutcome:
+                mip_gap: float = 1e-4, start: dict | None = None,
+                options: dict | None = None) -> SolveOutcome:
     return solve(model.prob, solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
-                 build_s=model.build_s, start=start)
+                 build_s=model.build_s, start=start, options=options)
 
 
 def extract(model: SfiModel, outcome: SolveOutcome) -> SfiPlan:

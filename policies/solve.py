@@ -70,18 +70,19 @@ class _HiGHS(pulp.HiGHS):
 
 def solve(prob: pulp.LpProblem, solver: str = "highs", time_limit_s: float | None = 60.0,
           mip_gap: float = 1e-4, build_s: float = 0.0, start: dict | None = None,
-          threads: int | None = None) -> SolveOutcome:
+          threads: int | None = None, options: dict | None = None) -> SolveOutcome:
     """Solve ``prob`` and classify the result.
 
     ``start`` maps PuLP variables to values for a MIP start (HiGHS only). ``mip_gap`` is the
     relative gap at which the solver may stop; a solution within it is ``optimal``.
+    ``options`` are extra HiGHS options by name (e.g. ``{"random_seed": 1}``; HiGHS only).
     """
     t0 = time.perf_counter()
     solver = solver.lower()
     try:
         if solver == "highs":
             s = _HiGHS(msg=False, timeLimit=time_limit_s, gapRel=mip_gap, threads=threads,
-                       start=start)
+                       start=start, **(options or {}))
         elif solver == "cbc":
             s = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap,
                                   threads=threads)
