@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -43,16 +43,20 @@ def literal_forward_selection(xi, p, n_keep, standardise=True):
     for dd in range(dim):
         col = [xi[i][dd] for i in range(n)]
         if not standardise:
-            weights.append((dd, 1.0))
+            weights.append((dd, 1.0, 1.0))
         elif max(col) != min(col):
-            mean = sum(col) / n
-            sd = math.sqrt(sum((v - mean) ** 2 for v in col) / n)
-            weights.append((dd, 1.0 / sd))
+            # (x / range) / sd(x / range) == x / sd(x); the range first keeps subnormal
+            # spreads (Hypothesis found 2e-311) from underflowing to sd = 0
+            rng = max(col) - min(col)
+            scaled = [v / rng for v in col]
+            mean = sum(scaled) / n
+            sd = math.sqrt(sum((v - mean) ** 2 for v in scaled) / n)
+            weights.append((dd, rng, sd))
     c = [[0.0] * n for _ in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
-            c[i][j] = c[j][i] = math.sqrt(sum((w * (xi[i][dd] - xi[j][dd])) ** 2
-                                              for dd, w in weights))
+            c[i][j] = c[j][i] = math.sqrt(sum(((xi[i][dd] - xi[j][dd]) / rng / sd) ** 2
+                                              for dd, rng, sd in weights))
 
     d = [math.inf] * n
     unsel = list(range(n))          # J
@@ -187,6 +191,7 @@ def test_distance_weakly_decreases_and_selection_is_nested(case):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(reduction_case(max_n=14, max_d=4))
+@example(case=(np.array([[0.0], [2.225073858507e-311]]), np.array([0.5, 0.5]), 1, True))
 def test_matches_literal_implementation_hypothesis(case):
     xi, p, n_keep, standardise = case
     sel, q, dist = fast_forward_selection(xi, p, n_keep, standardise=standardise)
