@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import simpy
-from simpy.events import NORMAL
 
+from sim.engine import _Late  # the controller wakes after the arrivals of the same minute
 from sim.errors import RunFailure
 from sim.recorder import Recorder
 from sim.tsn import TransmissionCase
@@ -39,18 +39,6 @@ from sim.tsn_sim_types import (
     TsnTrainLike,
 )
 from sim.units import MIN_PER_H, hours
-
-LATE = NORMAL + 1
-
-
-class _Late(simpy.events.Event):
-    """A timeout that fires after all ordinary events scheduled for the same minute."""
-
-    def __init__(self, env: simpy.Environment, delay: int) -> None:
-        super().__init__(env)
-        self._ok = True
-        self._value = None
-        env.schedule(self, LATE, delay)
 
 
 @dataclass

@@ -21,11 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-
-def _ro(values) -> np.ndarray:
-    arr = np.array(values, dtype=float)
-    arr.setflags(write=False)
-    return arr
+from sim.types import frozen_array as _ro
 
 
 # ---------------------------------------------------------------------------- state
