@@ -18,17 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.errors import ScenarioError
-from sim.types import frozen_array
-
-
-def _ro(values, dtype=float) -> np.ndarray:
-    return frozen_array(values) if dtype is float else _ro_int(values)
-
-
-def _ro_int(values) -> np.ndarray:
-    arr = np.array(values, dtype=int)
-    arr.setflags(write=False)
-    return arr
+from sim.types import frozen_array as _ro
 
 
 @dataclass(frozen=True)

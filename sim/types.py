@@ -19,9 +19,9 @@ import numpy as np
 from sim.units import arrival_energy_mwh
 
 
-def frozen_array(values) -> np.ndarray:
-    """A float array that cannot be written to."""
-    arr = np.array(values, dtype=float)
+def frozen_array(values, dtype=float) -> np.ndarray:
+    """An array (float unless ``dtype`` says otherwise) that cannot be written to."""
+    arr = np.array(values, dtype=dtype)
     arr.setflags(write=False)
     return arr
 
