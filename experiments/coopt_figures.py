@@ -57,7 +57,9 @@ def route_map(path: Path, net, keep, model: str) -> Path:
                     color="white" if role == "depot" else "black")
         ax.set_title(f"{pol} routes ({model})\nsolid = fresh MESS out, dashed = old MESS back",
                      fontsize=10)
-        ax.legend(fontsize=7, loc="lower left")
+        # below the axes, so that it never hides a node
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+                  frameon=False)
         ax.set_axis_off()
     fig.suptitle(f"{net.name} network: depot black, charging sites gold, construction sites "
                  "cyan (edge labels km)")
