@@ -72,8 +72,7 @@ def _case(cfg: TsnStudyConfig, variant: str, **extra) -> tuple[TransmissionCase,
 
 def plan_row(case: TransmissionCase, plan: TsnPlan, f0: float | None) -> dict:
     o = plan.outcome
-    c_tot = (sum(s.c0_mw for s in case.stations) + sum(t.c0_mw for t in case.trains)
-             + sum(s.p_max_mw for s in case.fixed_storage))
+    c_tot = case.storage_power_mw
     econ = (f0 - plan.operating_cost) / c_tot if (f0 is not None and c_tot) else None
     return {"operating_cost_usd": plan.operating_cost, "transport_cost_usd": plan.transport_cost,
             "total_cost_usd": plan.total_cost,

@@ -442,27 +442,10 @@ def lines_that_can_bind(case: TransmissionCase, method: str = "box") -> np.ndarr
     """
     if method not in ("box", "lp"):
         raise ValueError(f"method: must be 'box' or 'lp', got {method!r}")
-    nb = len(case.bus_ids)
-    lo, hi = np.zeros(nb), np.zeros(nb)
-    for u in case.units:
-        hi[case.bus_pos(u.bus)] += u.p_max_mw
-    for s in case.stations:
-        lo[case.bus_pos(s.bus)] -= s.c_max_mw
-        hi[case.bus_pos(s.bus)] += s.c_max_mw
-    for f in case.fixed_storage:
-        lo[case.bus_pos(f.bus)] -= f.p_max_mw
-        hi[case.bus_pos(f.bus)] += f.p_max_mw
-    P = case.ptdf
-    up = np.maximum(P * lo, P * hi).sum(axis=1)[:, None] - P @ case.load_mw.T
-    down = np.minimum(P * lo, P * hi).sum(axis=1)[:, None] - P @ case.load_mw.T
-    for w in case.wind:
-        col = P[:, case.bus_pos(w.bus)][:, None] * w.p_avail_mw[None, :]
-        up += np.maximum(col, 0.0)
-        down += np.minimum(col, 0.0)
-    r = case.rating_mw[:, None]
-    can = np.isfinite(r) & ((up > r) | (down < -r))
+    can = case.lines_can_bind_box()
     if method == "box":
         return can
+    P = case.ptdf
     inj = [(case.bus_pos(u.bus), 0.0, u.p_max_mw) for u in case.units]
     inj += [(case.bus_pos(s.bus), -s.c_max_mw, s.c_max_mw) for s in case.stations]
     inj += [(case.bus_pos(f.bus), -f.p_max_mw, f.p_max_mw) for f in case.fixed_storage]

@@ -100,29 +100,9 @@ def connections_of_path(path: list[tuple[int, int, int, int]], n_station: int,
 
 # ------------------------------------------------------------------------ screening
 def screen_lines(case: TransmissionCase) -> np.ndarray:
-    """Indices of the lines that can bind for some injection within all limits (exact test)."""
-    nb = len(case.bus_ids)
-    lo = np.zeros(nb)
-    hi = np.zeros(nb)
-    for g in case.units:
-        hi[case.bus_pos(g.bus)] += g.p_max_mw
-    for w in case.wind:
-        hi[case.bus_pos(w.bus)] += float(w.p_avail_mw.max())
-    for s in case.stations:
-        b = case.bus_pos(s.bus)
-        hi[b] += s.c_max_mw
-        lo[b] -= s.c_max_mw
-    for s in case.fixed_storage:
-        b = case.bus_pos(s.bus)
-        hi[b] += s.p_max_mw
-        lo[b] -= s.p_max_mw
-    P = case.ptdf
-    top = np.maximum(P * lo, P * hi).sum(axis=1)  # max of PTDF . inj
-    bot = np.minimum(P * lo, P * hi).sum(axis=1)
-    load_flow = case.load_mw @ P.T  # (T, L)
-    fmax = np.maximum(np.abs(top[None, :] - load_flow), np.abs(bot[None, :] - load_flow)).max(0)
-    finite = np.isfinite(case.rating_mw)
-    return np.flatnonzero(finite & (fmax > case.rating_mw - FLOW_TOL_MW))
+    """Indices of the lines that can bind in some hour for some injection within all limits
+    (exact test: :meth:`sim.tsn.TransmissionCase.lines_can_bind_box`, with a small margin)."""
+    return np.flatnonzero(case.lines_can_bind_box(tol_mw=FLOW_TOL_MW).any(axis=1))
 
 
 # ------------------------------------------------------------------------ model
@@ -549,8 +529,7 @@ class TsnPlan:
 
     def storage_utilisation_pct(self, case: TransmissionCase) -> float:
         """(48): throughput over T hours of the total storage power."""
-        c_tot = (sum(s.c0_mw for s in case.stations) + sum(t.c0_mw for t in case.trains)
-                 + sum(s.p_max_mw for s in case.fixed_storage))
+        c_tot = case.storage_power_mw
         thr = (self.pch_mw.sum() + self.pdis_mw.sum() + self.fch_mw.sum()
                + self.fdis_mw.sum()) * case.dt_h
         return 100.0 * float(thr) / (case.T * case.dt_h * c_tot) if c_tot else float("nan")

@@ -138,6 +138,42 @@ class TransmissionCase:
     def total_load_mw(self) -> np.ndarray:
         return self.load_mw.sum(axis=1)
 
+    @property
+    def storage_power_mw(self) -> float:
+        """``C_tot`` of (47)-(48): the storage power of the case (stations and trains at their
+        initial capacity, plus the stationary stores)."""
+        return (sum(s.c0_mw for s in self.stations) + sum(t.c0_mw for t in self.trains)
+                + sum(s.p_max_mw for s in self.fixed_storage))
+
+    def lines_can_bind_box(self, tol_mw: float = 0.0) -> np.ndarray:
+        """(n_line, T) bool: can line ``l`` reach its rating (less ``tol_mw``) in hour ``t``?
+
+        Every injection lies in a box: units in ``[0, P_max]`` (a unit may be off), wind in
+        ``[0, p_avail_mw[t]]``, a station or stationary store in ``[-P, +P]`` (trains never touch
+        the grid), minus the fixed hour-``t`` load. The largest and smallest PTDF flow over that
+        box are compared with the rating; the power balance is ignored, so this is a relaxation of
+        every dispatch: ``False`` means the limit can never bind. Unlimited lines are ``False``.
+        """
+        nb = len(self.bus_ids)
+        lo, hi = np.zeros(nb), np.zeros(nb)
+        for u in self.units:
+            hi[self.bus_pos(u.bus)] += u.p_max_mw
+        for s in self.stations:
+            lo[self.bus_pos(s.bus)] -= s.c_max_mw
+            hi[self.bus_pos(s.bus)] += s.c_max_mw
+        for f in self.fixed_storage:
+            lo[self.bus_pos(f.bus)] -= f.p_max_mw
+            hi[self.bus_pos(f.bus)] += f.p_max_mw
+        P = self.ptdf
+        up = np.maximum(P * lo, P * hi).sum(axis=1)[:, None] - P @ self.load_mw.T
+        down = np.minimum(P * lo, P * hi).sum(axis=1)[:, None] - P @ self.load_mw.T
+        for w in self.wind:
+            col = P[:, self.bus_pos(w.bus)][:, None] * w.p_avail_mw[None, :]
+            up += np.maximum(col, 0.0)
+            down += np.minimum(col, 0.0)
+        r = self.rating_mw[:, None] - tol_mw
+        return np.isfinite(r) & ((up > r) | (down < -r))
+
     def check(self) -> list[str]:
         """Every inconsistency, each as ``field: message`` (empty when the case is sound)."""
         out: list[str] = []
