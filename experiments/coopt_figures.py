@@ -12,6 +12,7 @@ import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from agents.degradation import make_degradation  # noqa: E402
+from experiments.figures import _save  # noqa: E402
 
 POL_COLOR = {"dp": "tab:blue", "dp_site": "tab:cyan", "greedy": "tab:orange",
              "shortest": "tab:green"}
@@ -63,11 +64,7 @@ def route_map(path: Path, net, keep, model: str) -> Path:
         ax.set_axis_off()
     fig.suptitle(f"{net.name} network: depot black, charging sites gold, construction sites "
                  "cyan (edge labels km)")
-    fig.tight_layout()
-    out = path / "route_map.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, path / "route_map.png", dpi=110)
 
 
 def soc_day(path: Path, keep, model: str, soc_min: float, soc_end: float) -> Path:
@@ -89,11 +86,7 @@ def soc_day(path: Path, keep, model: str, soc_min: float, soc_end: float) -> Pat
         ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("SOC (fraction)")
-    fig.tight_layout()
-    out = path / "soc_day.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, path / "soc_day.png", dpi=110)
 
 
 def cost_breakdown(path: Path, summary) -> Path:
@@ -120,11 +113,7 @@ def cost_breakdown(path: Path, summary) -> Path:
     ax.set_title("Cost breakdown under the DP cost model (label: total incl. unmet penalty)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    out = path / "cost_breakdown.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, path / "cost_breakdown.png", dpi=110)
 
 
 def soh_models(path: Path, summary, keep, s, years: float) -> Path:
@@ -165,11 +154,7 @@ def soh_models(path: Path, summary, keep, s, years: float) -> Path:
     ax.set_title("SOH under NMC vs LFP vs generalised (stepwise models)")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = path / "soh_models.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, path / "soh_models.png", dpi=110)
 
 
 def prices_fig(path: Path, pres) -> Path:
@@ -187,11 +172,7 @@ def prices_fig(path: Path, pres) -> Path:
                  f"(largest spread between buses in any hour: {spread * 1000:.2f} USD/MWh)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = path / "prices.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, path / "prices.png", dpi=110)
 
 
 def all_figures(path: Path, net, summary, keep, pres, st, s) -> list[Path]:

@@ -139,12 +139,12 @@ def _steps(t_start_h: np.ndarray, step_h: float, values: np.ndarray):
     return x, np.repeat(np.asarray(values, dtype=float), 2)
 
 
-def _save(fig, path) -> Path:
+def _save(fig, path, dpi: int = DPI) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.tight_layout()
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
