@@ -57,6 +57,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+import mesa
+
 MIN_PER_DAY = 1440
 J_PER_KWH = 3.6e6
 
@@ -295,3 +297,228 @@ def repo_energy_kwh(dist_km: float, grade_pct: float, e_per_km_kwh: float, a_k_k
     """
     return (e_per_km_kwh * dist_km + a_k_kwh
             + mass_kg * g_m_s2 * math.sin(grade_pct / 100.0) * dist_km * 1000.0 / J_PER_KWH)
+
+
+# ==================================================================== the simulated truck
+@dataclass(frozen=True)
+class DriveDisturbance:
+    """Seeded deviations of a drive from the D.2/D.3 model (all off by default) [P].
+
+    ``delay_prob``: chance that a drive is held up (an incident, a closed lane) for a uniform
+    ``1..delay_max_min`` extra minutes, standing with the auxiliaries on (``p_aux_kw``);
+    ``energy_noise``: the drive's traction energy is multiplied by ``max(0, 1 + noise N(0, 1))``.
+    """
+
+    delay_prob: float = 0.0
+    delay_max_min: int = 0
+    energy_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        bad = []
+        if not 0.0 <= self.delay_prob <= 1.0:
+            bad.append(f"delay_prob must be in [0, 1], got {self.delay_prob}")
+        if int(self.delay_max_min) != self.delay_max_min or self.delay_max_min < 0:
+            bad.append(f"delay_max_min must be a whole number of minutes >= 0, got "
+                       f"{self.delay_max_min}")
+        if self.delay_prob > 0 and self.delay_max_min < 1:
+            bad.append("delay_max_min must be >= 1 when delay_prob > 0")
+        if not 0.0 <= self.energy_noise < 1.0:
+            bad.append(f"energy_noise must be in [0, 1), got {self.energy_noise}")
+        if bad:
+            raise ValueError("DriveDisturbance: " + "; ".join(bad))
+
+    @property
+    def active(self) -> bool:
+        return self.delay_prob > 0 or self.energy_noise > 0
+
+    def draw(self, rng) -> tuple[int, float]:
+        """(extra minutes, energy factor) of one drive."""
+        delay = 0
+        if self.delay_prob > 0 and rng.random() < self.delay_prob:
+            delay = int(rng.integers(1, self.delay_max_min + 1))
+        f = 1.0
+        if self.energy_noise > 0:
+            f = max(0.0, 1.0 + self.energy_noise * float(rng.standard_normal()))
+        return delay, f
+
+
+@dataclass(frozen=True)
+class DriveRecord:
+    """One simulated drive: clock minutes, energy, and whether the SOC stayed in its window."""
+
+    node_from: int
+    node_to: int
+    depart_min: int
+    arrive_min: int
+    delay_min: int
+    dist_km: float
+    e_kwh: float
+    soc_low_frac: float  # lowest SOC along the edge
+    stranded: bool
+
+
+@dataclass(frozen=True)
+class ChargeRecord:
+    """One simulated charge or discharge at a charging site (grid side, signed: + bought)."""
+
+    node: int
+    queue_min: int
+    start_min: int
+    end_min: int
+    grid_kwh: float
+    energy_usd: float
+
+
+class CooptTruck(mesa.Agent):
+    """A Co-OPT battery truck carrying one MESS at a time (MODELS.md D.4), driven by SimPy.
+
+    Its methods are SimPy generators that take clock time: :meth:`drive` an arc with the D.2
+    travel time and D.3 energy at the real departure minute (plus a seeded
+    :class:`DriveDisturbance`), :meth:`charge` at constant power with the hourly grid price
+    integrated over the real charging interval, :meth:`idle`. :meth:`swap` leaves the carried MESS
+    at a site and takes the site's depleted one. The carried battery's stepwise degradation model
+    (``agents.degradation``) is fed every piece of clock time, in chunks of at most ``feed_min``.
+    """
+
+    def __init__(self, model: mesa.Model, name: str, arcs: dict, depot: int,
+                 free_speed_kmh: float, params: TruckParams, traffic: TrafficProfile,
+                 traffic_mode: str, e_cap_kwh: float, p_chg_kw: float, eta_ch: float,
+                 eta_dis: float, soc_min_frac: float, soc_max_frac: float, soc_init_frac: float,
+                 degradation, disturbance: DriveDisturbance = DriveDisturbance(),
+                 rng=None, feed_min: int = 15) -> None:
+        super().__init__(model)
+        if feed_min < 1:
+            raise ValueError(f"CooptTruck.feed_min must be >= 1, got {feed_min}")
+        self.name = name
+        self.arcs = dict(arcs)  # (u, v) -> (dist_km, grade_pct)
+        self.depot = depot
+        self.free_speed_kmh = free_speed_kmh
+        self.params = params
+        self.traffic = traffic
+        self.traffic_mode = traffic_mode
+        self.e_cap_kwh = e_cap_kwh
+        self.p_chg_kw = p_chg_kw
+        self.eta_ch, self.eta_dis = eta_ch, eta_dis
+        self.soc_min_frac, self.soc_max_frac = soc_min_frac, soc_max_frac
+        self.new_battery = degradation  # () -> DegradationModel of one MESS
+        self.disturbance = disturbance
+        self.drive_rng = rng
+        self.feed_min = feed_min
+        self.node = depot
+        self.soc_frac = soc_init_frac
+        self.battery = self.new_battery()
+        self.batteries = [self.battery]  # every MESS carried today, in order
+        self.km = 0.0
+
+    # ---------------------------------------------------------------- ageing
+    def _feed(self, s0: float, s1: float, dt_min: float) -> None:
+        self.battery.update(s0, s1, abs(s1 - s0) * self.e_cap_kwh / 1000.0,
+                            max(int(round(dt_min)), 0), self.e_cap_kwh / 1000.0)
+
+    def _feed_ramp(self, s0: float, s1: float, dt_min: int) -> None:
+        """Feed a linear SOC ramp ``s0 -> s1`` over ``dt_min`` in chunks of ``feed_min``."""
+        done = 0
+        while done < dt_min:
+            n = min(self.feed_min, dt_min - done)
+            a = s0 + (s1 - s0) * done / dt_min
+            b = s0 + (s1 - s0) * (done + n) / dt_min
+            self._feed(a, b, n)
+            done += n
+
+    def idle(self, env, minutes: int, age: bool = True):
+        """Stand still for ``minutes`` (calendar ageing only, if ``age``)."""
+        minutes = int(minutes)
+        if minutes > 0:
+            if age:
+                self._feed_ramp(self.soc_frac, self.soc_frac, minutes)
+            yield env.timeout(minutes)
+
+    # ---------------------------------------------------------------- actions
+    def drive(self, env, to: int):
+        """Drive the arc ``node -> to`` departing now; returns a :class:`DriveRecord`."""
+        if (self.node, to) not in self.arcs:
+            raise ValueError(f"{self.name}: no road {self.node} -> {to}")
+        dist_km, grade = self.arcs[(self.node, to)]
+        t0 = int(env.now)
+        trip = edge_trip(dist_km, grade, t0, self.free_speed_kmh, self.params, self.traffic,
+                         self.traffic_mode)
+        delay, f = self.disturbance.draw(self.drive_rng) if self.disturbance.active else (0, 1.0)
+        aux = self.params.p_aux_kw * delay / 60.0
+        e = trip.e_kwh * f + aux
+        peak = max(trip.e_peak_kwh * f, 0.0) + aux
+        s0 = self.soc_frac
+        low = s0 - peak / self.e_cap_kwh
+        s1 = min(self.soc_max_frac, s0 - e / self.e_cap_kwh)
+        dt = trip.travel_min + delay
+        yield env.timeout(dt)
+        self._feed(s0, s1, dt)
+        rec = DriveRecord(self.node, to, t0, int(env.now), delay, dist_km, e, low,
+                          low < self.soc_min_frac - 1e-12)
+        self.soc_frac = s1
+        self.node = to
+        self.km += dist_km
+        return rec
+
+    def charge(self, env, target_soc_frac: float, price, charger=None, sign: int = 1):
+        """Charge (``sign=1``) or discharge (``-1``) at constant ``p_chg_kw`` to the target SOC.
+
+        ``price(node, minute)`` gives USD/kWh; the energy of each clock hour is paid at that
+        hour's price (integrated exactly over the real interval). ``charger`` is a
+        ``simpy.Resource`` the truck queues for. Returns a :class:`ChargeRecord`.
+        """
+        t_req = int(env.now)
+        req = charger.request() if charger is not None else None
+        if req is not None:
+            yield req
+        q_min = int(env.now) - t_req
+        if q_min:
+            self._feed_ramp(self.soc_frac, self.soc_frac, q_min)
+        s0 = self.soc_frac
+        e_batt = abs(target_soc_frac - s0) * self.e_cap_kwh
+        e_grid = e_batt / self.eta_ch if sign > 0 else e_batt  # the charger side moves p_chg
+        dur_h = e_grid / self.p_chg_kw
+        t0 = int(env.now)
+        cost, t, end = 0.0, float(t0), t0 + dur_h * 60.0
+        while t < end - 1e-12:
+            t_b = min(end, (math.floor(t / 60.0 + 1e-12) + 1) * 60.0)
+            cost += float(price(self.node, int(math.floor(t + 1e-9)))) * self.p_chg_kw * (
+                t_b - t) / 60.0
+            t = t_b
+        minutes = max(1, math.ceil(dur_h * 60.0 - 1e-9)) if e_grid > 0 else 0
+        self._feed_ramp(s0, target_soc_frac, minutes)
+        yield env.timeout(minutes)
+        if req is not None:
+            charger.release(req)
+        self.soc_frac = target_soc_frac
+        grid = e_grid if sign > 0 else -e_batt * self.eta_dis
+        usd = cost if sign > 0 else -self.eta_dis * cost
+        return ChargeRecord(self.node, q_min, t0, int(env.now), grid, usd)
+
+    def swap(self, soc_old_frac: float) -> float:
+        """Leave the carried MESS (returns the kWh it holds) and take the site's depleted one."""
+        delivered = self.soc_frac * self.e_cap_kwh
+        self.battery = self.new_battery()
+        self.batteries.append(self.battery)
+        self.soc_frac = soc_old_frac
+        return delivered
+
+    def damage(self) -> float:
+        """Levelised damage (D_cal + D_cyc) of every MESS carried today (C.1 (L))."""
+        return float(sum(b.d_cal + b.d_cyc for b in self.batteries))
+
+    def loss_frac(self) -> float:
+        return float(sum(b.q_eol_frac * (b.d_cal + b.d_cyc) for b in self.batteries))
+
+    def c_rep_usd(self) -> float:
+        return float(self.batteries[0].c_rep_usd)
+
+
+class CooptFleet(mesa.Model):
+    """Owns the Co-OPT trucks. Never call :meth:`step`: SimPy is the clock."""
+
+    def __init__(self, rng=None) -> None:
+        super().__init__(rng=rng)
+        self.trucks: list[CooptTruck] = []
+
+    def step(self) -> None:  # pragma: no cover - guard against misuse
+        raise RuntimeError("CooptFleet is driven by the SimPy engine; do not call step()")

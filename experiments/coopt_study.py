@@ -36,12 +36,13 @@ import pandas as pd
 
 from agents.degradation import make_degradation
 from agents.road_data import CooptData, load_coopt
-from agents.truck import edge_trip
+from agents.truck import CooptFleet, CooptTruck, DriveDisturbance, edge_trip
 from experiments.coopt_build import CooptSettings, build_problems, charging_prices
 from grids.prices import PriceConfig
 from policies.coopt_baselines import plan_fleet
 from policies.dp_router import DPRouter
 from sim.coopt import ACTION_NAMES, FRESH, OLD, TruckDayProblem, TruckPlan
+from sim.coopt_engine import CooptEngine, TruckRun
 from sim.errors import ScenarioError
 
 DEFAULT_DATA_DIR = "/work/shared/data/coopt"
@@ -243,6 +244,41 @@ def replay_plan(p: TruckDayProblem, plan: TruckPlan, data: CooptData, network: s
     r.loss_frac = float(sum(m.q_eol_frac * (m.d_cal + m.d_cyc) for m in losses))
     r.degradation_usd = float(sum(m.c_rep_usd * (m.d_cal + m.d_cyc) for m in losses))
     return r
+
+
+# ================================================================ the SimPy run
+def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[str],
+                   data: CooptData, network: str, s: CooptSettings, model_name: str,
+                   hourly_price: dict[int, np.ndarray],
+                   disturbance: DriveDisturbance | None = None, seed: int = 0
+                   ) -> tuple[dict[str, TruckRun], CooptEngine]:
+    """Run the trucks ``names`` through the day in the SimPy engine under ``policy``.
+
+    Each truck is a :class:`agents.truck.CooptTruck` (D.2/D.3 physics at the real departure
+    minute, the ``model_name`` stepwise degradation model per carried MESS) with its own seeded
+    disturbance stream (``SeedSequence(seed).spawn``); prices are the hourly OPF prices.
+    """
+    disturbance = disturbance or DriveDisturbance()
+    net = data.networks[network]
+    arcs = {(a.from_node, a.to_node): (a.dist_km, a.grade_pct) for a in net.arcs}
+    byname = {p.name: p for p in problems}
+    vehicles = {f"truck{v.vehicle_id}": v for v in data.vehicles}
+    fleet = CooptFleet(rng=np.random.default_rng(seed))
+    streams = np.random.SeedSequence(seed).spawn(len(names))
+    for name, ss in zip(names, streams):
+        p, v = byname[name], vehicles[name]
+        fleet.trucks.append(CooptTruck(
+            fleet, name, arcs, p.depot, v.speed_kmh, v.truck_params(), data.traffic,
+            s.traffic_mode, p.e_cap_kwh, p.p_chg_kw, p.eta_ch, p.eta_dis, s.soc_min_frac,
+            s.soc_max_frac, s.soc_init_frac,
+            lambda cap=p.e_cap_kwh: _new_model(model_name, s, cap), disturbance,
+            np.random.default_rng(ss), feed_min=p.step_min))
+
+    def price(node: int, minute: int) -> float:
+        return float(hourly_price[node][int(minute // 60) % 24])
+
+    eng = CooptEngine(problems, fleet.trucks, policy, price)
+    return eng.run(), eng
 
 
 # ================================================================ the study

@@ -23,7 +23,7 @@ import heapq
 
 import numpy as np
 
-from policies.dp_router import apply_action, evaluate, reserve
+from policies.dp_router import action_of, apply_action, evaluate, reserve
 from sim.coopt import CHARGE, END, FRESH, MOVE, SERVE, WAIT, TruckDayProblem, TruckPlan
 
 
@@ -218,4 +218,31 @@ class ShortestDistance:
         return dict(self._plans)
 
 
-__all__ = ["GreedyNN", "ShortestDistance", "plan_fleet", "shortest_paths", "WAIT", "END"]
+class PlanFollower:
+    """Open-loop execution of fixed plans in the simulation (the ``greedy`` and ``shortest``
+    baselines): each truck does its plan's next action whatever its simulated state; it never
+    re-plans, so a late truck or a low SOC shows up as a recorded failure."""
+
+    name = "follow"
+    replans = 0
+
+    def __init__(self, plans: dict[str, TruckPlan], problems: tuple[TruckDayProblem, ...]):
+        byname = {p.name: p for p in problems}
+        self._actions = {n: [action_of(byname[n], st) for st in pl.steps]
+                         for n, pl in plans.items()}
+        self._next = {n: 0 for n in plans}
+
+    def params(self) -> dict:
+        return {}
+
+    def act(self, obs) -> tuple[int, int]:
+        acts = self._actions[obs.truck]
+        i = self._next[obs.truck]
+        if i >= len(acts):
+            raise RuntimeError(f"{obs.truck}: plan exhausted at step {obs.k}")
+        self._next[obs.truck] = i + 1
+        return acts[i]
+
+
+__all__ = ["GreedyNN", "PlanFollower", "ShortestDistance", "plan_fleet", "shortest_paths", "WAIT",
+           "END"]

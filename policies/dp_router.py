@@ -397,6 +397,128 @@ def extract_actions(p: TruckDayProblem, sol: DPSolution,
     return out
 
 
+def apply_continuous(p: TruckDayProblem, phase: int, k: int, v: int, soc: float, code: int,
+                     a: int, available: tuple[bool, ...] | None = None,
+                     busy: np.ndarray | None = None
+                     ) -> tuple[PlanStep | None, tuple[int, int, int, float] | None, str]:
+    """:func:`apply_action` on a continuous SOC: what the truck really does with the action.
+
+    The DP decides on the bucket ``bucket(soc)`` (rounded down), but the battery keeps its exact
+    SOC: a drive takes ``e / E_cap`` off it, a charge tops it up to the target bucket's SOC from
+    where it is (less grid energy than from the bucket), a swap delivers ``soc E_cap``. Degradation
+    costs use the per-transition tables at the buckets of the exact SOCs. This is the model the
+    SimPy engine (``sim.coopt_engine``) executes; its runs are compared with these plans.
+    """
+    available = available if available is not None else (True,) * len(p.customers)
+    name = ACTION_NAMES[code]
+    j = max(p.bucket(soc), 0)
+    jv = np.array([j])
+    top = float(p.soc_grid_frac[-1])
+    if code == END:
+        if v != p.depot:
+            return None, None, f"END away from the depot (node {v})"
+        if phase == OLD and soc < p.soc_end_frac - 1e-9:
+            return None, None, f"END with SOC {soc:.3f} < soc_end {p.soc_end_frac}"
+        return PlanStep(name, k, k, v, v, phase, soc, soc), None, ""
+    if k >= p.n_steps:
+        return None, None, f"step {k}: the day is over"
+    if code == SERVE:
+        if phase != FRESH or a < 0 or a >= len(p.customers) or p.customers[a] != v:
+            return None, None, f"SERVE customer index {a} not possible at node {v}"
+        if not available[a]:
+            return None, None, f"customer {p.customers[a]} already served"
+        k_s = max(k, p.window_start_steps[a])
+        k_e = k_s + p.serve_steps
+        if soc < p.soc_deliver_min_frac - 1e-9 or k_s > p.window_end_steps[a] or k_e > p.n_steps:
+            return None, None, f"SERVE at node {v}, step {k}: SOC or window infeasible"
+        delivered = soc * p.e_cap_kwh
+        req = p.requirement_kwh[a]
+        pen = -p.pen_unmet_usd_per_kwh * (min(delivered, req) if p.unmet_mode == "energy"
+                                          else req)
+        st = PlanStep(name, k, k_e, v, v, phase, soc, p.soc_old_frac, customer=p.customers[a],
+                      delivered_kwh=delivered, wage_usd=p.wage_usd_per_h * float(_dt_h(p, k_e - k)),
+                      degradation_usd=p.deg_usd(soc, soc, float(_dt_h(p, k_s - k))),
+                      penalty_usd=pen)
+        return st, (OLD, k_e, v, p.soc_old_frac), ""
+    if code == MOVE:
+        if a < 0 or a >= p.n_nodes or a == v or not np.isfinite(p.dist_km[v, a]):
+            return None, None, f"no road {v} -> {a}"
+        n = int(p.move_steps[k, v, a])
+        e = float(p.move_e_kwh[k, v, a])
+        peak = max(float(p.move_epeak_kwh[k, v, a]), 0.0)
+        if soc - peak / p.e_cap_kwh < p.soc_min_frac - 1e-12 or k + n > p.n_steps:
+            return None, None, f"MOVE {v} -> {a} at step {k}: SOC below minimum or past the day"
+        s1 = min(top, soc - e / p.e_cap_kwh)
+        hours = float(_dt_h(p, n))
+        st = PlanStep(name, k, k + n, v, a, phase, soc, s1, dist_km=float(p.dist_km[v, a]),
+                      traction_kwh=e, distance_usd=p.cost_per_km_usd * float(p.dist_km[v, a]),
+                      wage_usd=p.wage_usd_per_h * hours,
+                      degradation_usd=p.deg_usd(soc, s1, hours))
+        return st, (phase, k + n, a, s1), ""
+    if code in (CHARGE, DISCHARGE):
+        if v not in p.charging_nodes:
+            return None, None, f"{name.upper()} at node {v}, which is not a charging site"
+        if not 0 <= a < p.n_soc:
+            return None, None, f"{name.upper()} target bucket {a} outside the SOC grid"
+        if code == DISCHARGE and not p.allow_v2g:
+            return None, None, "DISCHARGE with allow_v2g off"
+        s2 = float(p.soc_grid_frac[a])
+        if code == CHARGE:
+            ok = s2 > soc + 1e-12 and s2 <= p.soc_chg_max_frac + 1e-9
+            e_batt = max(s2 - soc, 0.0) * p.e_cap_kwh
+            e_move = e_batt / p.eta_ch
+        else:
+            ok = s2 < soc - 1e-12
+            e_batt = max(soc - s2, 0.0) * p.e_cap_kwh
+            e_move = e_batt
+        q = int(energy_steps(p, e_move))
+        ok = ok and k + q <= p.n_steps
+        if ok and busy is not None:
+            free = _free_cum(p, busy, v)
+            ok = (free[min(k + q, p.n_steps)] - free[k]) == 0
+        if not ok:
+            return None, None, f"{name.upper()} at node {v}, step {k} to bucket {a} infeasible"
+        cost = float(_energy_cost(p, k, v, np.array([e_move]), np.array([q]),
+                                  _cum_price(p, v))[0])
+        grid_kwh = e_move if code == CHARGE else -e_batt * p.eta_dis
+        energy_usd = cost if code == CHARGE else -p.eta_dis * cost
+        hours = float(_dt_h(p, q))
+        st = PlanStep(name, k, k + q, v, v, phase, soc, s2, grid_kwh=grid_kwh,
+                      wage_usd=p.wage_usd_per_h * hours, energy_usd=energy_usd,
+                      degradation_usd=p.deg_usd(soc, s2, hours))
+        return st, (phase, k + q, v, s2), ""
+    if code == WAIT:
+        _, parts = wait_outcome(p, phase, k, v, jv)
+        st = PlanStep(name, k, k + 1, v, v, phase, soc, soc,
+                      **{x: float(y[0]) for x, y in parts.items()})
+        return st, (phase, k + 1, v, soc), ""
+    raise ValueError(f"unknown action code {code}")
+
+
+def forward_plan(p: TruckDayProblem, sol: DPSolution,
+                 start: tuple[int, int, int, float] | None = None) -> TruckPlan:
+    """The DP policy run forward from ``start`` with the exact SOC (:func:`apply_continuous`).
+
+    At each state the action is the argmin at ``bucket(soc)``; it is always feasible at the exact
+    SOC, which is never below the bucket's. This is the plan the simulation is held to.
+    """
+    state = start or (FRESH, 0, p.depot, p.soc_init_frac)
+    steps: list[PlanStep] = []
+    while state is not None:
+        phase, k, v, soc = state
+        j = p.bucket(soc)
+        if j < 0 or k > p.n_steps or int(sol.kind[phase, k, v, j]) < 0:
+            return TruckPlan(p.name, tuple(steps), False,
+                             f"no feasible action from phase {phase}, step {k}, node {v}, "
+                             f"SOC {soc:.3f}")
+        code, a = int(sol.kind[phase, k, v, j]), int(sol.arg[phase, k, v, j])
+        st, state, why = apply_continuous(p, phase, k, v, soc, code, a, sol.available, sol.busy)
+        if st is None:
+            return TruckPlan(p.name, tuple(steps), False, why)
+        steps.append(st)
+    return TruckPlan(p.name, tuple(steps), True)
+
+
 def reserve(p: TruckDayProblem, plan: TruckPlan, busy: np.ndarray) -> np.ndarray:
     """Charger slots taken by ``plan`` added to ``busy`` (K, N)."""
     out = np.array(busy, dtype=int, copy=True)
@@ -417,11 +539,17 @@ class DPRouter:
 
     name = "dp"
 
-    def __init__(self, stop_when_idle: bool = True) -> None:
+    def __init__(self, stop_when_idle: bool = True, soc_tol_frac: float = 0.005,
+                 replan: bool = True) -> None:
+        if not 0.0 <= soc_tol_frac < 1.0:
+            raise ValueError(f"DPRouter.soc_tol_frac: must be in [0, 1), got {soc_tol_frac}")
         self.stop_when_idle = stop_when_idle
+        self.soc_tol_frac = float(soc_tol_frac)
+        self.replan = bool(replan)
 
     def params(self) -> dict:
-        return {"stop_when_idle": self.stop_when_idle}
+        return {"stop_when_idle": self.stop_when_idle, "soc_tol_frac": self.soc_tol_frac,
+                "replan": self.replan}
 
     def reset(self, problems: tuple[TruckDayProblem, ...], rng: np.random.Generator | None = None
               ) -> None:
@@ -435,6 +563,10 @@ class DPRouter:
         busy = np.zeros((problems[0].n_steps, problems[0].n_nodes), dtype=int)
         self.solutions: dict[str, DPSolution] = {}
         self._plans: dict[str, TruckPlan] = {}
+        self._live: dict[str, TruckPlan] = {}
+        self._next: dict[str, int] = {}
+        self.replans = 0
+        self.replan_log: list[dict] = []
         for q in problems:
             if not any(available) and self.stop_when_idle:
                 break
@@ -448,6 +580,10 @@ class DPRouter:
                 break
             self.solutions[q.name] = sol
             self._plans[q.name] = plan
+            live = forward_plan(q, sol)
+            if not live.feasible:  # cannot happen: the exact SOC is never below its bucket
+                raise RuntimeError(f"{q.name}: forward plan infeasible: {live.reason}")
+            self._live[q.name] = live
             if plan.served_customer >= 0:
                 available[customers.index(plan.served_customer)] = False
             busy = reserve(q, plan, busy)
@@ -468,3 +604,76 @@ class DPRouter:
             raise RuntimeError(f"{truck}: no feasible action from phase {phase}, step {k}, "
                                f"node {node}, SOC {soc_frac:.3f}")
         return code, int(sol.arg[phase, k, node, j])
+
+    # ------------------------------------------------------------ in the simulation
+    def live_plans(self) -> dict[str, TruckPlan]:
+        """The plans the trucks follow: forward plans on the exact SOC, updated on re-plans."""
+        return dict(self._live)
+
+    def _world(self, truck: str, served: tuple[int, ...]
+               ) -> tuple[tuple[bool, ...], np.ndarray]:
+        """Sites still open to ``truck`` and the charger slots the other trucks' plans hold."""
+        p = self._problem(truck)
+        claimed = {pl.served_customer for n, pl in self._live.items() if n != truck}
+        available = tuple(c not in served and c not in claimed for c in p.customers)
+        busy = np.zeros((p.n_steps, p.n_nodes), dtype=int)
+        for n, pl in self._live.items():
+            if n != truck:
+                busy = reserve(p, pl, busy)
+        return available, busy
+
+    def _problem(self, truck: str) -> TruckDayProblem:
+        return next(q for q in self.problems if q.name == truck)
+
+    def act(self, obs) -> tuple[int, int]:
+        """The action for an observed truck (``sim.coopt_engine.TruckObs``) in the simulation.
+
+        On plan (same step, node and phase as the plan's next action, SOC within
+        ``soc_tol_frac``, and the action still feasible from the real state) the truck does the
+        planned action. Otherwise it **re-plans**: the DP is solved again for this truck from the
+        observed state, with the sites served or claimed by the other trucks' current plans
+        closed and their charger slots held, and the new forward plan replaces the old one.
+        """
+        name = obs.truck
+        p = self._problem(name)
+        plan, i = self._live[name], self._next.get(name, 0)
+        st = plan.steps[i] if i < len(plan.steps) else None
+        available, busy = self._world(name, obs.served)
+        if st is not None and st.k_start == obs.k and st.node_from == obs.node \
+                and st.phase_from == obs.phase \
+                and abs(st.soc_from_frac - obs.soc_frac) <= self.soc_tol_frac:
+            code, a = action_of(p, st)
+            chk, _, _ = apply_continuous(p, obs.phase, obs.k, obs.node, obs.soc_frac, code, a,
+                                         available, busy)
+            if chk is not None:
+                self._next[name] = i + 1
+                return code, a
+        if not self.replan:
+            return self.decide(name, obs.phase, obs.k, obs.node, obs.soc_frac)
+        sol = solve(p, available, busy)
+        new = forward_plan(p, sol, (obs.phase, obs.k, obs.node, obs.soc_frac))
+        self.replans += 1
+        self.replan_log.append({"truck": name, "time_min": obs.time_min, "k": obs.k,
+                                "node": obs.node, "soc_frac": obs.soc_frac,
+                                "planned_k": st.k_start if st else -1,
+                                "planned_soc_frac": st.soc_from_frac if st else float("nan"),
+                                "feasible": new.feasible, "cost_usd": new.cost_usd})
+        if not new.feasible or not new.steps:
+            raise RuntimeError(f"{name}: re-plan from step {obs.k}, node {obs.node}, SOC "
+                               f"{obs.soc_frac:.3f} found no feasible plan ({new.reason})")
+        self.solutions[name] = sol
+        self._live[name] = new
+        self._next[name] = 1
+        return action_of(p, new.steps[0])
+
+
+def action_of(p: TruckDayProblem, st: PlanStep) -> tuple[int, int]:
+    """The ``(action code, arg)`` of a plan step."""
+    code = ACTION_NAMES.index(st.kind)
+    if code == MOVE:
+        return code, st.node_to
+    if code in (CHARGE, DISCHARGE):
+        return code, p.bucket(st.soc_to_frac)
+    if code == SERVE:
+        return code, p.customers.index(st.customer)
+    return code, -1

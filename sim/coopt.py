@@ -116,6 +116,13 @@ class TruckDayProblem:
         j = int(np.floor(x + 1e-9))
         return min(j, self.n_soc - 1) if j >= 0 else -1
 
+    def deg_usd(self, soc_from_frac: float, soc_to_frac: float, hours: float) -> float:
+        """Planning-model degradation cost (C.5 tables) of a transition between exact SOCs: the
+        table entry of their buckets (rounded down, floored at the first bucket)."""
+        a = max(self.bucket(soc_from_frac), 0)
+        b = max(self.bucket(soc_to_frac), 0)
+        return float(self.deg_cyc_usd[a, b] + self.deg_cal_usd_per_h[a, b] * hours)
+
     def step_clock_min(self, k: int) -> int:
         return self.t_start_min + k * self.step_min
 
