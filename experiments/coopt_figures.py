@@ -124,11 +124,11 @@ def soh_models(path: Path, summary, keep, s, years: float) -> Path:
     w = 0.8 / len(models)
     for mi, m in enumerate(models):
         vals = [summary[(summary.model == m) & (summary.policy == p)].iloc[0][
-            "replay_capacity_loss_ppm"] for p in pols]
+            "sim_capacity_loss_ppm"] for p in pols]
         ax.bar(np.arange(len(pols)) + mi * w, vals, w, color=MODEL_COLOR.get(m), label=m)
     ax.set_xticks(np.arange(len(pols)) + w * (len(models) - 1) / 2, pols)
     ax.set_ylabel("levelised capacity loss of the day, fleet (ppm)")
-    ax.set_title("Day's ageing of the carried MESS (replay, stepwise models)")
+    ax.set_title("Day's ageing of the carried MESS (SimPy run, stepwise models)")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     ax = axes[1]

@@ -6,13 +6,14 @@ For one Co-OPT network, with each degradation model (``nmc``, ``lfp``, ``general
 2. plans of the ``dp`` router (sequential DP over the trucks), the source's ``greedy``
    nearest-neighbour with a one-stop charging detour and the ``shortest``-distance baseline, all
    priced by the **same** DP cost model (``plan_*`` columns);
-3. a **replay** of every plan with continuous SOC: each drive's energy from the D.3 physics at the
-   actual departure minute (``agents.truck.edge_trip``), charging energy at the actual hour's
-   price, and the stepwise degradation model (``agents.degradation``, online rainflow) for each
-   carried MESS (``replay_*`` columns). The DP truck re-plans at every decision from its observed
-   state (its value table covers all states); ``--set study.energy_noise=0.1`` perturbs each
-   drive's energy by a seeded factor to exercise that. This replay is not the SimPy engine: the
-   engine does not yet run Co-OPT missions.
+3. a **SimPy run** of every policy (``sim.coopt_engine``): each truck is a
+   ``agents.truck.CooptTruck`` driving the directed road graph with the D.2 travel time and D.3
+   energy at the real departure minute, queueing for chargers, paying each hour's price, with the
+   stepwise degradation model fed every step (``sim_*`` columns). ``dp`` trucks follow their
+   plans and re-plan (a new DP solve from the simulated state) when the run diverges;
+   ``greedy``/``shortest`` follow theirs open loop. ``--set study.delay_prob=0.3
+   --set study.delay_max_min=30`` holds drives up by seeded delays (and ``study.energy_noise``
+   perturbs drive energy) to exercise that.
 
 Outputs in ``out_dir``: ``summary.csv`` (policy x model table), ``plan_steps.csv``,
 ``soc_trace.csv``, ``prices.csv``, ``figures/*.png`` (route map, SOC over the day, cost breakdown,
@@ -23,12 +24,11 @@ numbers (data README).
 from __future__ import annotations
 
 import json
-import math
 import platform
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +36,12 @@ import pandas as pd
 
 from agents.degradation import make_degradation
 from agents.road_data import CooptData, load_coopt
-from agents.truck import CooptFleet, CooptTruck, DriveDisturbance, edge_trip
+from agents.truck import CooptFleet, CooptTruck, DriveDisturbance
 from experiments.coopt_build import CooptSettings, build_problems, charging_prices
 from grids.prices import PriceConfig
-from policies.coopt_baselines import plan_fleet
+from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.dp_router import DPRouter
-from sim.coopt import ACTION_NAMES, FRESH, OLD, TruckDayProblem, TruckPlan
+from sim.coopt import FRESH, TruckDayProblem, TruckPlan
 from sim.coopt_engine import CooptEngine, TruckRun
 from sim.errors import ScenarioError
 
@@ -60,7 +60,9 @@ class StudySettings:
     network: str = "small"
     models: tuple[str, ...] = MODELS
     data_dir: str = DEFAULT_DATA_DIR
-    energy_noise: float = 0.0  # replay: drive energy x (1 + noise * N(0, 1)), seeded
+    energy_noise: float = 0.0  # SimPy run: drive energy x (1 + noise * N(0, 1)), seeded
+    delay_prob: float = 0.0  # SimPy run: chance a drive is held up ...
+    delay_max_min: int = 0  # ... for 1..delay_max_min extra minutes, seeded
     figures: bool = True
     soh_years: float = 1.0  # SOH projection: repeat the day's duty this long
 
@@ -71,179 +73,10 @@ STUDIES = {
 }
 
 
-# ================================================================ replay
-@dataclass
-class Replay:
-    truck: str
-    km: float = 0.0
-    distance_usd: float = 0.0
-    wage_usd: float = 0.0
-    energy_usd: float = 0.0
-    grid_kwh: float = 0.0
-    traction_kwh: float = 0.0
-    delivered_kwh: float = 0.0
-    served: int = -1
-    degradation_usd: float = 0.0
-    loss_frac: float = 0.0  # capacity loss of the carried MESS (fresh + old)
-    soc_min_frac: float = 1.0
-    replans: int = 0
-    ok: bool = True
-    reason: str = ""
-    trace: list = field(default_factory=list)  # (minute, soc, phase, node)
-    soc_segments: list = field(default_factory=list)  # per carried battery: [(minute, soc)]
-
-
+# ================================================================ degradation
 def _new_model(name: str, s: CooptSettings, e_cap_kwh: float):
     return make_degradation(name, temp_c=s.temp_c, c_pack_usd_per_kwh=s.c_pack_usd_per_kwh,
                             e_nom_kwh=e_cap_kwh)
-
-
-def replay_plan(p: TruckDayProblem, plan: TruckPlan, data: CooptData, network: str,
-                s: CooptSettings, model_name: str, hourly_price: dict[int, np.ndarray],
-                rng: np.random.Generator, noise: float = 0.0,
-                router: DPRouter | None = None) -> Replay:
-    """Execute a plan with continuous SOC, D.3 physics and the stepwise degradation model.
-
-    With ``router`` the truck asks it for the next action at every decision from its observed
-    state (closed loop, re-planning); otherwise it follows ``plan`` (open loop).
-    """
-    net = data.networks[network]
-    veh = next(v for v in data.vehicles if f"truck{v.vehicle_id}" == p.name)
-    params = veh.truck_params()
-    r = Replay(p.name)
-    phase, k, v = FRESH, 0, p.depot
-    soc = s.soc_init_frac
-    model = _new_model(model_name, s, p.e_cap_kwh)
-    losses = []
-    seg = [(p.t_start_min, soc)]
-    def arg_of(st) -> int:
-        return {"move": st.node_to, "charge": p.bucket(st.soc_to_frac),
-                "discharge": p.bucket(st.soc_to_frac),
-                "serve": p.customers.index(st.customer) if st.customer >= 0 else -1
-                }.get(st.kind, -1)
-
-    planned = [(ACTION_NAMES.index(st.kind), arg_of(st)) for st in plan.steps]
-    plan_at = {(st.phase_from, st.k_start, st.node_from): a for st, a in zip(plan.steps, planned)}
-    idx = 0
-    started = False
-
-    def hour_price(node: int, minute: float) -> float:
-        return float(hourly_price[node][int(minute // 60) % 24])
-
-    def age(s0: float, s1: float, dt_min: float) -> None:
-        model.update(s0, s1, abs(s1 - s0) * p.e_cap_kwh / 1000.0, max(int(round(dt_min)), 0),
-                     p.e_cap_kwh / 1000.0)
-
-    while True:
-        if router is not None:
-            if k > p.n_steps:
-                r.ok, r.reason = False, "past the end of the day"
-                break
-            try:
-                code, arg = router.decide(p.name, phase, k, v, soc)
-            except (RuntimeError, ValueError) as exc:  # no feasible continuation: recorded
-                r.ok, r.reason = False, str(exc)
-                break
-            if plan_at.get((phase, k, v)) != (code, arg):
-                r.replans += 1  # the observed state is off the plan: new optimal action
-        else:
-            if idx >= len(planned):
-                r.ok, r.reason = False, "plan ended without END"
-                break
-            code, arg = planned[idx]
-            idx += 1
-        kind = ACTION_NAMES[code]
-        minute = p.step_clock_min(k)
-        if kind == "end":
-            if phase == OLD and soc < s.soc_end_frac - 1e-9:
-                r.ok, r.reason = False, f"home with SOC {soc:.3f} < {s.soc_end_frac}"
-            break
-        if kind == "wait":
-            if phase == FRESH and v == p.depot and not started:
-                k += 1
-                continue
-            r.wage_usd += p.wage_usd_per_h * p.step_min / 60.0
-            age(soc, soc, p.step_min)
-            k += 1
-        elif kind == "move":
-            if not started:  # leaving the depot: the fresh MESS's trace starts here
-                seg = [(minute, soc)]
-            started = True
-            a = net.arc(v, arg)
-            t = edge_trip(a.dist_km, a.grade_pct, minute, veh.speed_kmh, params, data.traffic,
-                          s.traffic_mode)
-            f = 1.0 + noise * float(rng.standard_normal()) if noise > 0 else 1.0
-            e = t.e_kwh * f
-            peak = max(t.e_peak_kwh * f, 0.0)
-            if soc - peak / p.e_cap_kwh < s.soc_min_frac - 1e-9:
-                r.ok, r.reason = False, f"SOC below minimum on {v}->{arg}"
-                r.soc_min_frac = min(r.soc_min_frac, soc - peak / p.e_cap_kwh)
-                break
-            s1 = min(s.soc_max_frac, soc - e / p.e_cap_kwh)
-            age(soc, s1, t.travel_min)
-            n = max(1, math.ceil(t.travel_min / p.step_min - 1e-9))
-            r.km += a.dist_km
-            r.distance_usd += p.cost_per_km_usd * a.dist_km
-            r.wage_usd += p.wage_usd_per_h * n * p.step_min / 60.0
-            r.traction_kwh += e
-            soc, v, k = s1, arg, k + n
-            seg.append((p.t_start_min + k * p.step_min, soc))
-        elif kind == "charge":
-            target = float(p.soc_grid_frac[arg])
-            e_grid = max(0.0, target - soc) * p.e_cap_kwh / p.eta_ch
-            per = p.p_chg_kw * p.step_min / 60.0
-            q = max(1, math.ceil(e_grid / per - 1e-9))
-            cost, left = 0.0, e_grid
-            for rr in range(q):
-                e_r = min(per, left)
-                cost += hour_price(v, p.step_clock_min(k + rr)) * e_r
-                left -= e_r
-            s1 = max(soc, target)
-            age(soc, s1, q * p.step_min)
-            r.energy_usd += cost
-            r.grid_kwh += e_grid
-            r.wage_usd += p.wage_usd_per_h * q * p.step_min / 60.0
-            soc, k = s1, k + q
-            seg.append((p.t_start_min + k * p.step_min, soc))
-        elif kind == "discharge":
-            target = float(p.soc_grid_frac[arg])
-            e_b = max(0.0, soc - target) * p.e_cap_kwh
-            per = p.p_chg_kw * p.step_min / 60.0
-            q = max(1, math.ceil(e_b / per - 1e-9))
-            rev, left = 0.0, e_b
-            for rr in range(q):
-                e_r = min(per, left)
-                rev += hour_price(v, p.step_clock_min(k + rr)) * e_r * p.eta_dis
-                left -= e_r
-            s1 = min(soc, target)
-            age(soc, s1, q * p.step_min)
-            r.energy_usd -= rev
-            r.grid_kwh -= e_b * p.eta_dis
-            r.wage_usd += p.wage_usd_per_h * q * p.step_min / 60.0
-            soc, k = s1, k + q
-            seg.append((p.t_start_min + k * p.step_min, soc))
-        elif kind == "serve":
-            ci = arg
-            k_s = max(k, p.window_start_steps[ci])
-            if k_s - k:
-                age(soc, soc, (k_s - k) * p.step_min)
-            r.wage_usd += p.wage_usd_per_h * (k_s + p.serve_steps - k) * p.step_min / 60.0
-            r.delivered_kwh = soc * p.e_cap_kwh
-            r.served = p.customers[ci]
-            losses.append(model)
-            r.soc_segments.append(seg)
-            model = _new_model(model_name, s, p.e_cap_kwh)  # now carrying the old MESS
-            soc, phase, k = s.soc_old_frac, OLD, k_s + p.serve_steps
-            seg = [(p.t_start_min + k * p.step_min, soc)]
-        r.soc_min_frac = min(r.soc_min_frac, soc)
-        r.trace.append((p.t_start_min + k * p.step_min, soc, phase, v))
-    losses.append(model)
-    r.soc_segments.append(seg)
-    # EOL-levelised capacity loss q_eol (D_cal + D_cyc) (C.1 (L)): the day's share of the life,
-    # independent of the battery's age (a brand-new cell's power-law loss would overstate it)
-    r.loss_frac = float(sum(m.q_eol_frac * (m.d_cal + m.d_cyc) for m in losses))
-    r.degradation_usd = float(sum(m.c_rep_usd * (m.d_cal + m.d_cyc) for m in losses))
-    return r
 
 
 # ================================================================ the SimPy run
@@ -281,6 +114,61 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
     return eng.run(), eng
 
 
+class SimView:
+    """A simulated truck day as the figures read it: SOC segments per carried MESS."""
+
+    def __init__(self, run: TruckRun) -> None:
+        self.run = run
+        segs: list[list[tuple[int, float]]] = []
+        last_phase = None
+        for i, (minute, soc, phase, node) in enumerate(run.trace):
+            if phase != last_phase:
+                segs.append([])
+                last_phase = phase
+            nxt = run.trace[i + 1] if i + 1 < len(run.trace) else None
+            if (phase == FRESH and len(segs) == 1 and nxt is not None and nxt[3] == node
+                    and nxt[2] == phase and nxt[1] == soc and not segs[0]):
+                continue  # waiting at the depot before departure: not part of the trip
+            segs[-1].append((minute, soc))
+        self.soc_segments = [sg for sg in segs if sg]
+
+    def __getattr__(self, name: str):  # truck, trace, steps, ... of the run
+        return getattr(self.run, name)
+
+
+def _sim_row(runs, net, s: CooptSettings) -> dict:
+    """The ``sim_*`` columns: what the SimPy run did, priced by the planning cost model."""
+    runs = list(runs)
+    req = {d.node: d.requirement_kwh for d in net.demands}
+    got: dict[int, float] = {}
+    for r in runs:
+        for x in r.steps:
+            if x.kind == "serve":
+                got[x.customer] = got.get(x.customer, 0.0) + x.delivered_kwh
+    delivered = sum(min(v, req[c]) for c, v in got.items())
+    unmet = sum(req.values()) - delivered
+    unserved = sum(q for c, q in req.items() if c not in got)
+    tot = {k: sum(r.total(k) for r in runs) for k in ("dist_km", "distance_usd", "wage_usd",
+                                                       "energy_usd", "degradation_usd",
+                                                       "grid_kwh")}
+    op = tot["distance_usd"] + tot["wage_usd"] + tot["energy_usd"] + tot["degradation_usd"]
+    return {
+        "sim_km": tot["dist_km"], "sim_distance_usd": tot["distance_usd"],
+        "sim_wage_usd": tot["wage_usd"], "sim_energy_usd": tot["energy_usd"],
+        "sim_grid_kwh": tot["grid_kwh"], "sim_degradation_usd": tot["degradation_usd"],
+        "sim_degradation_stepwise_usd": sum(r.degradation_stepwise_usd for r in runs),
+        "sim_capacity_loss_ppm": 1e6 * sum(r.loss_frac for r in runs),
+        "sim_sites_served": len(got), "sim_delivered_kwh": delivered, "sim_unmet_kwh": unmet,
+        "sim_operating_usd": op, "sim_total_usd": op + s.pen_unmet_usd_per_kwh * unmet,
+        "sim_total_site_usd": op + s.pen_unmet_usd_per_kwh * unserved,
+        "sim_soc_low_frac": min((r.soc_low_frac for r in runs), default=float("nan")),
+        "sim_delay_min": sum(r.delay_min for r in runs),
+        "sim_queue_min": sum(r.queue_min for r in runs),
+        "sim_failures": sum(len(r.failures) for r in runs),
+        "sim_all_ok": all(r.ok for r in runs),
+    }
+
+
 # ================================================================ the study
 def _plans(policy: str, problems: tuple[TruckDayProblem, ...]) -> tuple[dict[str, TruckPlan],
                                                                          DPRouter | None, float]:
@@ -302,7 +190,7 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
     if st.network not in data.networks:
         raise ScenarioError(f"study.network: unknown network {st.network!r}")
     net = data.networks[st.network]
-    rng = np.random.default_rng(seed)
+    disturbance = DriveDisturbance(st.delay_prob, st.delay_max_min, st.energy_noise)
     t0 = time.perf_counter()
     hourly, pres = charging_prices(net, pcfg, np.random.default_rng(seed))
     t_prices = time.perf_counter() - t0
@@ -311,27 +199,40 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
     pd.DataFrame(pres.price_usd_per_kwh, columns=[f"bus{b}" for b in pres.buses]).rename_axis(
         "hour").to_csv(out / "prices.csv")
     total_req = sum(d.requirement_kwh for d in net.demands)
-    rows, step_rows, trace_rows = [], [], []
+    rows, step_rows, trace_rows, event_rows, replan_rows = [], [], [], [], []
     keep: dict = {}
     for model_name in st.models:
         probs = build_problems(data, st.network, model_name, s, hourly_price=hourly)
         byname = {p.name: p for p in probs}
         for pol in POLICIES:
             plans, router, dt = _plans(pol, probs)
-            reps = []
+            pprobs = router.problems if router is not None else probs
+            if router is not None:
+                policy = router
+            else:
+                policy = PlanFollower(plans, probs)
+            t1 = time.perf_counter()
+            runs, eng = simulate_fleet(policy, pprobs, list(plans), data, st.network, s,
+                                       model_name, hourly, disturbance, seed)
+            t_sim = time.perf_counter() - t1
+            reps = [SimView(runs[n]) for n in plans]
             for name, plan in plans.items():
-                p = byname[name]
-                rep = replay_plan(p, plan, data, st.network, s, model_name, hourly,
-                                  np.random.default_rng(rng.integers(2**63)), st.energy_noise,
-                                  router)
-                reps.append(rep)
                 for x in plan.steps:
                     step_rows.append({"model": model_name, "policy": pol, "truck": name,
-                                      **asdict(x)})
-                for minute, soc, phase, node in rep.trace:
+                                      "source": "plan", **asdict(x)})
+                for x in runs[name].steps:
+                    step_rows.append({"model": model_name, "policy": pol, "truck": name,
+                                      "source": "sim", **asdict(x)})
+                for minute, soc, phase, node in runs[name].trace:
                     trace_rows.append({"model": model_name, "policy": pol, "truck": name,
                                        "minute": minute, "soc_frac": soc, "phase": phase,
                                        "node": node})
+            for ev in eng.events:
+                event_rows.append({"model": model_name, "policy": pol, "time_min": ev[0],
+                                   "truck": ev[1], "event": ev[2], "node": ev[3],
+                                   "detail": ev[4]})
+            for e in getattr(policy, "replan_log", []):
+                replan_rows.append({"model": model_name, "policy": pol, **e})
             delivered = sum(min(pl.total("delivered_kwh"), byname[n].requirement_kwh[0])
                             for n, pl in plans.items())
             served = {pl.served_customer for pl in plans.values()} - {-1}
@@ -354,28 +255,24 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
             row["total_usd"] = row["operating_usd"] + row["unmet_penalty_usd"]
             row["total_site_usd"] = (row["operating_usd"]
                                      + s.pen_unmet_usd_per_kwh * unserved_req)
-            rdeliv = sum(min(r.delivered_kwh, total_req) for r in reps)
-            row.update({
-                "replay_km": sum(r.km for r in reps),
-                "replay_energy_usd": sum(r.energy_usd for r in reps),
-                "replay_degradation_usd": sum(r.degradation_usd for r in reps),
-                "replay_operating_usd": sum(r.distance_usd + r.wage_usd + r.energy_usd
-                                            + r.degradation_usd for r in reps),
-                "replay_delivered_kwh": rdeliv,
-                "replay_capacity_loss_ppm": 1e6 * sum(r.loss_frac for r in reps),
-                "replay_all_ok": all(r.ok for r in reps),
-                "replans": sum(r.replans for r in reps),
-                "plan_s": dt,
-            })
+            row.update(_sim_row(runs.values(), net, s))
+            row.update({"replans": int(getattr(policy, "replans", 0)), "plan_s": dt,
+                        "sim_s": t_sim})
             rows.append(row)
             keep[(model_name, pol)] = (plans, reps, probs)
-            progress(f"{st.network} {model_name:<11} {pol:<8} total {row['total_usd']:9.2f} USD"
-                     f"  km {row['km']:6.0f}  served {row['sites_served']}/{row['sites']}  "
-                     f"plan {dt:5.1f} s")
+            progress(f"{st.network} {model_name:<11} {pol:<8} plan {row['total_usd']:9.2f} USD"
+                     f"  sim {row['sim_total_usd']:9.2f} USD  km {row['sim_km']:6.0f}  served "
+                     f"{row['sim_sites_served']}/{row['sites']}  replans {row['replans']}  "
+                     f"failures {row['sim_failures']}  plan {dt:5.1f} s  sim {t_sim:4.1f} s")
     summary = pd.DataFrame(rows)
     summary.to_csv(out / "summary.csv", index=False, float_format="%.4f")
     pd.DataFrame(step_rows).to_csv(out / "plan_steps.csv", index=False, float_format="%.5f")
     pd.DataFrame(trace_rows).to_csv(out / "soc_trace.csv", index=False, float_format="%.5f")
+    pd.DataFrame(event_rows).to_csv(out / "events.csv", index=False)
+    pd.DataFrame(replan_rows, columns=["model", "policy", "truck", "time_min", "k", "node",
+                                       "soc_frac", "planned_k", "planned_soc_frac", "feasible",
+                                       "cost_usd"]).to_csv(out / "replans.csv", index=False,
+                                                           float_format="%.5f")
     figs = []
     if st.figures:
         from experiments import coopt_figures as cf
@@ -409,13 +306,15 @@ def write_report(out: Path, st: StudySettings, s: CooptSettings, pcfg: PriceConf
     cols = ["model", "policy", "sites_served", "km", "distance_usd", "wage_usd", "energy_usd",
             "degradation_usd", "delivered_kwh", "unmet_kwh", "operating_usd", "total_usd",
             "total_site_usd"]
-    rcols = ["model", "policy", "replay_km", "replay_energy_usd", "replay_degradation_usd",
-             "replay_operating_usd", "replay_delivered_kwh", "replay_capacity_loss_ppm",
-             "replay_all_ok", "replans", "plan_s"]
+    rcols = ["model", "policy", "sim_sites_served", "sim_km", "sim_energy_usd",
+             "sim_degradation_usd", "sim_degradation_stepwise_usd", "sim_operating_usd",
+             "sim_delivered_kwh", "sim_total_usd", "sim_total_site_usd", "sim_delay_min",
+             "replans", "sim_failures", "sim_s"]
     checks = []
     for m in summary.model.unique():
         sub = summary[summary.model == m].set_index("policy")
-        for dp, col in (("dp", "total_usd"), ("dp_site", "total_site_usd")):
+        for dp, col in (("dp", "total_usd"), ("dp_site", "total_site_usd"),
+                        ("dp", "sim_total_usd"), ("dp_site", "sim_total_site_usd")):
             for b in ("greedy", "shortest"):
                 ok = sub.loc[dp, col] <= sub.loc[b, col] + 1e-6
                 checks.append(f"- {m}, `{col}`: {dp} {sub.loc[dp, col]:.2f} USD "
@@ -466,12 +365,20 @@ baselines' service level (every site swapped, no reward for more kWh).
 DP against the baselines:
 {chr(10).join(checks)}
 
-## Replay (continuous SOC, D.3 physics at the actual minute, stepwise degradation models)
+## SimPy run (sim/coopt_engine.py: D.2/D.3 physics at the real minute, exact SOC, chargers)
 
-`replay_degradation_usd` = C_rep x levelised damage of the stepwise model (online rainflow,
-exact half cycles), which differs from the DP's reference-top tables; `replans` counts decisions
-where the DP truck's closed-loop action differed from its plan (energy noise
-{st.energy_noise:g}).
+Every policy's trucks drive the road graph on the SimPy clock; `dp` trucks follow their plans
+and re-plan (a new DP solve from the simulated state, with the other trucks' sites and charger
+slots held) when the run leaves the plan (other step or node, or SOC off by more than
+0.005); `greedy` and `shortest` follow theirs open loop. Disturbance: drives held up with
+probability {st.delay_prob:g} by 1-{st.delay_max_min} min, energy noise {st.energy_noise:g}.
+`sim_*` costs use the planning cost model on what the trucks did (so without disturbance the
+`dp` run equals its plan on the exact SOC to 1e-6, tests/test_coopt_engine.py); the exact SOC is
+never below the DP's rounded-down buckets, so the run delivers a little more than the bucketed
+plan. `sim_degradation_stepwise_usd` = C_rep x levelised damage of the stepwise model fed every
+step (online rainflow, exact half cycles), which differs from the DP's reference-top tables.
+`sim_failures` counts recorded failures (a truck that could not continue); `replans` counts DP
+re-solves.
 
 {_md_table(summary, rcols)}
 ## Comparison with the source's own greedy numbers (data README)
@@ -490,7 +397,7 @@ tie-breaking). The distances are of the same order.
 ## Figures
 
 - `figures/route_map.png`: DP and greedy routes on the road graph (layout from the km matrix).
-- `figures/soc_day.png`: SOC of the carried MESS over the day (replay), DP vs greedy.
+- `figures/soc_day.png`: SOC of the carried MESS over the day (SimPy run), DP vs greedy.
 - `figures/cost_breakdown.png`: cost components per policy and model.
 - `figures/soh_models.png`: the day's EOL-levelised capacity loss per policy under NMC, LFP and
   generalised, and the SOH (nonlinear stepwise models) of one MESS that repeats truck 1's DP
@@ -556,8 +463,9 @@ def cli_run(name: str, out_dir: str | Path | None, seed: int = 0,
     print(f"{name}: writing {out}/ (progress on stderr)", flush=True)
     res = run_study(st, s, pcfg, out, seed,
                     progress=lambda line: print(line, file=sys.stderr, flush=True))
-    cols = ["model", "policy", "sites_served", "km", "distance_usd", "wage_usd", "energy_usd",
-            "degradation_usd", "unmet_kwh", "total_usd", "plan_s"]
+    cols = ["model", "policy", "sim_sites_served", "sim_km", "sim_energy_usd",
+            "sim_degradation_usd", "sim_unmet_kwh", "sim_total_usd", "total_usd", "replans",
+            "sim_failures", "plan_s", "sim_s"]
     with pd.option_context("display.width", 160, "display.float_format", "{:.2f}".format):
         print(res["summary"][cols].to_string(index=False))
     print(f"report: {out / 'report.md'}")
