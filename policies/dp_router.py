@@ -36,11 +36,12 @@ charger slots they reserved (``chargers_per_site`` trucks per charging site and 
 whose best plan is not to go (value 0) stops the sequence.
 
 **Re-planning**: the solved value table covers every state, so :meth:`DPRouter.decide` returns
-the optimal action from the *observed* state (phase, step, node, real SOC rounded down): when the
-executed day diverges from the plan (other energy, a delay), the truck continues with the
-Bellman-optimal plan from where it actually is. ``experiments.coopt_study`` runs the plans
-through a continuous replay with the truck physics and degradation models; it is not yet wired
-into the SimPy engine.
+the optimal action from an observed state (phase, step, node, real SOC rounded down). In the
+SimPy engine (``sim.coopt_engine``) the trucks call :meth:`DPRouter.act`: they follow their
+forward plan on the exact SOC (:func:`forward_plan`) while the simulation agrees with it, and
+re-plan when it does not (another step or node, SOC off by more than ``soc_tol_frac``, or a
+planned action no longer feasible): the DP is solved again for that truck from the simulated
+state, with the sites and charger slots of the other trucks' current plans held.
 """
 
 from __future__ import annotations
