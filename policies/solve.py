@@ -189,6 +189,9 @@ class Diagnosis:
         return d
 
 
+#: Penalty per unit of a relaxed row, against 1 per unit of a relaxed bound.
+ROW_PENALTY = 1e3
+
 #: ``describe(variable_name) -> (family, entity, step)``; step None when the name has none.
 Describe = Callable[[str], tuple[str, str, int | None]]
 
@@ -228,7 +231,9 @@ def diagnose_infeasible(prob: pulp.LpProblem, describe: Describe | None = None,
     # Integer bounds (binaries) are structure, not data: never relaxed.
     col_pen = np.where(is_int, -1.0, 1.0)
     found = None
-    for row_pen in (-1.0, 1.0):  # rows hard first; elastic only if the bounds alone cannot
+    # Rows hard first; if the bounds alone cannot make the model feasible, rows become elastic
+    # at a high penalty, so that they give only where no bound can.
+    for row_pen in (-1.0, ROW_PENALTY):
         h.clearSolver()
         try:
             h.feasibilityRelaxation(1.0, 1.0, row_pen, col_pen, col_pen,
@@ -236,7 +241,8 @@ def diagnose_infeasible(prob: pulp.LpProblem, describe: Describe | None = None,
         except Exception:  # noqa: BLE001
             return None
         sol = h.getSolution()
-        if sol.value_valid and len(sol.col_value) == len(variables):
+        if (sol.value_valid and len(sol.col_value) == len(variables)
+                and math.isfinite(h.getInfo().objective_function_value)):
             found = sol
             break
     if found is None:
