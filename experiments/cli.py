@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario value, e.g. --set scenario.step_min=15 (repeatable)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("tsn-sim", add_help=False,
                        help="seed 001: run the uc-milp or ocd plan in the train co-simulation "
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="validate a scenario without running it")
     p.add_argument("target", nargs="?")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
     p.set_defaults(func=cmd_check)
     args = parser.parse_args(argv)
     if args.command is None:
