@@ -92,8 +92,12 @@ class PowerFlowStop(Exception):
     """Ends a run whose ``power_flow.on_failure`` is ``stop`` (raised between two steps)."""
 
     def __init__(self, time_min: int, site: str, status: str, message: str) -> None:
+        # everything in args: SimPy re-creates an exception from a process as type(e)(*e.args)
+        super().__init__(time_min, site, status, message)
         self.time_min, self.site, self.status, self.message = time_min, site, status, message
-        super().__init__(f"power flow of {site} at minute {time_min}: {status} ({message})")
+
+    def __str__(self) -> str:
+        return f"power flow of {self.site} at minute {self.time_min}: {self.status}"
 
 
 class _WatchedSite:
