@@ -214,7 +214,9 @@ def diagnose_infeasible(prob: pulp.LpProblem, describe: Describe | None = None,
 
     describe = describe or _default_describe
     variables = prob.variables()
-    rows = list(prob.constraints.items())
+    # The rows in the order PuLP's HiGHS interface adds them (it iterates ``_constraints``);
+    # the public ``constraints`` mapping is deprecated in PuLP 3.3.
+    rows = list(prob._constraints.items())
     s = pulp.HiGHS(msg=False, timeLimit=time_limit_s)
     try:
         prob.solverModel = highspy.Highs()
