@@ -5,7 +5,9 @@
     mescosim check [NAME|PATH.toml]    validate a scenario without running it
     mescosim tsn-sim [NAME] --policy uc-milp|ocd   seed 001 plan in the train co-simulation
 
-A scenario that is wrong exits with code 2 and lists every problem; no traceback unless --debug.
+Exit codes: 0 done; 1 an unexpected error (one line, the traceback with --debug); 2 a wrong
+scenario (every problem listed, no traceback unless --debug); 3 a run that
+``power_flow.on_failure = "stop"`` ended early (its directory says ``stopped``); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sim.errors import ScenarioError
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 DEFAULT_EXPERIMENT = "sfi-quick"
+EXIT_SCENARIO = 2
+EXIT_STOPPED = 3
 # Seed 002 studies: settings live in experiments.coopt_study.STUDIES (their own schema).
 COOPT_STUDIES = {
     "coopt-small": "Seed 002: DP router vs greedy / shortest on the 7-node network, "
@@ -167,6 +171,14 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else default_run_dir(cfg, seed)
     write_run(result, out, figures=not args.no_figures)
     print_summary(result, out)
+    for note in result.meta.get("marked", []):
+        print(f"marked: {note} (power_flow.on_failure = \"mark\")", file=sys.stderr)
+    stop = result.meta.get("stopped")
+    if stop:
+        print(f"run stopped: power flow of {stop['site']} at minute {stop['time_min']} under "
+              f"policy {stop['policy']}: {stop['status']} (power_flow.on_failure = \"stop\"); "
+              f"{out}/meta.json says status \"stopped\"", file=sys.stderr)
+        return EXIT_STOPPED
     return 0
 
 
@@ -185,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario value, e.g. --set scenario.step_min=15 (repeatable)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("tsn-sim", add_help=False,
                        help="seed 001: run the uc-milp or ocd plan in the train co-simulation "
@@ -202,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="validate a scenario without running it")
     p.add_argument("target", nargs="?")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
     p.set_defaults(func=cmd_check)
     args = parser.parse_args(argv)
     if args.command is None:
@@ -214,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_SCENARIO
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

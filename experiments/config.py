@@ -8,13 +8,18 @@ Validation runs in two passes and reports every problem it finds, each as ``path
    policy parameters).
 
 Both passes run even if the first finds problems, so one run lists them all. Scenario files are
-data: they are parsed with :mod:`tomllib` and never executed.
+data: they are parsed with :mod:`tomllib` and never executed. A profile may come from a CSV file
+(``load_shape = { csv = "profiles.csv", column = "dn1" }``, a path relative to the scenario
+file); it is read with the :mod:`csv` module before both passes, every bad cell is reported with
+its file, column and row, and the values replace the table, so a run's ``config.toml`` holds them.
 """
 
 from __future__ import annotations
 
+import csv
 import difflib
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +76,10 @@ class PowerFlowConfig(_Strict):
     vm_min_pu: float = Field(0.95, gt=0)
     vm_max_pu: float = Field(1.05, gt=0)
     loading_max_pct: float = Field(100.0, gt=0)
+    #: What a power flow that does not converge after every retry does to the run: ``continue``
+    #: (recorded and counted), ``mark`` (also flags the run in ``meta.json``) or ``stop`` (the run
+    #: ends at that step and its directory says ``stopped``).
+    on_failure: Literal["continue", "mark", "stop"] = "continue"
 
 
 class EdgeConfig(_Strict):
@@ -295,12 +304,111 @@ def _number_list_problems(values: Any, path: str) -> list[str]:
     return out
 
 
+#: A name that becomes part of a file or directory name: no separators, no leading dot.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+PROFILE_KEYS = ("load_shape", "pv_shape")
+
+
+def _cell_problem(cell: str) -> tuple[float | None, str | None]:
+    """A CSV cell as a number, or why it is not a usable profile value."""
+    text = cell.strip()
+    if not text:
+        return None, "empty cell"
+    try:
+        v = float(text)
+    except ValueError:
+        return None, f"not a number {text!r}"
+    if math.isnan(v):
+        return None, "NaN"
+    if math.isinf(v):
+        return None, f"{'-' if v < 0 else ''}inf"
+    if v < 0:
+        return None, f"negative value {v!r} (profiles are p.u. and must be >= 0)"
+    return v, None
+
+
+def read_profile_csv(spec: Any, base: Path, path: str) -> tuple[list[float] | None, list[str]]:
+    """Read ``{csv = FILE, column = NAME}`` into a list of values, or list every problem.
+
+    ``FILE`` is relative to ``base`` (the scenario's folder). Rows are counted from 1 for the
+    first row under the header line. Only ``.csv`` files are read, with the :mod:`csv` module.
+    """
+    if not isinstance(spec, dict):
+        return None, [f"{path}: expected a table {{ csv = FILE, column = NAME }}"]
+    out = [f"{path}.{k}: unknown key (a CSV profile takes csv and column)"
+           for k in spec if k not in ("csv", "column")]
+    name, col = spec.get("csv"), spec.get("column")
+    if not isinstance(name, str) or not name:
+        out.append(f"{path}.csv: expected a file name, got {_type_name(name)} {name!r}"
+                   if name is not None else f"{path}.csv: required key is missing")
+    if not isinstance(col, str) or not col:
+        out.append(f"{path}.column: expected a column name, got {_type_name(col)} {col!r}"
+                   if col is not None else f"{path}.column: required key is missing")
+    if out:
+        return None, out
+    file = Path(name)
+    if file.suffix.lower() != ".csv":
+        return None, [f"{path}.csv: profile files must be .csv, got {name!r}"]
+    full = file if file.is_absolute() else base / file
+    try:
+        with open(full, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        return None, [f"{path}.csv: cannot read {name} ({why})"]
+    if not rows:
+        return None, [f"{path}.csv: {name} is empty (expected a header line and values)"]
+    header = [h.strip() for h in rows[0]]
+    if col not in header:
+        return None, [f"{path}.column: no column {col!r} in {name} "
+                      f"(columns: {', '.join(header) or 'none'})"]
+    j = header.index(col)
+    values, bad = [], []
+    for r, row in enumerate(rows[1:], start=1):
+        if not any(c.strip() for c in row):
+            continue  # a blank line (e.g. at the end of the file)
+        v, why = _cell_problem(row[j]) if j < len(row) else (None, "missing cell")
+        if why:
+            bad.append(f"{path}: {name}, column {col!r}, row {r}: {why}")
+        else:
+            values.append(v)
+    if len(bad) > 5:  # one line per bad cell, but not thousands
+        bad = bad[:5] + [f"{path}: {name}, column {col!r}: {len(bad) - 5} more bad cells"]
+    if not bad and not values:
+        bad.append(f"{path}: {name}, column {col!r} has no values")
+    return (None, bad) if bad else (values, [])
+
+
+def resolve_profiles(raw: dict, base: Path) -> tuple[dict, list[str]]:
+    """Replace every CSV profile table by its values; return the new raw dict and problems.
+
+    A profile that cannot be read stays a table, which the later passes skip (its problems are
+    reported here, once).
+    """
+    grids = raw.get("grids")
+    if not isinstance(grids, dict):
+        return raw, []
+    out: list[str] = []
+    new_grids = {}
+    for gname, graw in grids.items():
+        if isinstance(graw, dict):
+            graw = dict(graw)
+            for key in PROFILE_KEYS:
+                if isinstance(graw.get(key), dict):
+                    values, problems = read_profile_csv(graw[key], base, f"grids.{gname}.{key}")
+                    out += problems
+                    if values is not None:
+                        graw[key] = values
+        new_grids[gname] = graw
+    return {**raw, "grids": new_grids}, out
+
+
 def meaning_problems(raw: dict) -> list[str]:
     """Second pass: cross-checks on every section that has a valid shape."""
     # Imported here: building feeders pulls in pandapower, which the first pass does not need.
     from agents.graph import TransportGraph
     from experiments.build import site_spec
-    from grids.profiles import SHAPES
+    from grids.profiles import SHAPES, Profile
     from grids.site import check_site_spec
     from policies.registry import policy_problems
 
@@ -309,6 +417,10 @@ def meaning_problems(raw: dict) -> list[str]:
     if meta is not None and meta.horizon_min % meta.step_min:
         out.append(f"scenario.horizon_min: {meta.horizon_min} is not a whole number of steps of "
                    f"step_min={meta.step_min}")
+        meta = None  # the profile checks below need a valid step
+    if meta is not None and not SAFE_NAME.match(meta.name):
+        out.append(f"scenario.name: {meta.name!r} is used in file names; use letters, digits, "
+                   f"'.', '_' and '-' only, starting with a letter or digit")
 
     road = _try(RoadConfig, raw.get("road"))
     nodes = set(road.nodes) if road else set()
@@ -342,14 +454,25 @@ def meaning_problems(raw: dict) -> list[str]:
             out.append(f"{path}.node: {g.node!r} is not a road node ({', '.join(road.nodes)})")
         else:
             must_reach.append(g.node)
-        for key in ("load_shape", "pv_shape"):
+        for key in PROFILE_KEYS:
             value = getattr(g, key)
+            if isinstance(value, dict):
+                continue  # a CSV profile that could not be read, reported by resolve_profiles
             if isinstance(value, str):
                 if value not in SHAPES:
                     out.append(f"{path}.{key}: unknown shape {value!r}; "
                                f"known: {', '.join(sorted(SHAPES))}")
+                    continue
             else:
-                out.extend(_number_list_problems(value, f"{path}.{key}"))
+                bad = _number_list_problems(value, f"{path}.{key}")
+                out.extend(bad)
+                if bad:
+                    continue
+            if meta is not None:
+                res = g.load_resolution_min if key == "load_shape" else g.pv_resolution_min
+                values = SHAPES[value] if isinstance(value, str) else value
+                out.extend(Profile(tuple(values), res).problems(
+                    meta.step_min, meta.horizon_min, f"{path}.{key}"))
         if g.pv_cap_mw > 0 and not g.pv:
             out.append(f"{path}.pv: pv_cap_mw is {g.pv_cap_mw} but no PV units are given")
         if not out_of_shape(g):
@@ -420,6 +543,8 @@ def out_of_shape(g: GridConfig) -> bool:
     from grids.profiles import SHAPES
 
     for value in (g.load_shape, g.pv_shape):
+        if isinstance(value, dict):
+            return True
         if isinstance(value, str) and value not in SHAPES:
             return True
         if not isinstance(value, str) and _number_list_problems(value, ""):
@@ -427,11 +552,19 @@ def out_of_shape(g: GridConfig) -> bool:
     return False
 
 
-def validate(raw: dict, source: str | None = None) -> Config:
-    """Parse and check a scenario; raise :class:`ScenarioError` listing every problem."""
+def validate(raw: dict, source: str | None = None, base: str | Path | None = None) -> Config:
+    """Parse and check a scenario; raise :class:`ScenarioError` listing every problem.
+
+    ``base`` is the folder CSV profiles are read relative to (default: the folder of
+    ``source``, else the working directory).
+    """
     if not isinstance(raw, dict):
         raise ScenarioError(["<root>: expected a table"], source)
-    cfg, problems = shape_problems(raw)
+    if base is None:
+        base = Path(source).parent if source else Path.cwd()
+    raw, problems = resolve_profiles(raw, Path(base))
+    cfg, shape = shape_problems(raw)
+    problems += shape
     problems += meaning_problems(raw)
     if problems:
         raise ScenarioError(list(dict.fromkeys(problems)), source)

@@ -6,7 +6,9 @@ for every policy of the scenario, runs them all on the same realisation of the u
 run directory::
 
     config.toml      the scenario as resolved (defaults filled in)
-    meta.json        versions, seed, git hash, timings, status ("partial" until complete)
+    meta.json        versions, seed, git hash, timings, solver outcomes, status ("partial" until
+                     every file is written, then "complete", or "stopped" for a run that
+                     power_flow.on_failure = "stop" ended early)
     <table>.parquet  vehicles, sites, events, buses, lines, failures, decisions, sfi, metrics
     figures/*.png
 """
@@ -32,6 +34,7 @@ from experiments.build import build_world, realisation, site_spec
 from experiments.config import Config
 from policies.registry import make_policy
 from sim.engine import Engine
+from sim.errors import ScenarioError
 
 PACKAGES = ("mescosim", "simpy", "mesa", "networkx", "pandapower", "numpy", "pandas", "scipy",
             "pulp", "highspy", "pydantic", "pyarrow", "matplotlib")
@@ -85,8 +88,79 @@ def run_info(cfg: Config, world) -> dict[str, Any]:
     }
 
 
+class PowerFlowStop(Exception):
+    """Ends a run whose ``power_flow.on_failure`` is ``stop`` (raised between two steps)."""
+
+    def __init__(self, time_min: int, site: str, status: str, message: str) -> None:
+        # everything in args: SimPy re-creates an exception from a process as type(e)(*e.args)
+        super().__init__(time_min, site, status, message)
+        self.time_min, self.site, self.status, self.message = time_min, site, status, message
+
+    def __str__(self) -> str:
+        return f"power flow of {self.site} at minute {self.time_min}: {self.status}"
+
+
+class _WatchedSite:
+    """A grid site as the engine sees it, plus what the run needs to know about its power flows.
+
+    It notes every power flow that needed a retry (its message lists each attempt's outcome),
+    and with ``stop=True`` raises :class:`PowerFlowStop` when the engine next observes the site
+    after a step whose power flow failed, so that the failing step itself is fully recorded.
+    """
+
+    def __init__(self, site, stop: bool, retried: list[dict]) -> None:
+        self._site = site
+        self._stop = stop
+        self._retried = retried
+        self.failed: PowerFlowStop | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._site, name)
+
+    def observe(self, now: int):
+        if self.failed is not None:
+            raise self.failed
+        return self._site.observe(now)
+
+    def step(self, now: int, dt: int, mess_p_mw: float):
+        r = self._site.step(now, dt, mess_p_mw)
+        pf = getattr(self._site, "last_power_flow", None)
+        if r.converged and pf is not None and pf.message:
+            self._retried.append({"time_min": now, "kind": "power_flow", "entity": r.site,
+                                  "status": "retried", "message": pf.message})
+        if not r.converged and self._stop and self.failed is None:
+            self.failed = PowerFlowStop(now, r.site, r.status, r.message)
+        return r
+
+
+def _solver_failures(report: dict) -> list[dict]:
+    """A failures row for every policy solve that was not proven optimal."""
+    rows = []
+    for sv in report.get("solves", []):
+        if sv.get("status") == "optimal":
+            continue
+        parts = [sv.get("message", "")]
+        if sv.get("gap") is not None:
+            parts.append(f"gap {sv['gap']:.3g}")
+        if sv.get("diagnosis"):
+            parts.append(f"diagnosis: {sv['diagnosis']}")
+        if sv.get("fallback"):
+            parts.append(f"fell back to {sv['fallback']!r}")
+        rows.append({"time_min": int(sv.get("time_min", 0)), "kind": "solver",
+                     "entity": sv.get("solver", ""), "status": sv["status"],
+                     "message": "; ".join(p for p in parts if p)})
+    return rows
+
+
 def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) -> RunResult:
-    """Run every policy of ``cfg`` on one seeded realisation and return the results."""
+    """Run every policy of ``cfg`` on one seeded realisation and return the results.
+
+    Failures that do not stop the run are rows of the ``failures`` table: the engine's (power
+    flows, policies, vehicles), every policy solve that was not proven optimal (with the
+    infeasibility diagnosis and the fallback used), and every power flow that converged only
+    after a retry. ``meta["status"]`` is ``complete``, or ``stopped`` when
+    ``power_flow.on_failure = "stop"`` ended the run early (later policies are then not run).
+    """
     from experiments.metrics import run_metrics, sfi_table
 
     seed = cfg.scenario.seed if seed is None else int(seed)
@@ -98,14 +172,29 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
     per_table: dict[str, list[pd.DataFrame]] = {}
     policies_meta = []
     info: dict[str, Any] = {}
+    stopped: PowerFlowStop | None = None
+    on_failure = cfg.power_flow.on_failure
     for name, params in cfg.policy_runs():
         world = build_world(cfg, actual, np.random.default_rng(fleet_seq))
         info = run_info(cfg, world)
         policy = make_policy(name, **params)
-        engine = Engine(world.problem, world.vehicles, world.sites, policy,
+        retried: list[dict] = []
+        sites = [_WatchedSite(s, on_failure == "stop", retried) for s in world.sites]
+        engine = Engine(world.problem, world.vehicles, sites, policy,
                         rng=np.random.default_rng(policy_seq), record_arrays=record_arrays)
-        recorder = engine.run()
-        for table, df in recorder.frames().items():
+        try:
+            recorder = engine.run()
+        except PowerFlowStop as exc:
+            stopped, recorder = exc, engine.recorder
+        stopped = stopped or next((s.failed for s in sites if s.failed), None)
+        report = policy.report() if hasattr(policy, "report") else {}
+        extra = _solver_failures(report) + retried
+        frames = recorder.frames()
+        if extra:
+            frames["failures"] = pd.concat([frames.get("failures"), pd.DataFrame(extra)],
+                                           ignore_index=True).sort_values(
+                "time_min", kind="stable", ignore_index=True)
+        for table, df in frames.items():
             df.insert(0, "policy", name)
             per_table.setdefault(table, []).append(df)
         km = {v.name: v.km for v in world.vehicles}
@@ -113,13 +202,19 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
             plan = policy.plan_table()
             plan.insert(0, "policy", name)
             per_table.setdefault("plan", []).append(plan)
+        statuses: dict[str, int] = {}
+        for sv in report.get("solves", []):
+            statuses[sv["status"]] = statuses.get(sv["status"], 0) + 1
         policies_meta.append({
-            "name": name, "params": policy.params(),
-            "report": policy.report() if hasattr(policy, "report") else {},
+            "name": name, "params": policy.params(), "report": report,
+            "solver_statuses": statuses,
+            "fallback_windows": sum(1 for sv in report.get("solves", []) if sv.get("fallback")),
             "timings_s": {"total": engine.timings.total_s, "policy": engine.timings.policy_s,
                           "grid": engine.timings.grid_s, "per_site": engine.timings.per_site_s},
             "vehicle_km": km,
         })
+        if stopped is not None:
+            break
 
     tables = {t: pd.concat(dfs, ignore_index=True) for t, dfs in per_table.items()}
     tables["sfi"] = sfi_table(tables, info)
@@ -134,7 +229,19 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
         "wall_s": time.perf_counter() - started,
         "failures": int(len(tables.get("failures", []))),
         "status": "complete",
+        "power_flow_on_failure": on_failure,
     }
+    sites_t = tables.get("sites")
+    nonconv = int((~sites_t["converged"].astype(bool)).sum()) if sites_t is not None else 0
+    meta["nonconverged_steps"] = nonconv
+    if on_failure == "mark" and nonconv:
+        meta["marked"] = [f"{nonconv} site-steps whose power flow did not converge"]
+    if stopped is not None:
+        meta["status"] = "stopped"
+        meta["stopped"] = {"policy": name, "time_min": stopped.time_min, "site": stopped.site,
+                           "status": stopped.status, "message": stopped.message,
+                           "policies_not_run": [n for n, _ in cfg.policy_runs()][
+                               len(policies_meta):]}
     return RunResult(cfg, seed, tables, meta, info, metrics)
 
 
@@ -153,9 +260,23 @@ def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def inside(root: str | Path, name: str) -> Path:
+    """``root / name`` for a name that comes from a scenario; refuses anything that would leave
+    ``root`` (absolute paths, ``..``, separators, a leading dot)."""
+    from experiments.config import SAFE_NAME
+
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or name in (".", ".."):
+        raise ScenarioError([f"output name {name!r}: must be a plain file name (letters, "
+                             f"digits, '.', '_', '-'), not a path"])
+    path = Path(root) / name
+    if Path(os.path.abspath(path)).parent != Path(os.path.abspath(root)):
+        raise ScenarioError([f"output name {name!r}: leaves the output directory {root}"])
+    return path
+
+
 def default_run_dir(cfg: Config, seed: int, root: str | Path = "runs") -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{cfg.scenario.name}-s{seed}-{stamp}"
+    return inside(root, f"{cfg.scenario.name}-s{seed}-{stamp}")
 
 
 def write_meta(out: Path, meta: dict) -> None:
@@ -176,6 +297,7 @@ def write_run(result: RunResult, out: str | Path, figures: bool = True) -> Path:
         _atomic_parquet(result.metrics, out / "metrics.parquet")
     if figures:
         result.figures = list(write_all(result.tables, result.info, result.metrics, out))
-    write_meta(out, {**result.meta, "info": result.info,
+    final = result.meta.get("status", "complete")
+    write_meta(out, {**result.meta, "status": final, "info": result.info,
                      "figures": [str(p.relative_to(out)) for p in result.figures]})
     return out

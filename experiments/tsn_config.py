@@ -151,5 +151,6 @@ def _case_problems(raw: dict) -> list[str]:
     try:
         build_case(case.name, "mes", **kw)
     except ScenarioError as exc:
-        return [f"case.overrides: {p}" for p in exc.problems]
+        return [f"case.{p}" if p.startswith("overrides.") else f"case.overrides: {p}"
+                for p in exc.problems]
     return []

@@ -316,10 +316,14 @@ class PandapowerAdapter:
     def solve(self) -> PowerFlowResult:
         """Run the AC power flow on the current injections; never raises for a failed solve.
 
-        A warm start (``init="results"``) is used after a converged solve; if it fails the solve
-        is retried once with ``init="dc"`` and the message says so. (A flat start is not used:
-        it diverges on feeders whose substation transformer has a phase shift, such as
-        ``mv_open_ring`` with 150 degrees.)
+        The retry chain: a warm start from the last converged solution (``init="results"``,
+        only after a converged solve on the same topology), then a DC-initialised start
+        (``init="dc"``), then, as the last resort, a flat start (``init="flat"``). The flat start
+        comes last because it diverges on feeders whose substation transformer has a phase
+        shift (``mv_open_ring``: 150 degrees). Every attempt's outcome is in ``message`` whenever
+        more than one was needed, e.g. ``"init=results: not converged; init=dc: converged"``.
+        A solution with a voltage below 0.5 p.u. from a warm or flat start is taken for Newton-
+        Raphson's spurious low-voltage solution and counts as a failed attempt.
 
         Returns
         -------
@@ -332,16 +336,16 @@ class PandapowerAdapter:
             return self._failed("invalid_input", self._invalid)
         messages = []
         # A warm start is only used when the topology is the one of the last converged solve.
-        # The retry starts from init="dc", not "flat": a flat start diverges on feeders whose
-        # substation transformer has a phase shift (mv_open_ring: 150 degrees).
         topo = self._topology_key()
         warm = self._warm and topo == self._warm_topology
-        attempts = ["results", "dc"] if warm else ["dc"]
+        attempts = ["results", "dc", "flat"] if warm else ["dc", "flat"]
         converged = False
         for init in attempts:
             try:
                 self._runpp(init)
                 converged = bool(self.net.converged)
+                if not converged:
+                    messages.append(f"init={init}: not converged")
             except LoadflowNotConverged as exc:
                 converged = False
                 messages.append(f"init={init}: not converged ({exc})")
@@ -353,17 +357,18 @@ class PandapowerAdapter:
             except (ppException, np.linalg.LinAlgError, ZeroDivisionError) as exc:
                 converged = False
                 messages.append(f"init={init}: {type(exc).__name__}: {exc}")
-            if converged and init == "results" and len(attempts) > 1:
+            if converged and init != "dc":
                 vm_now = self.net.res_bus.vm_pu.to_numpy(float)
                 if np.nanmin(vm_now, initial=np.inf) < _LOW_VOLTAGE_PU:
-                    # Newton-Raphson can land on the low-voltage solution from a stale point
+                    # Newton-Raphson can land on the low-voltage solution from a poor start
                     converged = False
-                    messages.append(f"init=results: implausible solution (vm min "
+                    messages.append(f"init={init}: implausible solution (vm min "
                                     f"{np.nanmin(vm_now):.3f} p.u.)")
             if converged:
+                if messages:
+                    messages.append(f"init={init}: converged"
+                                    + (" (flat start, the last resort)" if init == "flat" else ""))
                 break
-        if messages and converged:
-            messages.append("warm start failed; converged after a retry from init='dc'")
         if not converged:
             self._warm = False
             return self._failed("not_converged", "; ".join(messages) or "power flow not converged")

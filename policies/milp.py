@@ -16,11 +16,15 @@ followed is in :meth:`plan_table`.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pandas as pd
 
 from policies.base import BasePolicy
-from policies.sfi import Options, SfiContext, instance, make_weights, run
+from policies.sfi import Options, SfiContext, instance, make_weights
+from policies.sfi_milp import build, extract, solve_model
+from policies.solve import diagnose_infeasible
 from sim.errors import ScenarioError
 from sim.types import Command, Decision, Problem, State
 
@@ -47,22 +51,44 @@ class MilpPolicy(BasePolicy):
         self.fallback = fallback
 
     # ------------------------------------------------------------------ set-up
+    @classmethod
+    def param_problems(cls, params: dict, path: str = "policy.params",
+                       context: dict | None = None) -> list[str]:
+        """Values the constructor accepts by type but the model cannot use."""
+        from policies.registry import POLICIES
+
+        p = {**{k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
+                if k != "self"}, **params}
+        out = []
+        if p["horizon_steps"] < 0:
+            out.append(f"{path}.horizon_steps: must be >= 0 (0 = whole horizon), "
+                       f"got {p['horizon_steps']}")
+        if p["replan_every"] < 0:
+            out.append(f"{path}.replan_every: must be >= 0 (0 = plan once), "
+                       f"got {p['replan_every']}")
+        if p["weights"] not in ("dynamic", "equal"):
+            out.append(f"{path}.weights: must be 'dynamic' or 'equal', got {p['weights']!r}")
+        if p["solver"] not in ("highs", "cbc"):
+            out.append(f"{path}.solver: must be 'highs' or 'cbc', got {p['solver']!r}")
+        for key in ("time_limit_s", "kappa", "eps"):
+            if not p[key] > 0:
+                out.append(f"{path}.{key}: must be > 0, got {p[key]}")
+        if not 0 < p["mip_gap"] < 1:
+            out.append(f"{path}.mip_gap: must be in (0, 1), got {p['mip_gap']}")
+        safe = sorted(n for n, c in POLICIES.items() if n != "milp" and
+                      not inspect.signature(c.__init__).parameters.keys() - {"self"} - {
+                          k for k, v in inspect.signature(c.__init__).parameters.items()
+                          if v.default is not inspect.Parameter.empty})
+        if p["fallback"] not in safe:
+            out.append(f"{path}.fallback: the safe policy a failed window falls back to must be "
+                       f"one of {', '.join(safe)}, got {p['fallback']!r}")
+        return out
+
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
         from policies.registry import make_policy
 
         super().reset(problem, rng)
-        problems = []
-        if self.horizon_steps < 0:
-            problems.append("policy.params.horizon_steps: must be >= 0 (0 = whole horizon)")
-        if self.replan_every < 0:
-            problems.append("policy.params.replan_every: must be >= 0 (0 = plan once)")
-        if self.weights not in ("dynamic", "equal"):
-            problems.append(f"policy.params.weights: must be 'dynamic' or 'equal', "
-                            f"got {self.weights!r}")
-        if self.solver not in ("highs", "cbc"):
-            problems.append(f"policy.params.solver: must be 'highs' or 'cbc', got {self.solver!r}")
-        if self.fallback in ("milp",):
-            problems.append("policy.params.fallback: must be a baseline policy")
+        problems = self.param_problems(self.params(), "policy.params")
         if problems:
             raise ScenarioError(problems)
         self._fallback = make_policy(self.fallback)
@@ -123,10 +149,18 @@ class MilpPolicy(BasePolicy):
                         gen_prev_mw=gen_prev,
                         dr_prev_mw=np.array([s.dr_mw for s in sites]),
                         dr_left_mwh=dr_left, symmetry=False)
-        plan, out = run(inst, self.opt)
-        self._solves.append({"step": k, "horizon_steps": H, **out.as_dict()})
+        model = build(inst)
+        out = solve_model(model, self.opt.solver, self.opt.time_limit_s, self.opt.mip_gap)
+        plan = extract(model, out) if out.has_solution else None
+        rec = {"step": k, "time_min": state.time_min, "horizon_steps": H, **out.as_dict()}
+        if out.status == "infeasible":
+            diag = diagnose_infeasible(model.prob, self._describe(inst, k))
+            rec["diagnosis"] = diag.message if diag else "no diagnosis (elastic re-solve failed)"
+            rec["diagnosis_detail"] = diag.as_dict() if diag else None
+        self._solves.append(rec)
         if plan is None:
             self._plan = None
+            rec["fallback"] = self.fallback
             return False
         self._plan, self._plan_start = plan, k
         for m, v in enumerate(self.problem.vehicles):
@@ -139,6 +173,45 @@ class MilpPolicy(BasePolicy):
                     "p_mw": float(plan.ch_mw[0, m, :, j].sum() - plan.dis_mw[0, m, :, j].sum()),
                     "e_end_mwh": float(plan.e_mwh[0, m, j + 1])})
         return True
+
+    #: Variable-name prefixes of the SFI model (policies/sfi_milp.py) and what they stand for.
+    FAMILIES = {"e": ("vehicle", "vehicle SOC window (e)"),
+                "ch": ("vehicle", "vehicle charging power (ch)"),
+                "dis": ("vehicle", "vehicle discharging power (dis)"),
+                "x": ("vehicle", "vehicle location (x)"), "y": ("vehicle", "vehicle route (y)"),
+                "ese": ("site", "storage energy window (ese)"),
+                "esc": ("site", "storage charging power (esc)"),
+                "esd": ("site", "storage discharging power (esd)"),
+                "pg": ("generator", "generator output (pg)"),
+                "dr": ("site", "demand response (dr)")}
+
+    def _describe(self, inst, k0: int):
+        """Name -> (family, entity, step of the run) for the diagnosis of an infeasible window."""
+        gens = inst.generators()
+
+        def describe(name: str) -> tuple[str, str, int | None]:
+            parts = name.split("_")
+            fam = parts[0]
+            idx = [int(p) for p in parts[1:] if p.isdigit()]
+            if fam not in self.FAMILIES or not idx:
+                return fam, "", None
+            kind, label = self.FAMILIES[fam]
+            step = k0 + idx[-1]
+            # e/ch/dis/ese/esc/esd/pg/dr carry the scenario index first; x and y do not
+            body = idx if fam in ("x", "y") else idx[1:]
+            try:
+                if kind == "vehicle":
+                    entity = inst.vehicles[body[0]].name
+                elif kind == "site":
+                    entity = inst.sites[body[0]].name
+                else:
+                    n, g = gens[body[0]]
+                    entity = f"{inst.sites[n].name}/{g.name}"
+            except IndexError:
+                entity = ""
+            return label, entity, step
+
+        return describe
 
     def _diverged(self, state: State) -> bool:
         """True if a parked vehicle is not where the plan has it at this step."""
@@ -162,8 +235,11 @@ class MilpPolicy(BasePolicy):
             due = True
         note = ""
         if due and not self._plan_window(state):
+            last = self._solves[-1]
+            why = last.get("diagnosis") or last.get("message") or ""
             return Decision(self._fallback.decide(state).commands,
-                            note=f"fallback {self.fallback}: {self._solves[-1]['status']}")
+                            note=f"fallback {self.fallback}: {last['status']}"
+                                 + (f" ({why})" if why else ""))
         if due:
             note = f"planned {self._solves[-1]['status']}"
         j = k - self._plan_start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 from policies.baselines import GreedyPolicy, IdlePolicy, SchedulePolicy, StationaryPolicy
@@ -18,8 +19,14 @@ POLICIES: dict[str, type] = {
 }
 
 
-def policy_problems(name: str, params: dict[str, Any], path: str = "policy") -> list[str]:
-    """Every problem with a policy name and its parameters, as ``path: message`` strings."""
+def policy_problems(name: str, params: dict[str, Any], path: str = "policy",
+                    context: dict[str, Any] | None = None) -> list[str]:
+    """Every problem with a policy name and its parameters, as ``path: message`` strings.
+
+    Beyond names and types, a policy class may check its values with a classmethod
+    ``param_problems(params, path, context)``; ``context`` holds what the scenario knows
+    (``step_min``, ``horizon_min``, ``nodes``, ``vehicles``) when it is known.
+    """
     if name not in POLICIES:
         return [f"{path}.name: unknown policy {name!r}; valid: {', '.join(sorted(POLICIES))}"]
     cls = POLICIES[name]
@@ -40,9 +47,13 @@ def policy_problems(name: str, params: dict[str, Any], path: str = "policy") -> 
             if not ok:
                 out.append(f"{path}.params.{key}: expected {expected.__name__}, "
                            f"got {type(value).__name__} {value!r}")
+            elif isinstance(value, float) and not math.isfinite(value):
+                out.append(f"{path}.params.{key}: must be finite, got {value!r}")
     for key, p in sig.parameters.items():
         if key != "self" and p.default is inspect.Parameter.empty and key not in params:
             out.append(f"{path}.params.{key}: policy {name!r} needs parameter {key!r}")
+    if not out and hasattr(cls, "param_problems"):
+        out += cls.param_problems(params, f"{path}.params", context or {})
     return out
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 import pulp
 
@@ -148,3 +149,137 @@ def _classify_pulp(prob, solver, build_s, solve_s, time_limit_s) -> SolveOutcome
     # bound nor the exact gap is known and both are reported as unknown (None), never as 0.
     return SolveOutcome(status, solver, obj, None, None, build_s, solve_s,
                         f"{pulp.LpStatus[st]} / {pulp.LpSolution[sol]}")
+
+
+# ----------------------------------------------------------------------------- diagnosis
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One bound or row the elastic re-solve had to relax to make the model feasible."""
+
+    name: str  # PuLP variable (bounds) or constraint (rows) name
+    kind: str  # "lower bound", "upper bound" or "constraint"
+    amount: float  # by how much, in the variable's or row's own unit
+    family: str
+    entity: str
+    step: int | None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why a model is infeasible: the first (earliest) element that has to give, and all of them.
+
+    Found by an elastic re-solve (HiGHS ``feasibilityRelaxation``): the model's constraints are
+    kept hard, the bounds of its continuous variables may be violated at a penalty, and the total
+    violation is minimised. If that is still infeasible, the constraints are made elastic too.
+    ``message`` names the constraint family, the first step and the entity, e.g. ``"vehicle SOC
+    window (e) of mess1 broken at step 2: below its lower bound 0.1 by 0.1"``.
+    """
+
+    family: str
+    entity: str
+    step: int | None
+    message: str
+    violations: tuple[Violation, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["violations"] = [asdict(v) for v in self.violations[:20]]
+        return d
+
+
+#: Penalty per unit of a relaxed row, against 1 per unit of a relaxed bound.
+ROW_PENALTY = 1e3
+
+#: ``describe(variable_name) -> (family, entity, step)``; step None when the name has none.
+Describe = Callable[[str], tuple[str, str, int | None]]
+
+
+def _default_describe(name: str) -> tuple[str, str, int | None]:
+    parts = name.split("_")
+    step = int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else None
+    return parts[0], "_".join(parts[1:-1]) if step is not None else "", step
+
+
+def diagnose_infeasible(prob: pulp.LpProblem, describe: Describe | None = None,
+                        time_limit_s: float = 30.0, tol: float = 1e-6) -> Diagnosis | None:
+    """Explain an infeasible PuLP model by an elastic re-solve with HiGHS.
+
+    Returns None if the model turns out feasible (or the relaxation cannot be solved). The
+    model is re-built in a fresh HiGHS instance, so ``prob`` may have been solved with CBC.
+    """
+    import highspy
+    import numpy as np
+
+    describe = describe or _default_describe
+    variables = prob.variables()
+    # The rows in the order PuLP's HiGHS interface adds them (it iterates ``_constraints``);
+    # the public ``constraints`` mapping is deprecated in PuLP 3.3.
+    rows = list(prob._constraints.items())
+    s = pulp.HiGHS(msg=False, timeLimit=time_limit_s)
+    try:
+        prob.solverModel = highspy.Highs()
+        prob.solverModel.setOptionValue("output_flag", False)
+        prob.solverModel.setOptionValue("time_limit", float(time_limit_s))
+        s.buildSolverModel(prob)
+    except Exception:  # noqa: BLE001 - no diagnosis is better than a crash in the fallback path
+        return None
+    h = prob.solverModel
+    lp = h.getLp()
+    col_lo = np.asarray(lp.col_lower_, dtype=float)
+    col_hi = np.asarray(lp.col_upper_, dtype=float)
+    is_int = np.array([v.cat == pulp.LpInteger for v in variables])
+    # Integer bounds (binaries) are structure, not data: never relaxed.
+    col_pen = np.where(is_int, -1.0, 1.0)
+    found = None
+    # Rows hard first; if the bounds alone cannot make the model feasible, rows become elastic
+    # at a high penalty, so that they give only where no bound can.
+    for row_pen in (-1.0, ROW_PENALTY):
+        h.clearSolver()
+        try:
+            h.feasibilityRelaxation(1.0, 1.0, row_pen, col_pen, col_pen,
+                                    np.full(len(rows), row_pen))
+        except Exception:  # noqa: BLE001
+            return None
+        sol = h.getSolution()
+        if (sol.value_valid and len(sol.col_value) == len(variables)
+                and math.isfinite(h.getInfo().objective_function_value)):
+            found = sol
+            break
+    if found is None:
+        return None
+    x = np.asarray(found.col_value, dtype=float)
+    act = np.asarray(found.row_value, dtype=float)
+    viol: list[Violation] = []
+    for i in np.flatnonzero(x < col_lo - tol):
+        fam, ent, step = describe(variables[i].name)
+        viol.append(Violation(variables[i].name, "lower bound", float(col_lo[i] - x[i]), fam, ent,
+                              step))
+    for i in np.flatnonzero(x > col_hi + tol):
+        fam, ent, step = describe(variables[i].name)
+        viol.append(Violation(variables[i].name, "upper bound", float(x[i] - col_hi[i]), fam, ent,
+                              step))
+    row_lo = np.asarray(lp.row_lower_, dtype=float)
+    row_hi = np.asarray(lp.row_upper_, dtype=float)
+    for i in np.flatnonzero((act < row_lo - tol) | (act > row_hi + tol)):
+        name, con = rows[i]
+        first = next(iter(con.keys()), None)
+        fam, ent, step = describe(first.name) if first is not None else ("constraint", "", None)
+        amount = float(max(row_lo[i] - act[i], act[i] - row_hi[i]))
+        viol.append(Violation(name, "constraint", amount, f"constraint on {fam}", ent, step))
+    if not viol:
+        return None
+    viol.sort(key=lambda v: (math.inf if v.step is None else v.step, -v.amount))
+    v = viol[0]
+    bound = {"lower bound": col_lo, "upper bound": col_hi}.get(v.kind)
+    where = f" at step {v.step}" if v.step is not None else ""
+    of = f" of {v.entity}" if v.entity else ""
+    if bound is not None:
+        idx = [var.name for var in variables].index(v.name)
+        what = (f"{'below' if v.kind == 'lower bound' else 'above'} its {v.kind} "
+                f"{bound[idx]:.6g} by {v.amount:.6g}")
+    else:
+        what = f"constraint {v.name} violated by {v.amount:.6g}"
+    msg = f"{v.family}{of} broken{where}: {what} ({len(viol)} elements relaxed in all)"
+    return Diagnosis(v.family, v.entity, v.step, msg, tuple(viol))
