@@ -61,6 +61,9 @@ class TransportGraph:
             if not isinstance(t, int) or isinstance(t, bool) or t < 1:
                 out.append(f"{path}.edges[{u}->{v}].travel_min: must be a whole number of minutes"
                            f" >= 1, got {t!r}")
+            elif step_min is not None and t % int(step_min):
+                out.append(f"{path}.edges[{u}->{v}].travel_min: must be a whole number of "
+                           f"{int(step_min)}-min steps, got {t}")
             if d.get("energy_mwh", 0.0) < 0:
                 out.append(f"{path}.edges[{u}->{v}].energy_mwh: must be >= 0")
         if out:

@@ -100,6 +100,15 @@ def test_graph_rejects_fractional_travel():
     assert g.problems(["a", "b"])[0].startswith("road.edges[a->b].travel_min: must be a whole")
 
 
+def test_graph_travel_in_whole_steps_only_when_asked():
+    g = TransportGraph.from_edges(["a", "b"], [{"from": "a", "to": "b", "travel_min": 45}])
+    assert g.problems(["a"], "road") == []
+    assert g.problems(["a"], "road", step_min=15) == []
+    assert g.problems(["a"], "road", step_min=60) == [
+        "road.edges[a->b].travel_min: must be a whole number of 60-min steps, got 45",
+        "road.edges[b->a].travel_min: must be a whole number of 60-min steps, got 45"]
+
+
 def test_vehicle_is_a_mesa_agent_and_fleet_cannot_step():
     import mesa
 
