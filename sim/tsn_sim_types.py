@@ -46,6 +46,18 @@ class StationSnapshot:
 
 
 @dataclass(frozen=True)
+class UnitSnapshot:
+    """A thermal unit as it ran in the hour before now: on/off, output, and how many hours it
+    has been in that on/off state (None: since before the run, i.e. long enough for any
+    minimum up/down time). Before the first hour these are the case's ``u0`` / ``p0_mw``."""
+
+    name: str
+    on: bool
+    p_mw: float
+    hours_in_state_h: int | None
+
+
+@dataclass(frozen=True)
 class TsnState:
     """What a policy sees at the start of hour ``hour`` (0-based, ``time_min = 60 * hour``)."""
 
@@ -54,6 +66,7 @@ class TsnState:
     step_min: int
     trains: tuple[TrainSnapshot, ...]
     stations: tuple[StationSnapshot, ...]
+    units: tuple[UnitSnapshot, ...] = ()
 
     def train(self, name: str) -> TrainSnapshot:
         for tr in self.trains:
