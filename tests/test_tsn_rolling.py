@@ -49,9 +49,18 @@ def _check_feasible(case, res):
         assert (df.e_mwh <= np.minimum(emax, case.gamma_h * df.c_mw) + tol).all()
 
 
+@pytest.fixture(scope="module")
+def once():
+    """The single-plan uc-milp run of the 6-hour case; its policy keeps the plan, so a second
+    simulation with it (e.g. under a disturbance) replays the same plan without solving."""
+    case = tiny_case(T=6, transport_cost_per_h=1.0)
+    pol = UcMilpPolicy(time_limit_s=60.0, mip_gap=GAP, keep_plan=True)
+    return case, pol, _run(case, pol)
+
+
 def test_rolling_case_from_the_initial_state_is_the_day():
     """At hour 0 the rolling case is the day itself: the same optimum."""
-    case = tiny_case(T=6, transport_cost_per_h=1.0)
+    case = tiny_case(T=4, transport_cost_per_h=1.0)
     state = TsnState(0, 0, 60,
                      tuple(TrainSnapshot(t.name, t.start, None, None, t.c0_mw, t.e0_mwh)
                            for t in case.trains),
@@ -104,9 +113,8 @@ def test_minimum_up_time_is_carried_over_into_a_replan():
     assert plan.u[1, 0] == 1 and plan.total_cost >= free.total_cost - 1e-6
 
 
-def test_replan_without_disturbance_equals_the_single_plan():
-    case = tiny_case(T=6, transport_cost_per_h=1.0)
-    once = _run(case, UcMilpPolicy(time_limit_s=60.0, mip_gap=GAP))
+def test_replan_without_disturbance_equals_the_single_plan(once):
+    case, _, once = once
     pol = UcMilpPolicy(time_limit_s=60.0, mip_gap=GAP, replan_every_h=2)
     rolled = _run(case, pol)
     reps = pol.plan_info["replans"]
@@ -142,18 +150,16 @@ def _delayed_trip(case, once):
 @pytest.mark.parametrize("make", [
     lambda **kw: UcMilpPolicy(time_limit_s=60.0, mip_gap=GAP, **kw),
     lambda **kw: OcdPolicy(max_iter=5, **kw)], ids=["uc-milp", "ocd"])
-def test_replan_reacts_to_a_delayed_train_and_stays_feasible(make):
+def test_replan_reacts_to_a_delayed_train_and_stays_feasible(once, make):
     """The first trip of the plan arrives an hour late. Followed open-loop, the plan's
-    exchanges with the late train are refused; re-planned on deviation, no exchange is
+    exchange with the late train is refused; re-planned on deviation, no exchange is
     refused, capacity is conserved and every SOC stays in its window."""
-    case = tiny_case(T=6, transport_cost_per_h=1.0)
-    once = _run(case, make())
+    case, once_pol, once = once
     train = _delayed_trip(case, once)
     delays = {train: {1: 60}}
-    blind = _run(case, make(), delays)
+    blind = _run(case, once_pol, delays)  # the same plan, followed open-loop
     fb = blind.tables["failures"]
-    assert (fb.status == "exchange_refused").any() or blind.summary["max_abs_dev_station_index"] \
-        > 0.5
+    assert ((fb.status == "exchange_refused") & (fb.entity == train)).any(), fb.to_string()
     pol = make(replan_on_deviation=True)
     res = _run(case, pol, delays)
     f = res.tables["failures"]
