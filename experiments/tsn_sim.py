@@ -333,11 +333,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit-s", type=float, default=None)
     ap.add_argument("--mip-gap", type=float, default=None)
     ap.add_argument("--ocd-max-iter", type=int, default=None, help="OCD v_max (default 50)")
+    ap.add_argument("--replan-every-h", type=int, default=0,
+                    help="re-plan the rest of the day from the simulated state every k hours "
+                         "(0: plan once)")
+    ap.add_argument("--replan-on-deviation", action="store_true",
+                    help="also re-plan when the simulation has left the plan")
+    ap.add_argument("--delay", action="append", default=[], metavar="TRAIN:TRIP:MIN",
+                    help="delay trip TRIP (1-based) of TRAIN by MIN minutes (a disturbance the "
+                         "policy does not know); repeatable")
     ap.add_argument("--off-units", default="condenser",
                     choices=["condenser", "out_of_service", "both"])
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    params: dict = {}
+    params: dict = {"replan_every_h": a.replan_every_h,
+                    "replan_on_deviation": a.replan_on_deviation}
+    delays: dict = {}
+    for d in a.delay:
+        parts = d.split(":")
+        if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+            ap.error(f"--delay: expected TRAIN:TRIP:MIN with whole numbers, got {d!r}")
+        delays.setdefault(parts[0], {})[int(parts[1])] = int(parts[2])
     if a.time_limit_s is not None:
         params["time_limit_s" if a.policy == "uc-milp" else "power_time_limit_s"] = a.time_limit_s
     if a.ocd_max_iter is not None:
@@ -358,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     pol = make_tsn_policy(a.policy, keep_plan=True, **params)
     modes = ["condenser", "out_of_service"] if a.off_units == "both" else [a.off_units]
     for mode in modes:  # one plan, replayed under each AC model of the uncommitted units
-        res = simulate(case, net, pol, np.random.default_rng(0), off_units=mode)
+        res = simulate(case, net, pol, np.random.default_rng(0), delays_min=delays or None,
+                       off_units=mode)
         res.summary["off_units"] = mode
         print(json.dumps({"summary": res.summary, "timings": res.timings,
                           "plan_info": res.plan_info}, indent=2, default=_json_default))

@@ -585,6 +585,21 @@ def flows_mw(case: TransmissionCase, plan_inj: np.ndarray) -> np.ndarray:
     return plan_inj @ case.ptdf.T
 
 
+def plan_flows_mw(case: TransmissionCase, plan: TsnPlan) -> np.ndarray:
+    """(T, L) PTDF line flows (MW) of a plan's dispatch: committed units, wind, stations and
+    stationary stores, less the load."""
+    inj = -np.array(case.load_mw, dtype=float)
+    for g, u in enumerate(case.units):
+        inj[:, case.bus_pos(u.bus)] += plan.p_mw[g] * (plan.u[g] > 0.5)
+    for wi, w in enumerate(case.wind):
+        inj[:, case.bus_pos(w.bus)] += plan.wind_mw[wi]
+    for i, s in enumerate(case.stations):
+        inj[:, case.bus_pos(s.bus)] += plan.pdis_mw[i] - plan.pch_mw[i]
+    for j, s in enumerate(case.fixed_storage):
+        inj[:, case.bus_pos(s.bus)] += plan.fdis_mw[j] - plan.fch_mw[j]
+    return flows_mw(case, inj)
+
+
 def net_injection_mw(case: TransmissionCase, v: dict) -> np.ndarray:
     inj = -np.array(case.load_mw, dtype=float)
     for t in range(case.T):

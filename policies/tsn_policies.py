@@ -446,3 +446,27 @@ class OcdPolicy(_PlanReplayPolicy):
                  "ocd_iterations": res.iterations, "ocd_stop": res.stop_reason,
                  "ocd_total_s": res.total_s}
         return res.plan, res.routes, _plan_info(res.plan, extra)
+
+
+class FixedPlanPolicy(_PlanReplayPolicy):
+    """A plan made elsewhere (e.g. by a study), replayed hour by hour: the co-simulation then
+    checks it with trains on the rail graph and a DC + AC power flow every hour."""
+
+    name = "fixed-plan"
+
+    def __init__(self, plan: TsnPlan, paths: list[list[Arc]], exchange_mode: str = "track",
+                 info: dict | None = None) -> None:
+        super().__init__(exchange_mode)
+        self._given = (plan, [list(p) for p in paths], _plan_info(plan, dict(info or {})))
+
+    def params(self) -> dict:
+        return {"plan": self._given[0].case_name, **super().params()}
+
+    def _make_plan(self, case, prev=None):
+        if prev is not None:
+            raise PolicyError("fixed-plan: cannot re-plan")
+        plan, paths, info = self._given
+        if plan.case_name != case.name or plan.p_mw.shape[1] != case.T:
+            raise PolicyError(f"fixed-plan: the plan is for {plan.case_name!r} "
+                              f"({plan.p_mw.shape[1]} h), not {case.name!r} ({case.T} h)")
+        return plan, paths, info

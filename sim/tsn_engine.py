@@ -282,6 +282,7 @@ class TsnEngine:
         for j, name in enumerate(names):
             self.recorder.row("branches", time_min=now, branch=name,
                               rating_mw=float(self.case.rating_mw[j]),
+                              dc_flow_mw=float(g.dc_flow_mw[j]),
                               dc_loading_pct=float(g.dc_loading_pct[j]),
                               ac_loading_pct=float(g.ac_loading_pct[j]),
                               ac_p_loading_pct=float(g.ac_p_loading_pct[j]))

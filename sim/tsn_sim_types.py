@@ -139,10 +139,14 @@ class TsnGridResult:
     slack_p_ac_mw: float
     dc_imbalance_mw: float
     storage_p_mw_by_bus: dict[int, float] = field(default_factory=dict)
+    dc_flow_mw: np.ndarray | None = None  # P_from of the DC flow, MW (None: not given)
 
     def __post_init__(self) -> None:
         for f in ("dc_loading_pct", "ac_loading_pct", "ac_p_loading_pct", "vm_pu"):
             object.__setattr__(self, f, _ro(getattr(self, f)))
+        if self.dc_flow_mw is None:
+            object.__setattr__(self, "dc_flow_mw", np.full(len(self.dc_loading_pct), np.nan))
+        object.__setattr__(self, "dc_flow_mw", _ro(self.dc_flow_mw))
 
 
 # ---------------------------------------------------------------------------- protocols
