@@ -341,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delay", action="append", default=[], metavar="TRAIN:TRIP:MIN",
                     help="delay trip TRIP (1-based) of TRAIN by MIN minutes (a disturbance the "
                          "policy does not know); repeatable")
+    ap.add_argument("--also-open-loop", action="store_true",
+                    help="first follow the same initial plan without re-planning (open loop), "
+                         "then with the --replan-* settings, and print both runs' outcome")
     ap.add_argument("--off-units", default="condenser",
                     choices=["condenser", "out_of_service", "both"])
     ap.add_argument("--out", default=None)
@@ -372,10 +375,25 @@ def main(argv: list[str] | None = None) -> int:
     case, net = build_case(case_name, "mes", **overrides)
     pol = make_tsn_policy(a.policy, keep_plan=True, **params)
     modes = ["condenser", "out_of_service"] if a.off_units == "both" else [a.off_units]
-    for mode in modes:  # one plan, replayed under each AC model of the uncommitted units
+    loops = [False, True] if a.also_open_loop else [True]
+    if a.also_open_loop and len(modes) > 1:
+        ap.error("--also-open-loop works with one --off-units mode")
+    rolling = (pol.replan_every_h, pol.replan_on_deviation)
+    outcome: dict = {}
+    runs = [(m, r) for m in modes for r in loops]
+    for mode, closed in runs:  # one initial plan, kept by the policy (keep_plan)
+        pol.replan_every_h, pol.replan_on_deviation = rolling if closed else (0, False)
         res = simulate(case, net, pol, np.random.default_rng(0), delays_min=delays or None,
                        off_units=mode)
         res.summary["off_units"] = mode
+        label = "re-planned" if closed and any(rolling) else "plan once"
+        s = res.summary
+        outcome[label] = {k: s.get(k) for k in (
+            "total_cost", "operating_cost", "transport_cost", "failures",
+            "max_abs_dc_imbalance_mw", "hours_ac_overload", "max_ac_loading_pct")}
+        outcome[label]["exchanges_refused"] = int(
+            (res.tables["failures"].status == "exchange_refused").sum())
+        outcome[label]["replans"] = len(res.plan_info.get("replans", []))
         print(json.dumps({"summary": res.summary, "timings": res.timings,
                           "plan_info": res.plan_info}, indent=2, default=_json_default))
         g = res.tables["grid"]
@@ -387,7 +405,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(g[cols].round(3).to_string(index=False))
         if a.out:
             out = Path(a.out) / mode if len(modes) > 1 else Path(a.out)
+            if a.also_open_loop:
+                out = out / ("closed_loop" if closed else "open_loop")
             print(f"written to {res.write(out)}")
+    if a.also_open_loop:
+        print("\n" + pd.DataFrame(outcome).to_string())
     return 0
 
 
