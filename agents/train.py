@@ -40,12 +40,18 @@ class TrainAgent(mesa.Agent):
     """
 
     def __init__(self, model: mesa.Model, spec: Train, graph: TransportGraph,
-                 gamma_h: float) -> None:
+                 gamma_h: float, delays_min: dict[int, int] | None = None) -> None:
         super().__init__(model)
         self.spec = spec
         self.name = spec.name
         self.graph = graph
         self.gamma_h = float(gamma_h)
+        # a disturbance the planner does not know: trip n (1-based) takes this many extra min
+        self.delays_min = {int(n): int(d) for n, d in (delays_min or {}).items()}
+        bad = {n: d for n, d in self.delays_min.items() if n < 1 or d < 0}
+        if bad:
+            raise ValueError(f"delays_min of train {self.name}: trip numbers must be >= 1 and "
+                             f"delays >= 0 min, got {bad}")
         self.reset()
 
     def reset(self) -> None:
@@ -85,19 +91,23 @@ class TrainAgent(mesa.Agent):
             return problem
         path = tuple(path)
         minutes = sum(int(self.graph.edge(u, v)["travel_min"]) for u, v in zip(path, path[1:]))
+        delay = self.delays_min.get(self.trips + 1, 0)
         log(now_min, self.name, "depart", self.station or "", f"to {path[-1]} via "
-            f"{'-'.join(path)}, {minutes} min")
+            f"{'-'.join(path)}, {minutes} min" + (f" + {delay} min delay" if delay else ""))
         self.station = None
         self.dest = path[-1]
-        self.arrive_min = now_min + minutes
+        self.arrive_min = now_min + minutes + delay
         self.trips += 1
-        env.process(self._travel(env, path, log))
+        env.process(self._travel(env, path, log, delay))
         return None
 
-    def _travel(self, env, path: tuple[str, ...], log: EventLog):
-        """SimPy process: each edge takes its ``travel_min``; the train is parked on arrival."""
+    def _travel(self, env, path: tuple[str, ...], log: EventLog, delay_min: int = 0):
+        """SimPy process: each edge takes its ``travel_min`` (the last one plus any delay); the
+        train is parked on arrival."""
         for u, v in zip(path, path[1:]):
             minutes = int(self.graph.edge(u, v)["travel_min"])
+            if v == path[-1]:
+                minutes += delay_min
             yield env.timeout(minutes)
             self.travel_min_total += minutes
             if v != path[-1]:
@@ -164,10 +174,17 @@ class TrainFleet(mesa.Model):
     """The mesa model owning the train agents. Never call :meth:`step`: SimPy is the clock."""
 
     def __init__(self, specs: Iterable[Train], graph: TransportGraph, gamma_h: float,
-                 rng: np.random.Generator | None = None) -> None:
+                 rng: np.random.Generator | None = None,
+                 delays_min: dict[str, dict[int, int]] | None = None) -> None:
         super().__init__(rng=rng)
         self.graph = graph
-        self.trains: list[TrainAgent] = [TrainAgent(self, s, graph, gamma_h) for s in specs]
+        specs = list(specs)
+        delays_min = dict(delays_min or {})
+        unknown = set(delays_min) - {s.name for s in specs}
+        if unknown:
+            raise ValueError(f"delays_min: unknown trains {sorted(unknown)}")
+        self.trains: list[TrainAgent] = [TrainAgent(self, s, graph, gamma_h,
+                                                    delays_min.get(s.name)) for s in specs]
 
     def step(self) -> None:  # pragma: no cover - guard against misuse
         raise RuntimeError("TrainFleet is driven by the SimPy engine; do not call step()")

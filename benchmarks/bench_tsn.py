@@ -3,6 +3,12 @@
     python benchmarks/bench_tsn.py                 # case 1 (both wind-line ratings) and case 2
     python benchmarks/bench_tsn.py --quick         # case 1 only, shorter limits
     python benchmarks/bench_tsn.py --solver cbc
+    python benchmarks/bench_tsn.py --warm-start    # case 1 at 20 MW: cold vs OCD-warm-started
+
+``--warm-start`` solves the congested case 1 (line 12-13 at 20 MW) centrally twice with the same
+limit: cold, and with the OCD incumbent's routes, commitment and station modes as a MIP start;
+it records HiGHS's incumbent and dual bound over time (a HiGHS callback) and prints the time to
+reach 1 %, 0.5 % and 0.1 % gap, the final gap, wall and CPU time, and the load average.
 
 Prints one row per model: build time (PuLP model plus the screening LP), solve time, status,
 objective, dual bound and gap; then OCD per-iteration and total times. Targets (issue 4, 2
@@ -20,7 +26,113 @@ import time
 
 from grids.transmission import build_case
 from policies.ocd import OcdOptions, run_ocd
-from policies.tsn_milp import TsnOptions, solve_case
+from policies.tsn_milp import TsnOptions, WarmStart, solve_case
+
+
+class Trajectory:
+    """Incumbent and dual bound of every HiGHS solve over wall time since :meth:`begin`, from
+    HiGHS callbacks (improving solutions, and a sample of the MIP interrupt callback at most
+    every 0.5 s). Installed by wrapping ``policies.solve._HiGHS.callSolver``, so the solve
+    itself is the one the project runs."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[float, float, float]] = []
+        self.t0 = time.perf_counter()
+        self._last = -1.0
+        import policies.solve as solve_mod
+
+        self._cls = solve_mod._HiGHS
+        self._orig = self._cls.callSolver
+
+    def begin(self) -> None:
+        self.points, self.t0, self._last = [], time.perf_counter(), -1.0
+
+    def __enter__(self):
+        import highspy
+
+        traj, orig = self, self._orig
+        kinds = (highspy.cb.HighsCallbackType.kCallbackMipImprovingSolution,
+                 highspy.cb.HighsCallbackType.kCallbackMipInterrupt)
+
+        def call_solver(solver, lp):
+            h = lp.solverModel
+
+            def cb(ctype, msg, out, inp, user):
+                now = time.perf_counter() - traj.t0
+                if ctype == kinds[1] and now - traj._last < 0.5:
+                    return
+                traj._last = now
+                traj.points.append((now, float(out.objective_function_value),
+                                    float(out.mip_dual_bound)))
+
+            h.setCallback(cb, None)
+            for k in kinds:
+                h.startCallback(k)
+            orig(solver, lp)
+
+        self._cls.callSolver = call_solver
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._cls.callSolver = self._orig
+
+    def time_to_gap(self, gap: float) -> float | None:
+        for t, inc, bound in self.points:
+            if abs(inc) < 1e20 and abs(bound) < 1e20 and (inc - bound) / abs(inc) <= gap:
+                return t
+        return None
+
+    def first_incumbent(self) -> tuple[float, float] | None:
+        for t, inc, _ in self.points:
+            if abs(inc) < 1e20:
+                return t, inc
+        return None
+
+
+def warm_vs_cold(solver: str, gap: float, limit_s: float, ocd_iter: int,
+                 ocd_power_limit_s: float) -> None:
+    print(f"\nload average at start {os.getloadavg()[0]:.2f}")
+    case, _ = build_case("ieee30", "mes", line_rating_overrides_mw={"line 12-13": 20.0})
+    opt = TsnOptions(solver=solver, mip_gap=gap, time_limit_s=limit_s)
+    print(f"case 1, line 12-13 at 20 MW, MES; MIP gap {gap:g}, limit {limit_s:g} s\n")
+    print(f"{'run':<26} {'wall_s':>7} {'cpu_s':>7} {'status':<11} {'cost_usd':>11} "
+          f"{'bound_usd':>11} {'gap':>8} {'first inc (s, usd)':>22} {'t@1%':>6} {'t@0.5%':>6} "
+          f"{'t@0.1%':>6}")
+
+    def show(label, plan, traj, wall, cpu):
+        o = plan.outcome
+        fi = traj.first_incumbent()
+        fis = f"{fi[0]:.1f}, {fi[1]:,.2f}" if fi else "-"
+        tt = [traj.time_to_gap(g) for g in (1e-2, 5e-3, 1e-3)]
+        tts = " ".join(f"{x:6.1f}" if x is not None else f"{'-':>6}" for x in tt)
+        g = "-" if o.gap is None else f"{100 * o.gap:.3f}%"
+        b = "-" if o.bound is None else f"{o.bound:,.2f}"
+        print(f"{label:<26} {wall:7.1f} {cpu:7.1f} {o.status:<11} {plan.total_cost:11,.2f} "
+              f"{b:>11} {g:>8} {fis:>22} {tts}")
+
+    with Trajectory() as traj:
+        traj.begin()
+        t0, c0 = time.perf_counter(), time.process_time()
+        cold, _ = solve_case(case, opt)
+        show("cold", cold, traj, time.perf_counter() - t0, time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = run_ocd(case, OcdOptions(variant="enhanced", mobility="exact",
+                                       request_candidates=True, max_iter=ocd_iter,
+                                       power=TsnOptions(solver=solver, mip_gap=gap,
+                                                        time_limit_s=ocd_power_limit_s)))
+        ocd_wall, ocd_cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"{'OCD (exact E1 + cand.)':<26} {ocd_wall:7.1f} {ocd_cpu:7.1f} "
+              f"{res.stop_reason:<11} {res.ub:11,.2f} {res.lb:11,.2f} "
+              f"{100 * res.gap:7.3f}%  ({res.iterations} iterations)")
+        p = res.plan
+        ws = WarmStart(res.routes, p.u, p.pch_mw, p.pdis_mw)
+        traj.begin()
+        t0, c0 = time.perf_counter(), time.process_time()
+        warm, _ = solve_case(case, opt, warm=ws)
+        show("warm (OCD MIP start)", warm, traj, time.perf_counter() - t0,
+             time.process_time() - c0)
+    print(f"OCD + warm central: {ocd_wall + warm.outcome.solve_s + warm.outcome.build_s:.1f} s "
+          f"wall; load average at end {os.getloadavg()[0]:.2f}")
 
 
 def row(label, plan, wall):
@@ -37,11 +149,20 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--solver", default="highs", choices=["highs", "cbc"])
     ap.add_argument("--gap", type=float, default=1e-4)
+    ap.add_argument("--warm-start", action="store_true",
+                    help="only the cold vs OCD-warm-started central solve of case 1 at 20 MW")
+    ap.add_argument("--limit-s", type=float, default=120.0, help="--warm-start solve limit")
+    ap.add_argument("--ocd-iter", type=int, default=4, help="--warm-start OCD iterations")
     args = ap.parse_args(argv)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, pulp {md.version('pulp')}, highspy "
           f"{md.version('highspy')}, pandapower {md.version('pandapower')}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; solver {args.solver}, MIP gap {args.gap:g}")
+    if args.warm_start:
+        if args.solver != "highs":
+            ap.error("--warm-start measures HiGHS (MIP start and callbacks)")
+        warm_vs_cold(args.solver, args.gap, args.limit_s, args.ocd_iter, 20.0)
+        return 0
     limit1 = 60.0 if args.quick else 300.0
     jobs = [("case 1, line 12-13 40 MW (B.14)", "ieee30", {"line 12-13": 40.0}, limit1),
             ("case 1, line 12-13 20 MW (study)", "ieee30", {"line 12-13": 20.0}, limit1)]

@@ -38,6 +38,7 @@ from agents.rail import rail_graph
 from agents.train import TrainFleet
 from grids.transmission import build_case
 from grids.tsn_site import TsnGridSite
+from policies.tsn_milp import operating_cost
 from policies.tsn_policies import OcdPolicy, UcMilpPolicy
 from sim.recorder import Recorder
 from sim.tsn import TransmissionCase
@@ -82,20 +83,25 @@ def _json_default(x):
 
 
 def build_engine(case: TransmissionCase, net, policy, rng: np.random.Generator | None = None,
+                 delays_min: dict[str, dict[int, int]] | None = None,
                  **site_options) -> tuple[TsnEngine, TrainFleet, TsnGridSite]:
-    """Trains on the rail graph, stations and the grid site, and the engine around them."""
+    """Trains on the rail graph, stations and the grid site, and the engine around them.
+    ``delays_min`` (train -> {trip number: extra minutes}) delays trips without the policy
+    knowing: a disturbance."""
     rng = rng if rng is not None else np.random.default_rng(0)
-    fleet = TrainFleet(case.trains, rail_graph(case), case.gamma_h, rng=rng)
+    fleet = TrainFleet(case.trains, rail_graph(case), case.gamma_h, rng=rng,
+                       delays_min=delays_min)
     site = TsnGridSite(case, net, **site_options)
     engine = TsnEngine(case, fleet.trains, site, policy, rng, Recorder())
     return engine, fleet, site
 
 
 def simulate(case: TransmissionCase, net, policy, rng: np.random.Generator | None = None,
+             delays_min: dict[str, dict[int, int]] | None = None,
              **site_options) -> TsnSimResult:
     """Run ``policy`` on ``case`` for ``case.T`` hours; see the module docstring for tables."""
     t0 = time.perf_counter()
-    engine, _, _ = build_engine(case, net, policy, rng, **site_options)
+    engine, _, _ = build_engine(case, net, policy, rng, delays_min, **site_options)
     frames = engine.run().frames()
     vm_lo = site_options.get("vm_min_pu", 0.94)
     vm_hi = site_options.get("vm_max_pu", 1.06)
@@ -112,6 +118,7 @@ def simulate(case: TransmissionCase, net, policy, rng: np.random.Generator | Non
                "wall_s": time.perf_counter() - t0}
     summary = summarise(case, tables, getattr(policy, "name", type(policy).__name__),
                         engine.reset_ok)
+    summary.update(run_cost(case, tables, getattr(policy, "pwl_segments", 8)))
     return TsnSimResult(tables, summary, policy.params() if hasattr(policy, "params") else {},
                         dict(getattr(policy, "plan_info", {})), timings)
 
@@ -134,8 +141,35 @@ def _tables(case: TransmissionCase, f: dict[str, pd.DataFrame]) -> dict[str, pd.
             df["hour"] = df.time_min // 60
     return {"trains": trains, "stations": st, "train_hours": get("train_hours"),
             "grid": get("grid"), "branches": get("branches"), "buses": get("buses"),
+            "units": get("units", ("time_min", "hour", "unit", "on", "p_mw")),
             "events": get("events"), "failures": get("failures", ("time_min", "kind", "entity",
                                                                   "status", "message"))}
+
+
+def run_cost(case: TransmissionCase, tables: dict[str, pd.DataFrame],
+             pwl_segments: int = 8) -> dict:
+    """What the simulated run cost (USD), from what was applied, costed as the plans are:
+    thermal cost (PWL as in the MILP, and exact quadratic) with start-ups / shut-downs from the
+    units table, and ``c_h`` per train-hour in transit from the train-hours table. Hours that
+    were skipped (no decision) cost as if every unit were off; ``hours_without_decision``
+    counts them."""
+    G, T = len(case.units), case.T
+    p, u = np.zeros((G, T)), np.zeros((G, T))
+    un = tables.get("units")
+    if un is not None and len(un):
+        pos = {g.name: gi for gi, g in enumerate(case.units)}
+        for row in un.itertuples(index=False):
+            u[pos[row.unit], int(row.hour)] = float(row.on)
+            p[pos[row.unit], int(row.hour)] = float(row.p_mw)
+    op, quad = operating_cost(case, p, u, pwl_segments)
+    th = tables.get("train_hours")
+    transit = int((th.status == "transit").sum()) if th is not None and len(th) else 0
+    transport = float(case.transport_cost_per_h * case.dt_h * transit)
+    g = tables.get("grid")
+    skipped = int((g.status == "no_decision").sum()) if g is not None and len(g) else T
+    return {"operating_cost": op, "operating_cost_quadratic": quad,
+            "transport_cost": transport, "total_cost": op + transport,
+            "train_transit_hours": transit, "hours_without_decision": skipped}
 
 
 def plan_vs_sim(case: TransmissionCase, plan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -299,11 +333,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit-s", type=float, default=None)
     ap.add_argument("--mip-gap", type=float, default=None)
     ap.add_argument("--ocd-max-iter", type=int, default=None, help="OCD v_max (default 50)")
+    ap.add_argument("--replan-every-h", type=int, default=0,
+                    help="re-plan the rest of the day from the simulated state every k hours "
+                         "(0: plan once)")
+    ap.add_argument("--replan-on-deviation", action="store_true",
+                    help="also re-plan when the simulation has left the plan")
+    ap.add_argument("--delay", action="append", default=[], metavar="TRAIN:TRIP:MIN",
+                    help="delay trip TRIP (1-based) of TRAIN by MIN minutes (a disturbance the "
+                         "policy does not know); repeatable")
+    ap.add_argument("--also-open-loop", action="store_true",
+                    help="first follow the same initial plan without re-planning (open loop), "
+                         "then with the --replan-* settings, and print both runs' outcome")
     ap.add_argument("--off-units", default="condenser",
                     choices=["condenser", "out_of_service", "both"])
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    params: dict = {}
+    params: dict = {"replan_every_h": a.replan_every_h,
+                    "replan_on_deviation": a.replan_on_deviation}
+    delays: dict = {}
+    for d in a.delay:
+        parts = d.split(":")
+        if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+            ap.error(f"--delay: expected TRAIN:TRIP:MIN with whole numbers, got {d!r}")
+        delays.setdefault(parts[0], {})[int(parts[1])] = int(parts[2])
     if a.time_limit_s is not None:
         params["time_limit_s" if a.policy == "uc-milp" else "power_time_limit_s"] = a.time_limit_s
     if a.ocd_max_iter is not None:
@@ -323,9 +375,25 @@ def main(argv: list[str] | None = None) -> int:
     case, net = build_case(case_name, "mes", **overrides)
     pol = make_tsn_policy(a.policy, keep_plan=True, **params)
     modes = ["condenser", "out_of_service"] if a.off_units == "both" else [a.off_units]
-    for mode in modes:  # one plan, replayed under each AC model of the uncommitted units
-        res = simulate(case, net, pol, np.random.default_rng(0), off_units=mode)
+    loops = [False, True] if a.also_open_loop else [True]
+    if a.also_open_loop and len(modes) > 1:
+        ap.error("--also-open-loop works with one --off-units mode")
+    rolling = (pol.replan_every_h, pol.replan_on_deviation)
+    outcome: dict = {}
+    runs = [(m, r) for m in modes for r in loops]
+    for mode, closed in runs:  # one initial plan, kept by the policy (keep_plan)
+        pol.replan_every_h, pol.replan_on_deviation = rolling if closed else (0, False)
+        res = simulate(case, net, pol, np.random.default_rng(0), delays_min=delays or None,
+                       off_units=mode)
         res.summary["off_units"] = mode
+        label = "re-planned" if closed and any(rolling) else "plan once"
+        s = res.summary
+        outcome[label] = {k: s.get(k) for k in (
+            "total_cost", "operating_cost", "transport_cost", "failures",
+            "max_abs_dc_imbalance_mw", "hours_ac_overload", "max_ac_loading_pct")}
+        outcome[label]["exchanges_refused"] = int(
+            (res.tables["failures"].status == "exchange_refused").sum())
+        outcome[label]["replans"] = len(res.plan_info.get("replans", []))
         print(json.dumps({"summary": res.summary, "timings": res.timings,
                           "plan_info": res.plan_info}, indent=2, default=_json_default))
         g = res.tables["grid"]
@@ -337,7 +405,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(g[cols].round(3).to_string(index=False))
         if a.out:
             out = Path(a.out) / mode if len(modes) > 1 else Path(a.out)
+            if a.also_open_loop:
+                out = out / ("closed_loop" if closed else "open_loop")
             print(f"written to {res.write(out)}")
+    if a.also_open_loop:
+        print("\n" + pd.DataFrame(outcome).to_string())
     return 0
 
 

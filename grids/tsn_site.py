@@ -199,4 +199,5 @@ class TsnGridSite:
             overloaded_dc=chk.overloaded_dc, overloaded_ac=chk.overloaded_ac,
             voltage_violations=chk.voltage_violations, ac_losses_mw=chk.ac_losses_mw,
             slack_p_dc_mw=chk.slack_p_dc_mw, slack_p_ac_mw=chk.slack_p_ac_mw,
-            dc_imbalance_mw=chk.dc_imbalance_mw, storage_p_mw_by_bus=p_store)
+            dc_imbalance_mw=chk.dc_imbalance_mw, storage_p_mw_by_bus=p_store,
+            dc_flow_mw=chk.dc_flow_mw)

@@ -55,7 +55,7 @@ Arc = tuple[int, int, int, int]
 # ------------------------------------------------------------------------ transport layer (41)
 def shortest_path(case: TransmissionCase, k: int, station_cost: np.ndarray) -> tuple[list[Arc],
                                                                                         float]:
-    """Cheapest TSN path of train ``k`` from ``(start, 0)`` to ``(end, T)``.
+    """Cheapest TSN path of train ``k`` from ``(start, ready_h)`` to ``(end, T)``.
 
     ``station_cost[i, t]`` is added to the station arc of hour ``t + 1`` (0-based column ``t``);
     route arcs cost ``c_h * tau``. Exact DP in time order (the TSN is a DAG)."""
@@ -65,9 +65,10 @@ def shortest_path(case: TransmissionCase, k: int, station_cost: np.ndarray) -> t
     INF = float("inf")
     best = np.full((n, T + 1), INF)
     back: dict[tuple[int, int], Arc] = {}
-    best[i0, 0] = 0.0
+    r = tr.ready_h  # a train in transit reaches its start station at hour r
+    best[i0, r] = 0.0
     tau = case.travel_h
-    for th in range(T):
+    for th in range(r, T):
         for i in range(n):
             c0 = best[i, th]
             if c0 == INF:
@@ -91,7 +92,7 @@ def shortest_path(case: TransmissionCase, k: int, station_cost: np.ndarray) -> t
     if best[iT, T] == INF:
         raise ValueError(f"train {tr.name}: no TSN path from {tr.start} to {tr.end} in {T} h")
     path, node = [], (iT, T)
-    while node != (i0, 0):
+    while node != (i0, r):
         a = back[node]
         path.append(a)
         node = (a[0], a[1])
@@ -176,8 +177,12 @@ def _key(paths: list[list[Arc]]) -> tuple:
 
 
 # ------------------------------------------------------------------------ algorithm (B.12)
-def run_ocd(case: TransmissionCase, opt: OcdOptions | None = None) -> OcdResult:
-    """Steps 1-6 of B.12 on ``case``; returns the incumbent and the UB/LB history."""
+def run_ocd(case: TransmissionCase, opt: OcdOptions | None = None,
+            initial_routes: list[list[Arc]] | None = None) -> OcdResult:
+    """Steps 1-6 of B.12 on ``case``; returns the incumbent and the UB/LB history.
+
+    ``initial_routes`` (one TSN path per train, e.g. the rest of a plan being followed) are
+    evaluated first, so the incumbent is never worse than they are."""
     opt = opt or OcdOptions()
     t_start = time.perf_counter()
     K, n, T = len(case.trains), len(case.stations), case.T
@@ -217,6 +222,8 @@ def run_ocd(case: TransmissionCase, opt: OcdOptions | None = None) -> OcdResult:
             ub, best_paths, best_plan = value, paths, rs_plans[key]
         return value
 
+    if initial_routes is not None:
+        evaluate([list(p) for p in initial_routes])
     for v in range(1, opt.max_iter + 1):
         # step 3: subproblems
         t0 = time.perf_counter()

@@ -219,6 +219,13 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
             lo_off = max(0, t - g.min_down_h + 1)
             add(_lin([(v["z"][gi, s], 1) for s in range(lo_off, t + 1)]
                      + [(v["u"][gi, t], 1)]) <= 1)
+        # minimum up / down time carried over from before t = 0 (a re-plan from a simulated
+        # state): a unit on (off) for h0 hours stays on (off) for the first UT - h0 (DT - h0)
+        h0 = g.hours_in_state0_h
+        if h0 is not None:
+            left = (g.min_up_h if g.u0 else g.min_down_h) - h0
+            for t in range(min(max(left, 0), T)):
+                v["u"][gi, t].lowBound = v["u"][gi, t].upBound = int(g.u0)
     for wi, w in enumerate(case.wind):
         for t in range(T):
             v["pw"][wi, t] = var(f"pw_{wi}_{t}", 0, float(w.p_avail_mw[t]))  # (34)
@@ -264,14 +271,16 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
                 in_arcs.setdefault((a[2], a[3]), []).append(a)
             for k, tr in enumerate(case.trains):
                 i0, iT = case.station_pos(tr.start), case.station_pos(tr.end)
+                src = (i0, tr.ready_h)  # (start, 0), or where a train in transit arrives
                 for i in range(I):
                     add(_lin([(v["x"][k, a], 1) for a in out_arcs.get((i, 0), [])])
-                        == (1 if i == i0 else 0))  # (1)
+                        == (1 if (i, 0) == src else 0))  # (1)
                     add(_lin([(v["x"][k, a], 1) for a in in_arcs.get((i, T), [])])
                         == (1 if i == iT else 0))  # (2)
                     for th in range(1, T):  # (3)
                         add(_lin([(v["x"][k, a], 1) for a in in_arcs.get((i, th), [])]
-                                 + [(v["x"][k, a], -1) for a in out_arcs.get((i, th), [])]) == 0)
+                                 + [(v["x"][k, a], -1) for a in out_arcs.get((i, th), [])])
+                            == (-1 if (i, th) == src else 0))
                 for i in range(I):
                     for t in range(T):
                         v["w"][k, i, t] = v["x"][k, (i, t, i, t + 1)]
@@ -286,10 +295,13 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
                         v["w"][k, i, t] = var(f"w_{k}_{i}_{t}", cat=Bin)
                 for t in range(T):  # (37)
                     add(_lin([(v["w"][k, i, t], 1) for i in range(I)]) <= 1)
+                for t in range(min(tr.ready_h, T)):  # in transit until ready_h: a known fact
+                    for i in range(I):
+                        v["w"][k, i, t].upBound = 0
                 if opt.mobility == "pairwise":  # (E1)
                     for i in range(I):
                         if i != i0:
-                            v["w"][k, i, 0].upBound = 0
+                            v["w"][k, i, tr.ready_h].upBound = 0
                         if i != iT:
                             v["w"][k, i, T - 1].upBound = 0
                     # in clique form: parked at i during t excludes every other station j
@@ -329,8 +341,8 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
                 for nm, hi in (("dcp", cmax), ("dcm", cmax), ("dep", emax), ("dem", emax)):
                     add(_lin([(v[nm][k, i, t], 1), (w, -hi)]) <= 0)  # (22)-(23)
         # (21)
-        add(_lin([(v["ct"][k, T - 1], 1)]) == tr.c0_mw)
-        add(_lin([(v["et"][k, T - 1], 1)]) == tr.e0_mwh)
+        add(_lin([(v["ct"][k, T - 1], 1)]) == tr.c_end_mw)
+        add(_lin([(v["et"][k, T - 1], 1)]) == tr.e_end_mwh)
     for i, s in enumerate(case.stations):
         for t in range(T):
             cin = [(v["dcm"][k, i, t], 1) for k in range(K)]  # (24): Delta C^{S+}
@@ -358,8 +370,8 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
                 add(_lin([(pch, 1), (v["uch"][i, t], -s.c_max_mw)]) <= 0)
                 add(_lin([(pdis, 1), (v["udis"][i, t], -s.c_max_mw)]) <= 0)
                 add(_lin([(v["uch"][i, t], 1), (v["udis"][i, t], 1)]) <= 1)
-        add(_lin([(v["cs"][i, T - 1], 1)]) == s.c0_mw)  # (8)
-        add(_lin([(v["es"][i, T - 1], 1)]) == s.e0_mwh)  # (12)
+        add(_lin([(v["cs"][i, T - 1], 1)]) == s.c_end_mw)  # (8)
+        add(_lin([(v["es"][i, T - 1], 1)]) == s.e_end_mwh)  # (12)
     # ---------------------------------------------------------------- fixed storage (B.10)
     for i, s in enumerate(case.fixed_storage):
         for t in range(T):
@@ -421,17 +433,20 @@ def _arc_flows(case, v, arcs, out_arcs, in_arcs, add, var) -> None:
             else:
                 c1[a], e1[a] = c0[a], e0[a]
         i0, iT = case.station_pos(tr.start), case.station_pos(tr.end)
+        src = (i0, tr.ready_h)
         for i in range(len(case.stations)):
             for th in range(T + 1):
                 outs, ins = out_arcs.get((i, th), []), in_arcs.get((i, th), [])
-                for start, end, init in ((c0, c1, tr.c0_mw), (e0, e1, tr.e0_mwh)):
+                for start, end, init, target in ((c0, c1, tr.c0_mw, tr.c_end_mw),
+                                                  (e0, e1, tr.e0_mwh, tr.e_end_mwh)):
+                    supply = init if (i, th) == src else 0.0
                     if th == 0:
-                        add(_lin([(start[a], 1) for a in outs]) == (init if i == i0 else 0.0))
+                        add(_lin([(start[a], 1) for a in outs]) == supply)
                     elif th == T:
-                        add(_lin([(end[a], 1) for a in ins]) == (init if i == iT else 0.0))
+                        add(_lin([(end[a], 1) for a in ins]) == (target if i == iT else 0.0))
                     else:
                         add(_lin([(end[a], 1) for a in ins]
-                                 + [(start[a], -1) for a in outs]) == 0)
+                                 + [(start[a], -1) for a in outs]) == -supply)
 
 
 def _prev(d, key):
@@ -570,6 +585,21 @@ def flows_mw(case: TransmissionCase, plan_inj: np.ndarray) -> np.ndarray:
     return plan_inj @ case.ptdf.T
 
 
+def plan_flows_mw(case: TransmissionCase, plan: TsnPlan) -> np.ndarray:
+    """(T, L) PTDF line flows (MW) of a plan's dispatch: committed units, wind, stations and
+    stationary stores, less the load."""
+    inj = -np.array(case.load_mw, dtype=float)
+    for g, u in enumerate(case.units):
+        inj[:, case.bus_pos(u.bus)] += plan.p_mw[g] * (plan.u[g] > 0.5)
+    for wi, w in enumerate(case.wind):
+        inj[:, case.bus_pos(w.bus)] += plan.wind_mw[wi]
+    for i, s in enumerate(case.stations):
+        inj[:, case.bus_pos(s.bus)] += plan.pdis_mw[i] - plan.pch_mw[i]
+    for j, s in enumerate(case.fixed_storage):
+        inj[:, case.bus_pos(s.bus)] += plan.fdis_mw[j] - plan.fch_mw[j]
+    return flows_mw(case, inj)
+
+
 def net_injection_mw(case: TransmissionCase, v: dict) -> np.ndarray:
     inj = -np.array(case.load_mw, dtype=float)
     for t in range(case.T):
@@ -639,9 +669,11 @@ def extract(model: TsnModel, outcome: SolveOutcome, rounds: int = 0) -> TsnPlan:
 def route_cost_of_connections(case: TransmissionCase, w: np.ndarray) -> float:
     """Transport cost implied by connection schedules: ``c_h`` per hour not parked.
 
-    Valid for routes that are TSN paths (every hour is either parked or travelling)."""
+    Valid for routes that are TSN paths (every hour is either parked or travelling); the hours a
+    train is still in transit before its ``ready_h`` are a sunk cost and not counted."""
     K, _, T = w.shape
-    return float(case.transport_cost_per_h * case.dt_h * (K * T - w.sum()))
+    sunk = sum(tr.ready_h for tr in case.trains)
+    return float(case.transport_cost_per_h * case.dt_h * (K * T - sunk - w.sum()))
 
 
 def solve_lazy(model: TsnModel, start: dict | None = None) -> tuple[SolveOutcome, int]:
@@ -695,14 +727,76 @@ def initial_line_rows(case: TransmissionCase, opt: TsnOptions) -> set[tuple[int,
     return {(int(line), t) for line in cand for t in range(case.T) if load[t, line] >= 0.9}
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """A known solution to start a central solve from (a MIP start): each train's TSN path and,
+    optionally, the commitment ``u`` (G, T) and the stations' charge / discharge (I, T) that
+    fix the mode binaries. HiGHS completes the continuous part itself (a partial start)."""
+
+    paths: list
+    u: np.ndarray | None = None
+    pch_mw: np.ndarray | None = None
+    pdis_mw: np.ndarray | None = None
+
+
+def warm_start_values(model: TsnModel, ws: WarmStart) -> dict:
+    """``{variable: value}`` of the binaries of ``model`` (kind ``central``) set by ``ws``."""
+    case, v = model.case, model.v
+    out: dict = {}
+    if v["x"]:
+        on = {(k, tuple(int(x) for x in a)) for k, p in enumerate(ws.paths) for a in p}
+        for (k, a), var in v["x"].items():
+            out[var] = 1.0 if (k, a) in on else 0.0
+    if ws.u is not None:
+        for gi, g in enumerate(case.units):
+            prev = float(g.u0)
+            for t in range(case.T):
+                u = float(round(ws.u[gi, t]))
+                out[v["u"][gi, t]] = u
+                out[v["y"][gi, t]] = max(u - prev, 0.0)
+                out[v["z"][gi, t]] = max(prev - u, 0.0)
+                prev = u
+    if ws.pch_mw is not None and v["uch"]:
+        for (i, t), var in v["uch"].items():
+            out[var] = 1.0 if ws.pch_mw[i, t] > 1e-9 else 0.0
+            out[v["udis"][i, t]] = 1.0 if (ws.pdis_mw[i, t] > 1e-9
+                                           and ws.pch_mw[i, t] <= 1e-9) else 0.0
+    return out
+
+
+def operating_cost(case: TransmissionCase, p_mw: np.ndarray, u: np.ndarray,
+                   pwl_segments: int = 8) -> tuple[float, float]:
+    """Thermal cost (USD) of outputs ``p_mw`` and commitment ``u`` (G, T): with the PWL cost
+    of the model and with the exact quadratic, both with start-up / shut-down costs counted
+    from the case's ``u0``. Used to cost a simulated run like a plan."""
+    pwl = quad = 0.0
+    for gi, g in enumerate(case.units):
+        pieces = pwl_pieces(g, pwl_segments)
+        prev = int(g.u0)
+        for t in range(u.shape[1]):
+            on = int(round(u[gi, t]))
+            if on:
+                p = float(p_mw[gi, t])
+                pwl += max(a + s * p for a, s in pieces) * case.dt_h
+                quad += (g.cost_a + g.cost_b * p + g.cost_c * p * p) * case.dt_h
+            sw = g.startup_cost * max(on - prev, 0) + g.shutdown_cost * max(prev - on, 0)
+            pwl += sw
+            quad += sw
+            prev = on
+    return float(pwl), float(quad)
+
+
 def solve_case(case: TransmissionCase, opt: TsnOptions | None = None,
-               kind: str = "central") -> tuple[TsnPlan, TsnModel]:
-    """Build with the screened start rows, solve with lazy lines, extract."""
+               kind: str = "central", warm: WarmStart | None = None
+               ) -> tuple[TsnPlan, TsnModel]:
+    """Build with the screened start rows, solve with lazy lines, extract. ``warm`` (central
+    models only) is handed to HiGHS as a MIP start."""
     opt = opt or TsnOptions()
     t0 = time.perf_counter()
     rows = initial_line_rows(case, opt) if opt.line_limits else set()
     pre_s = time.perf_counter() - t0
     model = build(case, kind, opt, lines=rows)
     model.build_s += pre_s
-    out, rounds = solve_lazy(model)
+    start = warm_start_values(model, warm) if warm is not None and kind == "central" else None
+    out, rounds = solve_lazy(model, start=start)
     return extract(model, out, rounds), model

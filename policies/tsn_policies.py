@@ -19,12 +19,21 @@ takes the train from its **simulated** state to the plan's end-of-hour state
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
 from policies.ocd import OcdOptions, run_ocd
-from policies.tsn_milp import TsnOptions, TsnPlan, solve_case
+from policies.tsn_milp import (
+    TsnOptions,
+    TsnPlan,
+    WarmStart,
+    arc_cost,
+    operating_cost,
+    solve_case,
+)
 from sim.errors import PolicyError
-from sim.tsn import TransmissionCase
+from sim.tsn import TransmissionCase, WindFarm
 from sim.tsn_sim_types import Exchange, TrainMove, TsnDecision, TsnState
 
 Arc = tuple[int, int, int, int]
@@ -50,7 +59,7 @@ def check_paths(case: TransmissionCase, paths: list[list[Arc]], w: np.ndarray) -
     out = []
     T = case.T
     for k, (tr, p) in enumerate(zip(case.trains, paths)):
-        pos, th = case.station_pos(tr.start), 0
+        pos, th = case.station_pos(tr.start), tr.ready_h
         for a in p:
             i, t0, j, t1 = a
             if (i, t0) != (pos, th):
@@ -66,77 +75,282 @@ def check_paths(case: TransmissionCase, paths: list[list[Arc]], w: np.ndarray) -
     return out
 
 
+def rolling_case(case: TransmissionCase, state: TsnState) -> tuple[TransmissionCase, list[int]]:
+    """The rest of the day from the **simulated** state at the start of hour ``state.hour``.
+
+    Hours ``h .. T-1`` of the loads and wind; units with the previous hour's simulated on/off
+    status, output (the ramp reference) and hours in that state (minimum up/down carried over);
+    stations with their simulated capacity and energy; trains where they are: parked at a
+    station, or in transit to ``dest`` (``ready_h`` = whole hours until the first time point
+    after arrival). Stations and trains keep the day's end-of-horizon targets. A train whose
+    trip ends after the horizon cannot do anything more and is left out; the kept trains'
+    indices in ``case.trains`` are returned with the case."""
+    h, step = int(state.hour), int(state.step_min)
+    T2 = case.T - h
+    if not 0 <= h < case.T:
+        raise PolicyError(f"no hours left to plan at hour {h} of {case.T}")
+    gam = case.gamma_h
+    units = []
+    for g in case.units:
+        snap = next((u for u in state.units if u.name == g.name), None)
+        if snap is None:
+            raise PolicyError(f"state has no unit {g.name!r}")
+        units.append(replace(g, u0=int(snap.on), p0_mw=float(snap.p_mw) if snap.on else 0.0,
+                             hours_in_state0_h=snap.hours_in_state_h))
+    wind = tuple(WindFarm(w.name, w.bus, np.asarray(w.p_avail_mw)[h:]) for w in case.wind)
+    stations = []
+    snaps = {s.name: s for s in state.stations}
+    for s in case.stations:
+        c = min(max(snaps[s.name].c_mw, 0.0), s.c_max_mw)
+        e = min(max(snaps[s.name].e_mwh, 0.0), s.e_max_mwh, gam * c)
+        stations.append(replace(s, c0_mw=c, e0_mwh=e, cT_mw=s.c_end_mw, eT_mwh=s.e_end_mwh))
+    trains, kept = [], []
+    for k, tr in enumerate(case.trains):
+        snap = state.train(tr.name)
+        c = min(max(snap.c_mw, 0.0), tr.c_max_mw)
+        e = min(max(snap.e_mwh, 0.0), tr.e_max_mwh, gam * c)
+        if snap.station is not None:
+            where, ready = snap.station, 0
+        else:
+            where = snap.dest
+            ready = -(-(int(snap.arrive_min) - int(state.time_min)) // step)
+        if ready >= T2:
+            continue
+        trains.append(replace(tr, start=where, ready_h=int(ready), c0_mw=c, e0_mwh=e,
+                              cT_mw=tr.c_end_mw, eT_mwh=tr.e_end_mwh))
+        kept.append(k)
+    sub = replace(case, name=f"{case.name}@h{h}", T=T2, load_mw=np.asarray(case.load_mw)[h:],
+                  units=tuple(units), wind=wind, stations=tuple(stations), trains=tuple(trains))
+    return sub, kept
+
+
+def tail_paths(paths: list[list[Arc]], h: int) -> list[list[Arc]]:
+    """The arcs of ``paths`` that start at hour ``h`` or later, shifted to start at 0."""
+    return [[(i, t0 - h, j, t1 - h) for i, t0, j, t1 in p if t0 >= h] for p in paths]
+
+
+@dataclass
+class _Window:
+    """The plan being followed: made at hour ``offset`` for the trains ``kept``."""
+
+    offset: int
+    case: TransmissionCase
+    plan: TsnPlan
+    paths: list[list[Arc]]
+    kept: list[int]
+
+
 class _PlanReplayPolicy:
-    """Plan at reset, then issue each hour's decision from the plan (no side effects)."""
+    """Plan at reset, then issue each hour's decision from the plan (no side effects on the
+    simulation). With ``replan_every_h = k > 0`` the rest of the day is planned again every
+    ``k`` hours from the simulated state (:func:`rolling_case`); with ``replan_on_deviation``
+    also whenever the simulated state has left the plan (a train not where the plan has it,
+    capacity or energy off by more than ``deviation_tol``). A re-plan that finds no solution
+    keeps the plan being followed and is logged in ``plan_info["replans"]``."""
 
     name = "plan-replay"
 
-    def __init__(self, exchange_mode: str = "track", keep_plan: bool = False) -> None:
+    def __init__(self, exchange_mode: str = "track", keep_plan: bool = False,
+                 replan_every_h: int = 0, replan_on_deviation: bool = False,
+                 deviation_tol: float = 1e-4) -> None:
         if exchange_mode not in ("track", "delta"):
             raise ValueError(f"exchange_mode: must be 'track' or 'delta', got {exchange_mode!r}")
+        if int(replan_every_h) != replan_every_h or replan_every_h < 0:
+            raise ValueError(f"replan_every_h: must be a whole number of hours >= 0 (0 = plan "
+                             f"once), got {replan_every_h!r}")
+        if not deviation_tol > 0:
+            raise ValueError(f"deviation_tol: must be > 0, got {deviation_tol!r}")
         self.exchange_mode = exchange_mode
         self.keep_plan = bool(keep_plan)
+        self.replan_every_h = int(replan_every_h)
+        self.replan_on_deviation = bool(replan_on_deviation)
+        self.deviation_tol = float(deviation_tol)
         self.case: TransmissionCase | None = None
-        self.plan: TsnPlan | None = None
+        self.plan: TsnPlan | None = None  # the whole day as followed (plans stitched)
         self.paths: list[list[Arc]] | None = None
         self.plan_info: dict = {}
+        self._win: _Window | None = None
+        self._first: tuple | None = None
 
-    # subclasses: return (plan, paths, info)
-    def _make_plan(self, case: TransmissionCase) -> tuple[TsnPlan | None, list | None, dict]:
+    # subclasses: return (plan, paths, info). On a re-plan ``prev`` is (window being followed,
+    # its remaining routes on ``case``'s clock or None when unusable, the re-plan hour)
+    def _make_plan(self, case: TransmissionCase, prev: tuple | None = None
+                   ) -> tuple[TsnPlan | None, list | None, dict]:
         raise NotImplementedError
 
     def params(self) -> dict:
-        return {"exchange_mode": self.exchange_mode, "keep_plan": self.keep_plan}
+        return {"exchange_mode": self.exchange_mode, "keep_plan": self.keep_plan,
+                "replan_every_h": self.replan_every_h,
+                "replan_on_deviation": self.replan_on_deviation,
+                "deviation_tol": self.deviation_tol}
 
     def reset(self, case: TransmissionCase, rng: np.random.Generator | None = None) -> None:
         """Plan the horizon of ``case``. With ``keep_plan`` a plan already made for this very
         case object is kept (replaying one plan under several grid settings)."""
-        if self.keep_plan and self.plan is not None and self.case is case:
-            return
-        self.case = case
-        plan, paths, info = self._make_plan(case)
-        self.plan_info = info
-        if plan is None or not plan.has_solution:
-            status = plan.outcome.status if plan is not None else "no plan"
-            raise PolicyError(f"{self.name}: planning found no solution ({status})")
-        paths = paths if paths is not None else [[] for _ in case.trains]
-        problems = check_paths(case, paths, plan.w)
-        if problems:
-            raise PolicyError(f"{self.name}: plan routes inconsistent: {problems}")
-        self.plan, self.paths = plan, paths
+        if self.keep_plan and self._first is not None and self.case is case:
+            plan, paths, info = self._first
+        else:
+            self.case = case
+            plan, paths, info = self._make_plan(case)
+            if plan is None or not plan.has_solution:
+                status = plan.outcome.status if plan is not None else "no plan"
+                raise PolicyError(f"{self.name}: planning found no solution ({status})")
+            paths = paths if paths is not None else [[] for _ in case.trains]
+            problems = check_paths(case, paths, plan.w)
+            if problems:
+                raise PolicyError(f"{self.name}: plan routes inconsistent: {problems}")
+            self._first = (plan, paths, info)
+        self.plan_info = dict(info, replans=[])
+        self.plan, self.paths = plan, [list(p) for p in paths]
+        self._win = _Window(0, case, plan, paths, list(range(len(case.trains))))
 
+    # ------------------------------------------------------------------ re-planning
+    def deviation(self, state: TsnState) -> str | None:
+        """Why the simulated ``state`` is not where the plan being followed expects, or None."""
+        win, tol = self._win, self.deviation_tol
+        tau = int(state.hour) - win.offset
+        pos = {k: n for n, k in enumerate(win.kept)}
+        names = [s.name for s in self.case.stations]
+        for k, tr in enumerate(self.case.trains):
+            snap = state.train(tr.name)
+            if k not in pos:
+                if snap.station is not None:
+                    return f"{tr.name} parked at {snap.station}, plan: in transit"
+                continue
+            n = pos[k]
+            where = _planned_location(win.paths[n], win.case.trains[n], tau, names)
+            if where != snap.station:
+                return f"{tr.name} at {snap.station or 'transit'}, plan: {where or 'transit'}"
+            for label, pv, sv in (("c_mw", win.plan.ct_mw[n, tau], snap.c_mw),
+                                  ("e_mwh", win.plan.et_mwh[n, tau], snap.e_mwh)):
+                if abs(pv - sv) > tol:
+                    return f"{tr.name} {label} {sv:.6f}, plan {pv:.6f}"
+        for i, st in enumerate(state.stations):
+            for label, pv, sv in (("c_mw", win.plan.cs_mw[i, tau], st.c_mw),
+                                  ("e_mwh", win.plan.es_mwh[i, tau], st.e_mwh)):
+                if abs(pv - sv) > tol:
+                    return f"{st.name} {label} {sv:.6f}, plan {pv:.6f}"
+        return None
+
+    def _replan(self, state: TsnState, reason: str) -> None:
+        case, h, win = self.case, int(state.hour), self._win
+        entry: dict = {"hour": h, "reason": reason}
+        try:
+            sub, kept = rolling_case(case, state)
+            prev_paths = None
+            if set(kept) <= set(win.kept):  # the followed plan's remaining routes, if usable
+                pos = {k: n for n, k in enumerate(win.kept)}
+                tails = tail_paths([win.paths[pos[k]] for k in kept], h - win.offset)
+                if not check_paths(sub, tails, np.zeros((len(kept), len(sub.stations), sub.T))
+                                   + 1.0):
+                    prev_paths = tails
+            plan, paths, info = self._make_plan(sub, (win, prev_paths, h))
+            entry.update({k: v for k, v in info.items() if not isinstance(v, (list, dict))})
+            problems = [] if plan is None or not plan.has_solution else check_paths(
+                sub, paths if paths is not None else [[] for _ in kept], plan.w)
+            if plan is None or not plan.has_solution or problems:
+                entry["kept_previous_plan"] = True
+                entry["problem"] = "; ".join(problems) or "no solution"
+            else:
+                paths = paths if paths is not None else [[] for _ in kept]
+                self._win = _Window(h, sub, plan, paths, kept)
+                self._stitch(state, self._win)
+                entry["kept_previous_plan"] = False
+        except Exception as exc:  # noqa: BLE001 - a failed window keeps the followed plan
+            entry.update(kept_previous_plan=True, problem=f"{type(exc).__name__}: {exc}")
+        self.plan_info["replans"].append(entry)
+
+    def _stitch(self, state: TsnState, win: _Window) -> None:
+        """``self.plan`` / ``self.paths``: the hours before ``win.offset`` as followed, the rest
+        from the new window (trains left out stay in transit with their simulated state)."""
+        h, old, new = win.offset, self.plan, win.plan
+        arr = {}
+        for f in ("p_mw", "u", "wind_mw", "pch_mw", "pdis_mw", "fch_mw", "fdis_mw"):
+            a = np.array(getattr(old, f), dtype=float)
+            a[:, h:] = getattr(new, f)
+            arr[f] = a
+        for f in ("cs_mw", "es_mwh", "fe_mwh"):
+            a = np.array(getattr(old, f), dtype=float)
+            a[:, h:] = getattr(new, f)
+            arr[f] = a
+        ct, et = np.array(old.ct_mw, dtype=float), np.array(old.et_mwh, dtype=float)
+        w = np.array(old.w, dtype=float)
+        w[:, :, h:] = 0.0
+        for k, tr in enumerate(self.case.trains):
+            snap = state.train(tr.name)
+            ct[k, h:], et[k, h:] = snap.c_mw, snap.e_mwh
+        for n, k in enumerate(win.kept):
+            ct[k, h:], et[k, h:] = new.ct_mw[n], new.et_mwh[n]
+            w[k, :, h:] = new.w[n]
+        op, quad = operating_cost(self.case, arr["p_mw"], arr["u"],
+                                  getattr(self, "pwl_segments", 8))
+        paths = [[a for a in p if a[1] < h] for p in self.paths]
+        for n, k in enumerate(win.kept):
+            paths[k] += [(i, t0 + h, j, t1 + h) for i, t0, j, t1 in win.paths[n]]
+        transport = sum(arc_cost(self.case, a) for p in paths for a in p)
+        self.plan = replace(old, ct_mw=ct, et_mwh=et, w=w, operating_cost=op,
+                            operating_cost_quadratic=quad, transport_cost=float(transport),
+                            **arr)
+        self.paths = paths
+
+    # ------------------------------------------------------------------ decisions
     def decide(self, state: TsnState) -> TsnDecision:
-        case, plan = self.case, self.plan
-        if case is None or plan is None:
+        case = self.case
+        if case is None or self._win is None:
             raise PolicyError(f"{self.name}: decide() before a successful reset()")
         t = int(state.hour)
         if not 0 <= t < case.T or state.time_min != t * state.step_min:
             raise PolicyError(f"{self.name}: no plan for time_min {state.time_min}")
+        if t > 0:
+            reason = None
+            if self.replan_every_h and t % self.replan_every_h == 0:
+                reason = f"every {self.replan_every_h} h"
+            if self.replan_on_deviation:
+                dev = self.deviation(state)
+                if dev:
+                    reason = f"deviation: {dev}"
+            if reason:
+                self._replan(state, reason)
+        win = self._win
+        plan, tau = win.plan, t - win.offset
         names = [s.name for s in case.stations]
         moves, exchanges = [], []
-        for k, (tr, path) in enumerate(zip(case.trains, self.paths)):
+        for n, (k, path) in enumerate(zip(win.kept, win.paths)):
+            tr = case.trains[k]
             for i, t0, j, _ in path:
-                if t0 != t:
+                if t0 != tau:
                     continue
                 if i != j:
                     moves.append(TrainMove(tr.name, (names[i], names[j])))
                 else:
                     if self.exchange_mode == "track":
                         snap = state.train(tr.name)
-                        dc = plan.ct_mw[k, t + 1] - snap.c_mw
-                        de = plan.et_mwh[k, t + 1] - snap.e_mwh
+                        dc = plan.ct_mw[n, tau + 1] - snap.c_mw
+                        de = plan.et_mwh[n, tau + 1] - snap.e_mwh
                     else:
-                        dc = plan.ct_mw[k, t + 1] - plan.ct_mw[k, t]
-                        de = plan.et_mwh[k, t + 1] - plan.et_mwh[k, t]
+                        dc = plan.ct_mw[n, tau + 1] - plan.ct_mw[n, tau]
+                        de = plan.et_mwh[n, tau + 1] - plan.et_mwh[n, tau]
                     if abs(dc) > EXCHANGE_EPS or abs(de) > EXCHANGE_EPS:
                         exchanges.append(Exchange(tr.name, names[i], float(dc), float(de)))
-        on = plan.u[:, t] > 0.5
+        on = plan.u[:, tau] > 0.5
         return TsnDecision(
-            unit_p_mw=np.where(on, np.maximum(plan.p_mw[:, t], 0.0), 0.0), unit_on=tuple(on),
-            wind_mw=np.maximum(plan.wind_mw[:, t], 0.0),
-            station_pch_mw=np.maximum(plan.pch_mw[:, t], 0.0),
-            station_pdis_mw=np.maximum(plan.pdis_mw[:, t], 0.0),
-            moves=tuple(moves), exchanges=tuple(exchanges), note=f"{self.name} plan hour {t}")
+            unit_p_mw=np.where(on, np.maximum(plan.p_mw[:, tau], 0.0), 0.0), unit_on=tuple(on),
+            wind_mw=np.maximum(plan.wind_mw[:, tau], 0.0),
+            station_pch_mw=np.maximum(plan.pch_mw[:, tau], 0.0),
+            station_pdis_mw=np.maximum(plan.pdis_mw[:, tau], 0.0),
+            moves=tuple(moves), exchanges=tuple(exchanges),
+            note=f"{self.name} plan of hour {win.offset}, hour {t}")
+
+
+def _planned_location(path: list[Arc], train, tau: int, names: list[str]) -> str | None:
+    """Where a planned path has the train at time point ``tau``: a station name, or None in
+    transit (before ``ready_h`` the train is still travelling to its start)."""
+    for i, t0, j, t1 in path:
+        if t0 <= tau < t1:
+            return names[i] if t0 == tau or i == j else None
+    if tau < train.ready_h:
+        return None
+    return train.end if path and tau >= path[-1][3] else train.start
 
 
 def _plan_info(plan: TsnPlan | None, extra: dict) -> dict:
@@ -151,16 +365,26 @@ def _plan_info(plan: TsnPlan | None, extra: dict) -> dict:
     return info
 
 
+_ROLLING = ("exchange_mode", "keep_plan", "replan_every_h", "replan_on_deviation",
+            "deviation_tol")
+
+
 class UcMilpPolicy(_PlanReplayPolicy):
-    """The centralised UC/TSN MILP (B.4-B.9) planned once at reset and replayed hour by hour."""
+    """The centralised UC/TSN MILP (B.4-B.9) planned at reset and replayed hour by hour; with
+    ``replan_every_h`` / ``replan_on_deviation`` planned again from the simulated state, each
+    re-plan warm-started (MIP start) with the remaining part of the plan being followed."""
 
     name = "uc-milp"
 
     def __init__(self, solver: str = "highs", time_limit_s: float = 600.0,
                  mip_gap: float = 1e-4, pwl_segments: int = 8, mode_binaries: bool = True,
                  line_limits: bool = True, threads: int | None = None,
-                 exchange_mode: str = "track", keep_plan: bool = False) -> None:
-        super().__init__(exchange_mode, keep_plan)
+                 exchange_mode: str = "track", keep_plan: bool = False,
+                 replan_every_h: int = 0, replan_on_deviation: bool = False,
+                 deviation_tol: float = 1e-4) -> None:
+        super().__init__(exchange_mode, keep_plan, replan_every_h, replan_on_deviation,
+                         deviation_tol)
+        self.pwl_segments = int(pwl_segments)
         self.options = TsnOptions(solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                   pwl_segments=pwl_segments, mode_binaries=mode_binaries,
                                   line_limits=line_limits, threads=threads)
@@ -171,14 +395,24 @@ class UcMilpPolicy(_PlanReplayPolicy):
                 "pwl_segments": o.pwl_segments, "mode_binaries": o.mode_binaries,
                 "line_limits": o.line_limits, "threads": o.threads, **super().params()}
 
-    def _make_plan(self, case):
-        plan, model = solve_case(case, self.options, kind="central")
+    def _make_plan(self, case, prev=None):
+        warm = None
+        if prev is not None and prev[1] is not None:
+            win, tails, h = prev
+            tau = h - win.offset
+            if len(tails) == len(case.trains):
+                warm = WarmStart(tails, win.plan.u[:, tau:], win.plan.pch_mw[:, tau:],
+                                 win.plan.pdis_mw[:, tau:])
+        plan, model = solve_case(case, self.options, kind="central", warm=warm)
         paths = paths_from_central_model(model, case) if plan.has_solution else None
-        return plan, paths, _plan_info(plan, {"planner": "solve_case(central)"})
+        return plan, paths, _plan_info(plan, {"planner": "solve_case(central)",
+                                              "warm_start": warm is not None})
 
 
 class OcdPolicy(_PlanReplayPolicy):
-    """The OCD coordinator (B.11-B.12) planned once at reset; its incumbent is replayed."""
+    """The OCD coordinator (B.11-B.12) planned at reset; its incumbent is replayed. A re-plan
+    (``replan_every_h`` / ``replan_on_deviation``) runs OCD on the rest of the day from the
+    simulated state, with the followed plan's remaining routes as its first upper bound."""
 
     name = "ocd"
 
@@ -186,8 +420,11 @@ class OcdPolicy(_PlanReplayPolicy):
                  rho0: float = 1.0, mobility: str = "pairwise",
                  request_candidates: bool = False, polish: bool = False,
                  power_time_limit_s: float = 120.0, power_mip_gap: float = 1e-4,
-                 exchange_mode: str = "track", keep_plan: bool = False) -> None:
-        super().__init__(exchange_mode, keep_plan)
+                 exchange_mode: str = "track", keep_plan: bool = False,
+                 replan_every_h: int = 0, replan_on_deviation: bool = False,
+                 deviation_tol: float = 1e-4) -> None:
+        super().__init__(exchange_mode, keep_plan, replan_every_h, replan_on_deviation,
+                         deviation_tol)
         self.options = OcdOptions(
             variant=variant, max_iter=max_iter, eps=eps, rho0=rho0, mobility=mobility,
             request_candidates=request_candidates, polish=polish,
@@ -201,10 +438,35 @@ class OcdPolicy(_PlanReplayPolicy):
                 "polish": o.polish, "power_time_limit_s": o.power.time_limit_s,
                 "power_mip_gap": o.power.mip_gap, **super().params()}
 
-    def _make_plan(self, case):
-        res = run_ocd(case, self.options)
+    def _make_plan(self, case, prev=None):
+        initial = prev[1] if prev is not None else None
+        res = run_ocd(case, self.options, initial_routes=initial)
         self.result = res
         extra = {"planner": "run_ocd", "ocd_ub": res.ub, "ocd_lb": res.lb, "ocd_gap": res.gap,
                  "ocd_iterations": res.iterations, "ocd_stop": res.stop_reason,
                  "ocd_total_s": res.total_s}
         return res.plan, res.routes, _plan_info(res.plan, extra)
+
+
+class FixedPlanPolicy(_PlanReplayPolicy):
+    """A plan made elsewhere (e.g. by a study), replayed hour by hour: the co-simulation then
+    checks it with trains on the rail graph and a DC + AC power flow every hour."""
+
+    name = "fixed-plan"
+
+    def __init__(self, plan: TsnPlan, paths: list[list[Arc]], exchange_mode: str = "track",
+                 info: dict | None = None) -> None:
+        super().__init__(exchange_mode)
+        self._given = (plan, [list(p) for p in paths], _plan_info(plan, dict(info or {})))
+
+    def params(self) -> dict:
+        return {"plan": self._given[0].case_name, **super().params()}
+
+    def _make_plan(self, case, prev=None):
+        if prev is not None:
+            raise PolicyError("fixed-plan: cannot re-plan")
+        plan, paths, info = self._given
+        if plan.case_name != case.name or plan.p_mw.shape[1] != case.T:
+            raise PolicyError(f"fixed-plan: the plan is for {plan.case_name!r} "
+                              f"({plan.p_mw.shape[1]} h), not {case.name!r} ({case.T} h)")
+        return plan, paths, info

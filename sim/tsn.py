@@ -40,6 +40,9 @@ class ThermalUnit:
     cost_c: float  # USD/MW^2h
     p0_mw: float  # output in the hour before t=1
     u0: int  # 1 if on in the hour before t=1
+    # hours the unit has been in state ``u0`` before t=1; None = at least its minimum up/down
+    # time (no carried-over restriction). A rolling re-plan sets it from the simulation.
+    hours_in_state0_h: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +59,11 @@ class WindFarm:
 
 @dataclass(frozen=True)
 class Station:
-    """An energy-storage station hosting movable battery capacity (B.5)."""
+    """An energy-storage station hosting movable battery capacity (B.5).
+
+    ``cT_mw`` / ``eT_mwh`` are the end-of-horizon targets of (8), (12); None means the initial
+    values (a day's case). A rolling re-plan starts from the simulated state and keeps the
+    day's targets."""
 
     name: str
     bus: int
@@ -64,11 +71,25 @@ class Station:
     e_max_mwh: float
     c0_mw: float
     e0_mwh: float
+    cT_mw: float | None = None
+    eT_mwh: float | None = None
+
+    @property
+    def c_end_mw(self) -> float:
+        return self.c0_mw if self.cT_mw is None else self.cT_mw
+
+    @property
+    def e_end_mwh(self) -> float:
+        return self.e0_mwh if self.eT_mwh is None else self.eT_mwh
 
 
 @dataclass(frozen=True)
 class Train:
-    """A battery train (B.6); ``start``/``end`` are station names."""
+    """A battery train (B.6); ``start``/``end`` are station names.
+
+    ``ready_h`` > 0: the train is in transit and reaches ``start`` at hour ``ready_h`` (it has
+    no connection before). ``cT_mw`` / ``eT_mwh`` are the terminal targets of (21); None means
+    ``c0_mw`` / ``e0_mwh``. Both serve the rolling re-plan from a simulated state."""
 
     name: str
     c_max_mw: float
@@ -77,6 +98,17 @@ class Train:
     e0_mwh: float
     start: str
     end: str
+    ready_h: int = 0
+    cT_mw: float | None = None
+    eT_mwh: float | None = None
+
+    @property
+    def c_end_mw(self) -> float:
+        return self.c0_mw if self.cT_mw is None else self.cT_mw
+
+    @property
+    def e_end_mwh(self) -> float:
+        return self.e0_mwh if self.eT_mwh is None else self.eT_mwh
 
 
 @dataclass(frozen=True)
@@ -204,6 +236,8 @@ class TransmissionCase:
                 out.append(f"{p}.cost_c: must be >= 0 (convex cost)")
             if g.u0 not in (0, 1):
                 out.append(f"{p}.u0: must be 0 or 1")
+            if g.hours_in_state0_h is not None and g.hours_in_state0_h < 1:
+                out.append(f"{p}.hours_in_state0_h: must be >= 1 or None")
         for k, w in enumerate(self.wind):
             if w.bus not in buses:
                 out.append(f"wind[{k}].bus: bus {w.bus} not in the case")
@@ -220,6 +254,8 @@ class TransmissionCase:
                 out.append(f"{p}: initial capacity/energy outside [0, max]")
             if s.e0_mwh > self.gamma_h * s.c0_mw + 1e-9:
                 out.append(f"{p}.e0_mwh: exceeds gamma_h * c0_mw")
+            if not (0 <= s.c_end_mw <= s.c_max_mw and 0 <= s.e_end_mwh <= s.e_max_mwh):
+                out.append(f"{p}: target capacity/energy outside [0, max]")
         for k, tr in enumerate(self.trains):
             p = f"trains[{k}] ({tr.name})"
             for end in ("start", "end"):
@@ -229,6 +265,10 @@ class TransmissionCase:
                 out.append(f"{p}: initial capacity/energy outside [0, max]")
             if tr.e0_mwh > self.gamma_h * tr.c0_mw + 1e-9:
                 out.append(f"{p}.e0_mwh: exceeds gamma_h * c0_mw")
+            if not (0 <= tr.c_end_mw <= tr.c_max_mw and 0 <= tr.e_end_mwh <= tr.e_max_mwh):
+                out.append(f"{p}: target capacity/energy outside [0, max]")
+            if not 0 <= tr.ready_h < T:
+                out.append(f"{p}.ready_h: must be in [0, T) = [0, {T}), got {tr.ready_h}")
         ns = len(self.stations)
         if self.trains and self.travel_h.shape != (ns, ns):
             out.append(f"travel_h: shape {self.travel_h.shape}, expected ({ns}, {ns})")

@@ -37,6 +37,7 @@ from sim.tsn_sim_types import (
     TsnPolicyLike,
     TsnState,
     TsnTrainLike,
+    UnitSnapshot,
 )
 from sim.units import MIN_PER_H, hours
 
@@ -70,6 +71,9 @@ class TsnEngine:
         self._station = {s.name: s for s in self.stations}
         self.env = simpy.Environment()
         self.reset_ok = False
+        # units as they ran in the previous hour (the case's initial condition before hour 0)
+        self._units = [UnitSnapshot(g.name, bool(g.u0), float(g.p0_mw), g.hours_in_state0_h)
+                       for g in case.units]
 
     # ------------------------------------------------------------------ public
     def run(self) -> Recorder:
@@ -97,7 +101,20 @@ class TsnEngine:
     def state(self, now: int) -> TsnState:
         return TsnState(time_min=now, hour=now // self.step_min, step_min=self.step_min,
                         trains=tuple(t.snapshot() for t in self.trains),
-                        stations=tuple(s.snapshot() for s in self.stations))
+                        stations=tuple(s.snapshot() for s in self.stations),
+                        units=tuple(self._units))
+
+    def _advance_units(self, decision: TsnDecision | None) -> None:
+        """The units' state after an hour: a skipped hour (no decision) keeps them as they
+        were; otherwise they ran as decided."""
+        out = []
+        for gi, u in enumerate(self._units):
+            on = u.on if decision is None else bool(decision.unit_on[gi])
+            p = u.p_mw if decision is None else float(decision.unit_p_mw[gi]) * on
+            h = u.hours_in_state_h
+            h = (h + 1 if h is not None else None) if on == u.on else 1
+            out.append(UnitSnapshot(u.name, on, p, h))
+        self._units = out
 
     def _record_state(self, state: TsnState) -> None:
         for tr in state.trains:
@@ -146,6 +163,7 @@ class TsnEngine:
             if decision is None:
                 self.recorder.row("grid", time_min=now, hour=hour, status="no_decision",
                                   converged_dc=False, converged_ac=False)
+                self._advance_units(None)
                 yield _Late(self.env, self.step_min)
                 continue
             self.recorder.row("decisions", time_min=now, note=decision.note,
@@ -188,6 +206,11 @@ class TsnEngine:
                                p_by_bus)
             self.timings.grid_s += time.perf_counter() - t0
             self._record_grid(now, hour, decision, g, p_by_bus)
+            for gi, unit in enumerate(self.case.units):
+                self.recorder.row("units", time_min=now, hour=hour, unit=unit.name,
+                                  on=bool(decision.unit_on[gi]),
+                                  p_mw=float(decision.unit_p_mw[gi]) * bool(decision.unit_on[gi]))
+            self._advance_units(decision)
             yield _Late(self.env, self.step_min)
         self._record_state(self.state(int(self.env.now)))
 
@@ -259,6 +282,7 @@ class TsnEngine:
         for j, name in enumerate(names):
             self.recorder.row("branches", time_min=now, branch=name,
                               rating_mw=float(self.case.rating_mw[j]),
+                              dc_flow_mw=float(g.dc_flow_mw[j]),
                               dc_loading_pct=float(g.dc_loading_pct[j]),
                               ac_loading_pct=float(g.ac_loading_pct[j]),
                               ac_p_loading_pct=float(g.ac_p_loading_pct[j]))

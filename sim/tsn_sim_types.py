@@ -46,6 +46,18 @@ class StationSnapshot:
 
 
 @dataclass(frozen=True)
+class UnitSnapshot:
+    """A thermal unit as it ran in the hour before now: on/off, output, and how many hours it
+    has been in that on/off state (None: since before the run, i.e. long enough for any
+    minimum up/down time). Before the first hour these are the case's ``u0`` / ``p0_mw``."""
+
+    name: str
+    on: bool
+    p_mw: float
+    hours_in_state_h: int | None
+
+
+@dataclass(frozen=True)
 class TsnState:
     """What a policy sees at the start of hour ``hour`` (0-based, ``time_min = 60 * hour``)."""
 
@@ -54,6 +66,7 @@ class TsnState:
     step_min: int
     trains: tuple[TrainSnapshot, ...]
     stations: tuple[StationSnapshot, ...]
+    units: tuple[UnitSnapshot, ...] = ()
 
     def train(self, name: str) -> TrainSnapshot:
         for tr in self.trains:
@@ -126,10 +139,14 @@ class TsnGridResult:
     slack_p_ac_mw: float
     dc_imbalance_mw: float
     storage_p_mw_by_bus: dict[int, float] = field(default_factory=dict)
+    dc_flow_mw: np.ndarray | None = None  # P_from of the DC flow, MW (None: not given)
 
     def __post_init__(self) -> None:
         for f in ("dc_loading_pct", "ac_loading_pct", "ac_p_loading_pct", "vm_pu"):
             object.__setattr__(self, f, _ro(getattr(self, f)))
+        if self.dc_flow_mw is None:
+            object.__setattr__(self, "dc_flow_mw", np.full(len(self.dc_loading_pct), np.nan))
+        object.__setattr__(self, "dc_flow_mw", _ro(self.dc_flow_mw))
 
 
 # ---------------------------------------------------------------------------- protocols

@@ -15,6 +15,7 @@ from agents.rail import rail_graph
 from agents.train import TrainAgent, TrainFleet
 from experiments.tsn_sim import build_engine, simulate
 from grids.tsn_site import StorageStation
+from policies.tsn_milp import plan_flows_mw
 from policies.tsn_policies import OcdPolicy, UcMilpPolicy
 from sim.tsn_sim_types import Exchange, TrainMove, TsnDecision
 from tests.tsn_cases import tiny_case
@@ -254,6 +255,11 @@ def test_replayed_plan_matches_simulation(policy):
     br = res.tables["branches"]
     sim_pct = br[br.branch == "line 0-2"].sort_values("time_min").dc_loading_pct.to_numpy()
     assert np.allclose(sim_pct, plan_pct, atol=1e-6)
+    # ... and on every line, in MW (pandapower's DC flow of the simulated injections)
+    flows = plan_flows_mw(case, plan)
+    for j, name in enumerate(case.line_names):
+        sim_mw = br[br.branch == name].sort_values("time_min").dc_flow_mw.to_numpy()
+        assert np.allclose(sim_mw, flows[:, j], atol=1e-6), name
     assert s["max_dc_loading_pct"] <= 100.0 + 1e-4
 
 

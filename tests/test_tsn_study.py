@@ -87,3 +87,9 @@ def test_transport_cost_reduces_travel_and_ac_check_covers_every_hour(study):
     assert ac.dc_converged.all()
     # the DC plan respects every rating in DC (what AC adds is reported separately)
     assert (ac.dc_max_loading_pct <= 100.0 + 1e-4).all()
+    # the check ran the plan in the co-simulation: its pandapower DC flows are the plan's PTDF
+    # flows, the trains did what the plan says, and nothing failed
+    assert (ac.status == "ok").all()
+    assert (ac.dc_vs_plan_ptdf_max_diff_mw <= 1e-6).all()
+    assert (ac.sim_vs_plan_max_dev_e_mwh <= 1e-6).all() and (ac.trains_off_plan == 0).all()
+    assert (ac.sim_failures == 0).all()
