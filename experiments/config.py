@@ -71,6 +71,7 @@ class PowerFlowConfig(_Strict):
     vm_min_pu: float = Field(0.95, gt=0)
     vm_max_pu: float = Field(1.05, gt=0)
     loading_max_pct: float = Field(100.0, gt=0)
+    backend: Literal["runpp", "ybus", "lightsim2grid"] = "lightsim2grid"
 
 
 class EdgeConfig(_Strict):
