@@ -150,6 +150,9 @@ def bench_batched(reps: int, scenarios: int, out: list[dict]) -> None:
         best_method[name] = best
         print(f"{name:<14}{fmt(res['numpy']):>24}{fmt(res['lightsim2grid']):>24}"
               f"{fmt(res['bound']):>24}{res[best][0] / res['bound'][0]:>10.1f} ({best})")
+        ratio = res[best][0] / res["bound"][0]
+        print(f"goal: batched replay within 10x the NR bound per step ({name}): {ratio:.1f}x "
+              f"-> {'met' if ratio <= 10 else 'missed'}")
         out.append({"section": "batch", "net": name, **{k: v[0] for k, v in res.items()},
                     "best": best})
 
@@ -170,6 +173,8 @@ def bench_batched(reps: int, scenarios: int, out: list[dict]) -> None:
     print(f"\nreplay: {scenarios} scenarios x 96 steps x 3 feeders in {wall:.2f} s (one process, "
           f"all converged: {ok}); 1000 scenarios extrapolated: {est:.1f} s on one core, "
           f"{est / 2:.1f} s on two (independent scenarios split over two processes)")
+    print(f"goal: 1000-scenario x 96-step x 3-feeder replay < 120 s on 2 cores: {est / 2:.1f} s "
+          f"(extrapolated from {scenarios} scenarios) -> {'met' if est / 2 < 120 else 'missed'}")
     out.append({"section": "replay", "scenarios": scenarios, "wall_s": wall,
                 "est_1000_one_core_s": est})
 
@@ -237,7 +242,7 @@ def _run_timeseries(world, sites_df, steps: int) -> float:
         net = copy.deepcopy(a.net)
         df = sites_df[sites_df.site == site.name].sort_values("time_min")
         data = {}
-        for j, idx in enumerate(a.load_index):
+        for j in range(len(a.load_index)):
             data[f"lp{j}"] = a.load_p_share[j] * df.load_mw.to_numpy()
             data[f"lq{j}"] = a.load_q_per_mw[j] * df.load_mw.to_numpy()
         for j in range(a.pv_index.size):
@@ -298,6 +303,11 @@ def bench_engine(reps: int, step_min: int, out: list[dict]) -> None:
     for backend in ("runpp", "lightsim2grid"):
         e = rows[f"engine ({backend})"][0]
         print(f"engine ({backend}) / bare loop = {e / bare:.2f}; / run_timeseries = {e / ts:.2f}")
+        met = "met" if e <= 1.1 * bare else "missed"
+        print(f"goal: engine step ({backend} backend) <= 1.1x bare runpp loop: {e / bare:.2f}x "
+              f"-> {met}")
+        met = "met" if e <= ts else "missed"
+        print(f"goal: engine step ({backend} backend) <= run_timeseries: {e / ts:.2f}x -> {met}")
         out.append({"section": "engine", "backend": backend, "engine_ms": 1e3 * e,
                     "bare_ms": 1e3 * bare, "ts_ms": 1e3 * ts, "ratio_bare": e / bare,
                     "ratio_ts": e / ts})

@@ -302,18 +302,31 @@ class PandapowerAdapter:
         self._invalid = None
         net = self.net
         load_mw = float(load_mw)
-        net.load.loc[self.load_index, "p_mw"] = self.load_p_share * load_mw
-        net.load.loc[self.load_index, "q_mvar"] = self.load_q_per_mw * load_mw
+        # pandas .loc costs ~0.1-0.3 ms per call; writing through a column view is ~10x cheaper
+        _set(net.load, "p_mw", self._pos("load", self.load_index), self.load_p_share * load_mw)
+        _set(net.load, "q_mvar", self._pos("load", self.load_index),
+             self.load_q_per_mw * load_mw)
         if pv.size:
-            net.sgen.loc[self.pv_index, "p_mw"] = pv
+            _set(net.sgen, "p_mw", self._pos("sgen", self.pv_index), pv)
         if gen.size:
-            net.sgen.loc[self.gen_index, "p_mw"] = gen
+            _set(net.sgen, "p_mw", self._pos("sgen", self.gen_index), gen)
         if self.dr_index is not None:
-            net.sgen.at[self.dr_index, "p_mw"] = float(dr_mw)
+            _set(net.sgen, "p_mw", self._pos("sgen", [self.dr_index]), float(dr_mw))
         if self.es_index is not None:
-            net.storage.at[self.es_index, "p_mw"] = float(es_p_mw)
+            _set(net.storage, "p_mw", self._pos("storage", [self.es_index]), float(es_p_mw))
         if self.mess_index is not None:
-            net.storage.at[self.mess_index, "p_mw"] = float(mess_p_mw)
+            _set(net.storage, "p_mw", self._pos("storage", [self.mess_index]),
+                 float(mess_p_mw))
+
+    def _pos(self, table: str, index) -> np.ndarray:
+        """Row positions of ``index`` in ``net[table]`` (cached while the table's index holds)."""
+        df_index = self.net[table].index
+        key = (table, id(df_index), tuple(np.asarray(index).tolist()))
+        cache = self.__dict__.setdefault("_pos_cache", {})
+        pos = cache.get(key)
+        if pos is None:
+            pos = cache[key] = df_index.get_indexer(index)
+        return pos
 
     # ------------------------------------------------------------------ power flow
     @property
@@ -513,6 +526,18 @@ class PandapowerAdapter:
         if self._fast is not None:
             self._fast.invalidate()
         self.apply(0.0, np.zeros(self.pv_index.size), np.zeros(self.gen_index.size))
+
+
+def _set(df, col: str, pos: np.ndarray, values) -> None:
+    """``df[col].iloc[pos] = values``, through a writable view of the column when pandas gives one.
+
+    With copy-on-write pandas (3.x) ``to_numpy`` is read-only and the slower ``iloc`` is used.
+    """
+    arr = df[col].to_numpy()
+    if arr.flags.writeable and arr.base is not None and arr.dtype == np.float64:
+        arr[pos] = values
+    else:
+        df.iloc[pos, df.columns.get_loc(col)] = values
 
 
 def fast_key(net: pp.pandapowerNet, o: PowerFlowOptions) -> tuple:
