@@ -44,7 +44,8 @@ def site_spec(name: str, g: GridConfig, pf: PowerFlowConfig) -> SiteSpec:
     )
     options = PowerFlowOptions(algorithm=pf.algorithm, tolerance_mva=pf.tolerance_mva,
                                max_iteration=pf.max_iteration, vm_min_pu=pf.vm_min_pu,
-                               vm_max_pu=pf.vm_max_pu, loading_max_pct=pf.loading_max_pct)
+                               vm_max_pu=pf.vm_max_pu, loading_max_pct=pf.loading_max_pct,
+                               backend=pf.backend)
     return SiteSpec(name=name, node=g.node, feeder=g.feeder, peak_load_mw=g.peak_load_mw,
                     load_profile=_profile(g.load_shape, g.load_resolution_min),
                     pv_cap_mw=g.pv_cap_mw, pv_profile=_profile(g.pv_shape, g.pv_resolution_min),

@@ -80,6 +80,9 @@ class PowerFlowConfig(_Strict):
     #: (recorded and counted), ``mark`` (also flags the run in ``meta.json``) or ``stop`` (the run
     #: ends at that step and its directory says ``stopped``).
     on_failure: Literal["continue", "mark", "stop"] = "continue"
+    #: Power-flow path: plain ``runpp``, or repeated Newton-Raphson on the cached Ybus
+    #: (``ybus`` NumPy, ``lightsim2grid`` C++); see grids/fastpf.py.
+    backend: Literal["runpp", "ybus", "lightsim2grid"] = "lightsim2grid"
 
 
 class EdgeConfig(_Strict):
