@@ -349,9 +349,11 @@ def _record(outcome: Outcome, chash: str, attempt: int) -> dict:
 
 
 def _local_pool(workers: int) -> cf.ProcessPoolExecutor:
-    # "spawn": no forked copy of the client's threads (tqdm, Dask) in the workers.
-    return cf.ProcessPoolExecutor(max_workers=workers,
-                                  mp_context=multiprocessing.get_context("spawn"))
+    # forkserver: workers fork from a clean server process (no copy of the client's threads),
+    # which imports the simulation once, so a new pool after a dead worker starts in moments.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["experiments.run", "experiments.sweep"])
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
 def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
