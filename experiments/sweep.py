@@ -167,7 +167,7 @@ def run_scenario(cfg: Config, scenario: int, seed: int) -> Outcome:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     started = time.perf_counter()
     try:
-        result = run_one(cfg, seed, record_arrays=False)
+        result = run_one(cfg, seed)  # bus and line arrays: the violation counts need them
         frame = scenario_frame(result, scenario, seed)
         policy_s = {p["name"]: round(float(p["timings_s"]["total"]), 4)
                     for p in result.meta["policies"]}
@@ -203,8 +203,14 @@ def _write_frame(out: Path, outcome: Outcome, record: dict) -> None:
 
 
 def _append_manifest(out: Path, record: dict) -> None:
-    with open(Path(out) / "manifest.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
+    path = Path(out) / "manifest.jsonl"
+    lead = ""
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            lead = "" if fh.read(1) == b"\n" else "\n"  # end a line cut by a crash first
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(lead + json.dumps(record) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
 

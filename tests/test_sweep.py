@@ -28,7 +28,7 @@ from experiments.sweep import (
 TINY = "experiments/scenarios/tiny.toml"
 SETS = ["scenario.horizon_min=120", 'policy.name="greedy"', "policy.params={}",
         'compare.policies=["idle"]', "uncertainty.load_sigma=0.1", "uncertainty.pv_sigma=0.2"]
-N = 4
+N = 3
 SEED = 7
 KEY = ["scenario", "policy", "entity", "metric", "time_min"]
 
@@ -201,3 +201,65 @@ def test_a_directory_holds_one_scenario_seed_and_config(tmp_path):
         run_sweep(_cfg(["uncertainty.load_sigma=0.2"]), tmp_path, 1, SEED, workers=0,
                   progress=False)
     assert json.loads((tmp_path / "sweep.json").read_text())["seed"] == SEED
+
+
+def test_cli_sweep_on_a_dask_scheduler_and_worker_started_as_in_the_readme(reference, tmp_path):
+    """`dask scheduler` + `dask worker` subprocesses on localhost, `mescosim sweep --scheduler`."""
+    from experiments.cli import main
+
+    ref, _ = reference
+    dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    sched_file = tmp_path / "scheduler.json"
+    logs = open(tmp_path / "dask.log", "w")
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              stdout=logs, stderr=logs)]
+    try:
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1",
+                                       "--nthreads", "1", "--no-dashboard"],
+                                      stdout=logs, stderr=logs))
+        out = tmp_path / "sweep"
+        # one scenario: it is the reference's scenario 0 (spawned seeds do not depend on n)
+        args = ["sweep", TINY, "--scenarios", "1", "--seed", str(SEED), "--out", str(out),
+                "--scheduler", address, "--no-progress", "--no-figures"] + [
+                    a for s in SETS for a in ("--set", s)]
+        assert main(args) == 0
+        pd.testing.assert_frame_equal(_sorted(read_results(out)), ref[ref.scenario == 0])
+        # the same command again: everything is done, nothing runs
+        assert main(args) == 0
+        assert len(read_manifest(out, all_attempts=True)) == 1
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
+        logs.close()
+
+
+def test_cli_bench_and_plot(reference, tmp_path, capsys):
+    from experiments.cli import main
+
+    out = tmp_path / "bench"
+    args = ["bench", TINY, "--policies", "idle,greedy", "--scenarios", "2", "--workers", "0",
+            "--out", str(out), "--no-progress", "--no-figures"] + [a for s in SETS
+                                                                    for a in ("--set", s)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "paired differences" in text and "sfi_total" in text
+    paired = pd.read_csv(out / "bench_paired.csv")
+    res = read_results(out)
+    tot = res[(res.entity == "system") & (res.metric == "sfi_total")].pivot_table(
+        index="scenario", columns="policy", values="value")
+    row = paired[(paired.metric == "sfi_total")].iloc[0]
+    assert (row.a, row.b) == ("idle", "greedy")
+    assert row.mean_diff == pytest.approx((tot.greedy - tot.idle).mean(), abs=1e-12)
+    assert row.ci95_lo <= row.mean_diff <= row.ci95_hi
+    assert main(["plot", str(out)]) == 0
+    assert len(list((out / "figures").glob("sweep_*.png"))) == 4
+    assert main(["sweep", "sfi-quick", "--scenarios", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "not a per-realisation simulation" in capsys.readouterr().err
+    assert main(["bench", TINY, "--policies", "idle,nosuch", "--out", str(tmp_path / "y")]) == 2
+    assert "nosuch" in capsys.readouterr().err
