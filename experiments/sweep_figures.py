@@ -117,15 +117,25 @@ def hourly_band(out: Path, path: Path) -> Path:
                 sub = hr[(hr.metric == m) & (hr.policy == p)]
                 g = sub.groupby("time_min").value
                 t_h = g.mean().index.to_numpy(dtype=float) / 60.0
-                ax.plot(t_h, g.mean().to_numpy(), color=col[p], label=f"{p} mean",
+                if t_h.size == 0:
+                    continue
+                # each value holds for its whole step: draw to the end of the last step
+                t_h = np.append(t_h, t_h[-1] + (np.diff(t_h).min() if t_h.size > 1 else 1.0))
+
+                def edge(v):
+                    return np.append(v, v[-1])
+
+                ax.plot(t_h, edge(g.mean().to_numpy()), color=col[p], label=f"{p} mean",
                         drawstyle="steps-post")
-                ax.fill_between(t_h, g.quantile(0.10).to_numpy(), g.quantile(0.90).to_numpy(),
-                                color=col[p], alpha=0.2, step="post", linewidth=0)
+                ax.fill_between(t_h, edge(g.quantile(0.10).to_numpy()),
+                                edge(g.quantile(0.90).to_numpy()), color=col[p], alpha=0.2,
+                                step="post", linewidth=0, label=f"{p} 10-90 %")
             title, unit = HOURLY[m]
             ax.set_title(title)
             ax.set_ylabel(unit)
-        axes.ravel()[-1].set_xlabel("time (h, start of step)")
-        axes.ravel()[0].legend(frameon=False, ncol=len(pols), fontsize=7)
+        axes.ravel()[-1].set_xlabel("time (h)")
+        axes.ravel()[0].legend(frameon=False, ncol=2 * len(pols), fontsize=7,
+                               loc="lower left", bbox_to_anchor=(0.0, 1.12))
         n_scen = hr.scenario.nunique()
         fig.suptitle(f"Expectation per step with the 10-90 % band, {n_scen} scenarios",
                      fontsize=11)
@@ -160,6 +170,7 @@ def paired_differences(out: Path, path: Path) -> Path:
                                                             [r.ci95_hi - r.mean_diff]],
                                 fmt="D", color="black", capsize=3, markersize=4)
             ax.axhline(0.0, color="black", linewidth=0.8)
+            ax.set_xlim(-0.5, len(others) - 0.1)
             ax.set_xticks(range(len(others)), [f"{p} - {base}" for p in others], rotation=20,
                           ha="right")
             title, unit = LABELS[m]
