@@ -434,11 +434,11 @@ def _iter_dask(cfg, todo, seeds, client, chash):
 
     queue = list(todo)
     limit = 2 * _n_workers(client)
-    [cfg_future] = client.scatter([cfg], broadcast=True)
     futures = {}
 
+    # cfg goes with every task (a few kB): a scattered copy dies with the worker that holds it.
     def submit(k):
-        fut = client.submit(run_scenario, cfg_future, k, seeds[k], pure=False,
+        fut = client.submit(run_scenario, cfg, k, seeds[k], pure=False,
                             key=f"mescosim-{chash}-{k}-{time.time_ns()}")
         futures[fut] = k
         return fut
@@ -451,6 +451,9 @@ def _iter_dask(cfg, todo, seeds, client, chash):
                 yield fut.result()
             except KilledWorker as exc:
                 yield Outcome(k, seeds[k], "worker_lost", f"KilledWorker: {exc}", 0.0, "")
+            except Exception as exc:  # noqa: BLE001 - run_scenario never raises: the cluster did
+                yield Outcome(k, seeds[k], "worker_lost", f"{type(exc).__name__}: {exc}", 0.0,
+                              "")
             fut.release()
             if queue:
                 ac.add(submit(queue.pop(0)))
