@@ -4,6 +4,9 @@
     mescosim run [NAME|PATH.toml]      run one (the default experiment without an argument)
     mescosim check [NAME|PATH.toml]    validate a scenario without running it
     mescosim tsn-sim [NAME] --policy uc-milp|ocd   seed 001 plan in the train co-simulation
+    mescosim sweep [NAME|PATH.toml] --scenarios N --out DIR   Monte Carlo realisations (resumable)
+    mescosim bench [NAME|PATH.toml] --policies a,b,c --scenarios N --out DIR   policy benchmark
+    mescosim plot SWEEP_DIR            figures of a sweep or benchmark directory
 
 Exit codes: 0 done; 1 an unexpected error (one line, the traceback with --debug); 2 a wrong
 scenario (every problem listed, no traceback unless --debug); 3 a run that
@@ -182,6 +185,135 @@ def cmd_run(args) -> int:
     return 0
 
 
+SWEEP_DEFAULT = "three-dn"
+SWEEP_HELP = (f"experiment name or .toml (default {SWEEP_DEFAULT}: the three-DN simulation; "
+              f"`mescosim run`'s default {DEFAULT_EXPERIMENT} is a study, not a "
+              "per-realisation simulation, and cannot be swept)")
+
+
+def _sweep_config(args, policies: list[str] | None = None):
+    """The validated scenario of a sweep or benchmark, refusing studies."""
+    from experiments.config import apply_overrides, read_raw, validate
+
+    if args.target in COOPT_STUDIES:
+        raise ScenarioError([f"{args.target}: a seed 002 study, not a per-realisation simulation; "
+                             f"sweeps run plain scenarios such as {SWEEP_DEFAULT}"])
+    path = resolve(args.target or SWEEP_DEFAULT)
+    if _kind(path) == "tsn-study":
+        raise ScenarioError([f"{path}: a seed 001 study, not a per-realisation simulation; "
+                             f"sweeps run plain scenarios such as {SWEEP_DEFAULT}"])
+    raw = apply_overrides(read_raw(path), args.set)
+    if policies is not None:
+        bad = [p for p in policies if not p]
+        if not policies or bad:
+            raise ScenarioError(["--policies: expected a comma-separated list of policy names, "
+                                 "e.g. idle,stationary,greedy"])
+        pol = raw.get("policy") if isinstance(raw.get("policy"), dict) else {}
+        cmp_ = raw.get("compare") if isinstance(raw.get("compare"), dict) else {}
+        known = {pol.get("name"): pol.get("params", {}), **cmp_.get("params", {})}
+        raw["policy"] = {"name": policies[0], "params": known.get(policies[0], {}) or {}}
+        raw["compare"] = {"policies": policies[1:],
+                          "params": {p: known[p] for p in policies[1:] if known.get(p)}}
+    cfg = validate(raw, source=str(path))
+    if cfg.study is not None:
+        raise ScenarioError([f"{path}: has a [study] section (a seed 000 study run by "
+                             f"`mescosim run`), not a per-realisation simulation; sweeps run "
+                             f"plain scenarios such as {SWEEP_DEFAULT}"])
+    return cfg
+
+
+def _run_sweep_cli(args, cfg) -> tuple:
+    from experiments.sweep import run_sweep
+
+    seed = cfg.scenario.seed if args.seed is None else args.seed
+    default = Path("runs") / f"{args.command}-{cfg.scenario.name}-s{seed}"
+    out = Path(args.out) if args.out else default
+    print(f"{args.command} {cfg.scenario.name}: {args.scenarios} scenarios from seed {seed}, "
+          f"policies {', '.join(n for n, _ in cfg.policy_runs())} -> {out}/", file=sys.stderr)
+    summary = run_sweep(cfg, out, args.scenarios, seed, workers=args.workers,
+                        scheduler=args.scheduler, retry_failed=args.retry_failed,
+                        progress=not args.no_progress)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "none"
+    print(f"{summary.ran} scenarios run ({counts}), {summary.skipped} already done; "
+          f"{summary.wall_s:.1f} s on {summary.backend} ({summary.workers} workers)")
+    return out, summary
+
+
+def _sweep_figures(out: Path) -> None:
+    from experiments.sweep_figures import write_all
+
+    paths = write_all(out)
+    print(f"figures: {', '.join(str(p) for p in paths)}")
+
+
+def cmd_sweep(args) -> int:
+    from experiments.sweep import read_manifest
+
+    cfg = _sweep_config(args)
+    out, summary = _run_sweep_cli(args, cfg)
+    man = read_manifest(out)
+    failed = man[man.status != "ok"]
+    print(f"results: {out}/scenarios/*.parquet ({int((man.status == 'ok').sum())} ok, "
+          f"{len(failed)} failed), manifest {out}/manifest.jsonl")
+    for row in failed.head(5).itertuples():
+        print(f"  scenario {row.scenario} ({row.status}): {str(row.error).splitlines()[0]}")
+    if not args.no_figures and (man.status == "ok").any():
+        _sweep_figures(out)
+    return 0 if summary.failed == 0 else 1
+
+
+def cmd_bench(args) -> int:
+    from experiments.bench import bench_tables, format_bench, write_bench
+
+    policies = [p.strip() for p in args.policies.split(",")]
+    cfg = _sweep_config(args, policies)
+    out, _ = _run_sweep_cli(args, cfg)
+    tables = bench_tables(out, policies)
+    write_bench(out, tables)
+    print()
+    print(format_bench(tables))
+    if not args.no_figures and len(tables["stats"]):
+        _sweep_figures(out)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    out = Path(args.sweep_dir)
+    if not (out / "sweep.json").is_file():
+        raise ScenarioError([f"{out}: not a sweep directory (no sweep.json); "
+                             "give the --out of `mescosim sweep` or `mescosim bench`"])
+    _sweep_figures(out)
+    return 0
+
+
+def _sweep_options(p, name: str, n_default: int) -> None:
+    p.add_argument("target", nargs="?", help=SWEEP_HELP)
+    p.add_argument("--scenarios", type=int, default=n_default,
+                   help=f"number of Monte Carlo scenarios (default {n_default})")
+    p.add_argument("--seed", type=int,
+                   help="base seed (default the scenario's); scenario k gets "
+                        "SeedSequence(seed).spawn(n)[k]")
+    p.add_argument("--out", help=f"directory (default runs/{name}-<scenario>-s<seed>); "
+                                 "rerunning into it resumes")
+    p.add_argument("--workers", type=int,
+                   help="local worker processes (default: one per CPU; 0 runs in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on an existing Dask cluster, e.g. tcp://host:8786 or tls://host:8786 "
+                        "(TLS through Dask's distributed.comm.tls configuration)")
+    p.add_argument("--retry-failed", action="store_true", help="rerun only the failed scenarios")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario value (repeatable)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _sweep_error() -> type:
+    from experiments.sweep import SweepError
+
+    return SweepError
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mescosim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,6 +350,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show tracebacks")
     p.set_defaults(func=cmd_check)
+    p = sub.add_parser("sweep", help="Monte Carlo realisations of a scenario, locally or on Dask",
+                       description="Run many seeded realisations of a plain scenario. TARGET: "
+                                   + SWEEP_HELP + ". Results: one Parquet per scenario plus "
+                                   "manifest.jsonl in --out; rerunning resumes.")
+    _sweep_options(p, "sweep", 100)
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("bench", help="every policy on the same scenarios (common random numbers)")
+    _sweep_options(p, "bench", 200)
+    p.add_argument("--policies", required=True,
+                   help="comma-separated policies, e.g. idle,stationary,greedy,milp; the first "
+                        "is the reference of the paired differences")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("plot", help="figures of a sweep or bench directory")
+    p.add_argument("sweep_dir")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=cmd_plot)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -227,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         if args.debug:
             raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SCENARIO
+    except _sweep_error() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SCENARIO
     except KeyboardInterrupt:

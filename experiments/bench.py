@@ -1,0 +1,134 @@
+"""Policy benchmark: every policy on the same scenario set, summarised from a sweep directory.
+
+``mescosim bench`` is a sweep whose policies are the ones named on the command line: every policy
+of scenario ``k`` runs on the same realisation (common random numbers), so differences between
+policies are paired by scenario. :func:`bench_tables` reads a sweep directory and returns tidy
+tables:
+
+* ``stats``: per policy and system metric, ``n``, ``mean``, ``worst``, ``p10``, ``p50``, ``p90``
+  and ``cvar10``. ``worst`` and ``cvar10`` (the mean of the worst 10 % of scenarios) look in the
+  metric's bad direction (:data:`DIRECTION`: low SFI, high losses). Quantiles are
+  :func:`experiments.scenarios_mc.weighted_quantile` with equal probabilities.
+* ``paired``: per metric and pair of policies, the mean of ``b - a`` over the scenarios, its
+  standard deviation, a 95 % Student-t confidence interval and the share of scenarios in which
+  ``b`` is better.
+* ``solver``: per policy, the count of every typed solve outcome (``optimal``, ``time_limit``,
+  ``infeasible``...), and the scenario statuses of the manifest.
+* ``wall``: per policy, the engine's wall time per scenario (mean, total) from the manifest.
+
+Only scenarios with status ``ok`` enter ``stats`` and ``paired``; the others are counted in
+``solver`` (``scenarios_<status>``).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from experiments.scenarios_mc import cvar, weighted_quantile
+from experiments.sweep import read_manifest, read_results
+
+#: system metrics of the benchmark and their good direction (+1 higher is better, -1 lower)
+DIRECTION = {
+    "sfi_total": +1,
+    "energy_delivered_mwh": +1,
+    "losses_mwh": -1,
+    "residual_abs_mwh": -1,
+    "voltage_violation_bus_steps": -1,
+    "loading_violation_line_steps": -1,
+    "nonconverged_steps": -1,
+    "trips": -1,
+}
+
+
+def _ok_scenarios(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    man = read_manifest(out)
+    ok = man[man.status == "ok"].scenario.astype(int).tolist()
+    res = read_results(out, columns=["scenario", "policy", "entity", "metric", "time_min",
+                                     "value"],
+                       filters=[("entity", "in", ["system", "solver"])])
+    res = res[res.time_min.isna()]
+    return man, res[res.scenario.isin(ok)]
+
+
+def _stats(values: np.ndarray, sign: int) -> dict[str, float]:
+    n = values.size
+    p = np.full(n, 1.0 / n)
+    return {"n": n, "mean": float(values.mean()),
+            "worst": float(values.min() if sign > 0 else values.max()),
+            "p10": weighted_quantile(values, p, 0.10), "p50": weighted_quantile(values, p, 0.50),
+            "p90": weighted_quantile(values, p, 0.90),
+            "cvar10": sign * cvar(sign * values, p, 0.10) + 0.0}  # + 0.0: no -0
+
+
+def bench_tables(out: str | Path, policies: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The benchmark's tidy tables (see the module docstring) from sweep directory ``out``."""
+    out = Path(out)
+    man, res = _ok_scenarios(out)
+    system = res[res.entity == "system"]
+    pols = policies or list(pd.unique(system.policy))
+    rows, paired = [], []
+    for metric, sign in DIRECTION.items():
+        wide = (system[system.metric == metric]
+                .pivot_table(index="scenario", columns="policy", values="value")
+                .reindex(columns=pols).dropna())
+        if wide.empty:
+            continue
+        for pol in pols:
+            rows.append({"policy": pol, "metric": metric, **_stats(wide[pol].to_numpy(), sign)})
+        for a, b in combinations(pols, 2):
+            d = (wide[b] - wide[a]).to_numpy()
+            n = d.size
+            sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+            half = float(sps.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
+            paired.append({"metric": metric, "a": a, "b": b, "n": n,
+                           "mean_diff": float(d.mean()), "sd_diff": sd,
+                           "ci95_lo": float(d.mean()) - half, "ci95_hi": float(d.mean()) + half,
+                           "share_b_better": float(np.mean(sign * d > 0))})
+    solver = res[res.entity == "solver"].groupby(["policy", "metric"]).value.sum()
+    solver = solver.unstack(fill_value=0).reindex(pols).fillna(0).astype(int)
+    for status, count in man.status.value_counts().items():
+        solver[f"scenarios_{status}"] = int(count)
+    wall_rows = []
+    for pol in pols:
+        secs = np.array([float(d.get(pol, np.nan)) for d in man.policy_s
+                         if isinstance(d, dict) and pol in d])
+        wall_rows.append({"policy": pol, "scenarios": int(secs.size),
+                          "engine_s_mean": float(secs.mean()) if secs.size else float("nan"),
+                          "engine_s_total": float(secs.sum())})
+    return {"stats": pd.DataFrame(rows), "paired": pd.DataFrame(paired),
+            "solver": solver.reset_index(), "wall": pd.DataFrame(wall_rows)}
+
+
+def write_bench(out: str | Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    """Write each table as ``bench_<name>.csv`` in ``out``; returns the paths."""
+    paths = []
+    for name, df in tables.items():
+        path = Path(out) / f"bench_{name}.csv"
+        df.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def format_bench(tables: dict[str, pd.DataFrame]) -> str:
+    """The tables as text for the terminal."""
+    parts = []
+    with pd.option_context("display.width", 140, "display.max_columns", 20,
+                           "display.float_format", "{:.4g}".format):
+        st = tables["stats"]
+        if len(st):
+            parts.append("per policy (worst and cvar10 in the bad direction: low SFI, high "
+                         "losses...)\n" + st.set_index(["metric", "policy"]).to_string())
+        pa = tables["paired"]
+        if len(pa):
+            parts.append("paired differences b - a over the same scenarios (95 % t interval)\n"
+                         + pa.set_index(["metric", "a", "b"]).to_string())
+        parts.append("solver outcomes and scenario statuses\n"
+                     + tables["solver"].set_index("policy").to_string())
+        parts.append("engine wall time per policy\n"
+                     + tables["wall"].set_index("policy").to_string())
+    return "\n\n".join(parts)

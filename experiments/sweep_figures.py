@@ -1,0 +1,195 @@
+"""Figures of a sweep directory: distributions per policy, hourly bands, paired differences.
+
+Each function reads only the columns it needs from the sweep's Parquet files and writes one PNG
+through :func:`experiments.figures._save`. Only scenarios with status ``ok`` are drawn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from experiments.bench import DIRECTION, bench_tables  # noqa: E402
+from experiments.figures import _STYLE, _VEHICLE_PALETTE, _save  # noqa: E402
+from experiments.sweep import read_manifest, read_results  # noqa: E402
+
+LABELS = {"sfi_total": ("System flexibility index", "SFI-h"),
+          "energy_delivered_mwh": ("Energy delivered by the fleet", "MWh"),
+          "losses_mwh": ("Network losses", "MWh"),
+          "residual_abs_mwh": ("Unbalanced residual", "MWh"),
+          "voltage_violation_bus_steps": ("Voltage violations", "bus-steps"),
+          "loading_violation_line_steps": ("Line overloads", "line-steps"),
+          "nonconverged_steps": ("Non-converged power flows", "steps"),
+          "trips": ("Trips", "trips")}
+HOURLY = {"sfi_weighted": ("Weighted system flexibility index", "SFI"),
+          "losses_mw": ("Network losses", "MW"),
+          "mess_p_mw": ("Fleet power (charging +)", "MW")}
+
+
+def _colors(pols):
+    return {p: _VEHICLE_PALETTE[i % len(_VEHICLE_PALETTE)] for i, p in enumerate(pols)}
+
+
+def _system(out: Path) -> pd.DataFrame:
+    ok = read_manifest(out).query("status == 'ok'").scenario.astype(int).tolist()
+    res = read_results(out, columns=["scenario", "policy", "entity", "metric", "time_min",
+                                     "value"], filters=[("entity", "==", "system")])
+    return res[res.scenario.isin(ok)]
+
+
+def boxplots(out: Path, path: Path) -> Path:
+    """One box per policy for each system metric that varies."""
+    res = _system(out)
+    tot = res[res.time_min.isna()]
+    pols = list(pd.unique(tot.policy))
+    metrics = [m for m in DIRECTION if tot[tot.metric == m].value.nunique() > 1]
+    n = len(metrics)
+    ncols = min(3, max(1, n))
+    nrows = int(np.ceil(n / ncols)) or 1
+    col = _colors(pols)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.5 * ncols, 2.9 * nrows), squeeze=False)
+        for ax, m in zip(axes.ravel(), metrics):
+            data = [tot[(tot.metric == m) & (tot.policy == p)].value.to_numpy() for p in pols]
+            bp = ax.boxplot(data, whis=(5, 95), patch_artist=True, widths=0.6,
+                            medianprops={"color": "black"}, flierprops={"markersize": 2})
+            for patch, p in zip(bp["boxes"], pols):
+                patch.set_facecolor(col[p])
+                patch.set_alpha(0.7)
+            ax.set_xticks(range(1, len(pols) + 1), pols, rotation=20, ha="right")
+            title, unit = LABELS[m]
+            ax.set_title(title)
+            ax.set_ylabel(unit)
+            ax.grid(axis="x", visible=False)
+        for ax in axes.ravel()[n:]:
+            ax.set_visible(False)
+        n_scen = tot.scenario.nunique()
+        fig.suptitle(f"Per-scenario outcomes, {n_scen} scenarios (whiskers 5-95 %)", fontsize=11)
+        return _save(fig, path)
+
+
+def ecdfs(out: Path, path: Path) -> Path:
+    """Empirical CDFs per policy of the SFI and the losses."""
+    tot = _system(out)
+    tot = tot[tot.time_min.isna()]
+    pols = list(pd.unique(tot.policy))
+    col = _colors(pols)
+    metrics = [m for m in ("sfi_total", "losses_mwh", "energy_delivered_mwh")
+               if m in set(tot.metric)]
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.0),
+                                 squeeze=False)
+        for ax, m in zip(axes.ravel(), metrics):
+            for p in pols:
+                v = np.sort(tot[(tot.metric == m) & (tot.policy == p)].value.to_numpy())
+                if v.size:
+                    ax.step(np.r_[v[0], v], np.r_[0.0, np.arange(1, v.size + 1) / v.size],
+                            where="post", color=col[p], label=p)
+            title, unit = LABELS[m]
+            ax.set_title(title)
+            ax.set_xlabel(unit)
+            ax.set_ylabel("share of scenarios")
+            ax.set_ylim(0, 1.02)
+        axes.ravel()[0].legend(frameon=False, loc="upper left")
+        fig.suptitle("Empirical CDFs per policy", fontsize=11)
+        return _save(fig, path)
+
+
+def hourly_band(out: Path, path: Path) -> Path:
+    """Hourly expectation per policy with the 10-90 % band over scenarios."""
+    res = _system(out)
+    hr = res[res.time_min.notna() & res.metric.isin(list(HOURLY))]
+    pols = list(pd.unique(hr.policy))
+    col = _colors(pols)
+    metrics = [m for m in HOURLY if m in set(hr.metric)]
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(len(metrics), 1, figsize=(7.0, 2.4 * len(metrics)),
+                                 sharex=True, squeeze=False)
+        for ax, m in zip(axes.ravel(), metrics):
+            for p in pols:
+                sub = hr[(hr.metric == m) & (hr.policy == p)]
+                g = sub.groupby("time_min").value
+                t_h = g.mean().index.to_numpy(dtype=float) / 60.0
+                if t_h.size == 0:
+                    continue
+                # each value holds for its whole step: draw to the end of the last step
+                t_h = np.append(t_h, t_h[-1] + (np.diff(t_h).min() if t_h.size > 1 else 1.0))
+
+                def edge(v):
+                    return np.append(v, v[-1])
+
+                ax.plot(t_h, edge(g.mean().to_numpy()), color=col[p], label=f"{p} mean",
+                        drawstyle="steps-post")
+                ax.fill_between(t_h, edge(g.quantile(0.10).to_numpy()),
+                                edge(g.quantile(0.90).to_numpy()), color=col[p], alpha=0.2,
+                                step="post", linewidth=0, label=f"{p} 10-90 %")
+            title, unit = HOURLY[m]
+            ax.set_title(title)
+            ax.set_ylabel(unit)
+        axes.ravel()[-1].set_xlabel("time (h)")
+        axes.ravel()[0].legend(frameon=False, ncol=2 * len(pols), fontsize=7,
+                               loc="lower left", bbox_to_anchor=(0.0, 1.12))
+        n_scen = hr.scenario.nunique()
+        fig.suptitle(f"Expectation per step with the 10-90 % band, {n_scen} scenarios",
+                     fontsize=11)
+        return _save(fig, path)
+
+
+def paired_differences(out: Path, path: Path) -> Path:
+    """Per-scenario differences of every policy against the first, with 95 % intervals."""
+    res = _system(out)
+    tot = res[res.time_min.isna()]
+    pols = list(pd.unique(tot.policy))
+    paired = bench_tables(out, pols)["paired"]
+    base = pols[0]
+    metrics = [m for m in ("sfi_total", "losses_mwh", "energy_delivered_mwh")
+               if m in set(paired.metric)]
+    others = pols[1:]
+    col = _colors(pols)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.1),
+                                 squeeze=False)
+        for ax, m in zip(axes.ravel(), metrics):
+            wide = tot[tot.metric == m].pivot_table(index="scenario", columns="policy",
+                                                    values="value")
+            for i, p in enumerate(others):
+                d = (wide[p] - wide[base]).dropna().to_numpy()
+                jitter = np.random.default_rng(i).uniform(-0.15, 0.15, d.size)
+                ax.scatter(i + jitter, d, s=6, color=col[p], alpha=0.5)
+                row = paired[(paired.metric == m) & (paired.a == base) & (paired.b == p)]
+                if len(row):
+                    r = row.iloc[0]
+                    ax.errorbar(i + 0.3, r.mean_diff, yerr=[[r.mean_diff - r.ci95_lo],
+                                                            [r.ci95_hi - r.mean_diff]],
+                                fmt="D", color="black", capsize=3, markersize=4)
+            ax.axhline(0.0, color="black", linewidth=0.8)
+            ax.set_xlim(-0.5, len(others) - 0.1)
+            ax.set_xticks(range(len(others)), [f"{p} - {base}" for p in others], rotation=20,
+                          ha="right")
+            title, unit = LABELS[m]
+            ax.set_title(title)
+            ax.set_ylabel(f"difference ({unit})")
+            ax.grid(axis="x", visible=False)
+        fig.suptitle(f"Paired differences against {base} per scenario "
+                     "(diamond: mean, 95 % t interval)", fontsize=11)
+        return _save(fig, path)
+
+
+def write_all(out: str | Path) -> list[Path]:
+    """Every sweep figure into ``out/figures``; the paired plot needs two policies."""
+    out = Path(out)
+    fig_dir = out / "figures"
+    paths = [boxplots(out, fig_dir / "sweep_boxplots.png"),
+             ecdfs(out, fig_dir / "sweep_ecdf.png"),
+             hourly_band(out, fig_dir / "sweep_hourly_band.png")]
+    tot = read_results(out, columns=["policy"], filters=[("entity", "==", "system")])
+    if tot.policy.nunique() > 1:
+        paths.append(paired_differences(out, fig_dir / "sweep_paired.png"))
+    return paths
