@@ -505,3 +505,33 @@ def solve_matrix(model: MatrixModel, time_limit_s: float | None = 60.0, mip_gap:
     if out.has_solution:
         model.col_value = np.asarray(h.getSolution().col_value, dtype=float)
     return out
+
+
+def start_from(model: MatrixModel, solved: MatrixModel) -> np.ndarray:
+    """A full MIP start for ``model`` from the solution of ``solved``, a model of the same sites,
+    fleet and scenarios (e.g. the fixed-route re-dispatch of a route): every column is matched
+    through the ``v`` dictionaries; the arc energies (absent from a fixed-route model) are the
+    vehicle's energy at departure / at the end of a stay on the arcs the route takes, 0
+    elsewhere."""
+    val = solved.col_value
+    out = np.zeros(model.num_col)
+    for k in ("x", "y"):
+        for key, c in model.v[k].items():
+            out[c] = val[solved.v[k][key]]
+    for key, c in model.v["z"].items():
+        if c is not None and solved.v["z"].get(key) is not None:
+            out[c] = val[solved.v["z"][key]]
+    y = model.v["y"]
+    for tv, sv in zip(model.v["scen"], solved.v["scen"]):
+        for name, cols in tv.items():
+            if name in sv:
+                src = sv[name]
+                for key, c in cols.items():
+                    out[c] = val[src[key]]
+        if "q" in tv and "q" not in sv:
+            e = tv["e"]
+            for (m, a, b, t), c in tv["q"].items():
+                out[c] = out[e[m, t]] if out[y[m, a, b, t]] > 0.5 else 0.0
+            for (m, a, t), c in tv["r"].items():
+                out[c] = out[e[m, t + 1]] if out[y[m, a, a, t]] > 0.5 else 0.0
+    return out
