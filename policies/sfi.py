@@ -373,7 +373,7 @@ def _scenario_instance(ctx, load, pv, weights, s, **kw) -> SfiInstance:
 
 def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: float = 5e-3,
                time_limit_s: float = 120.0, scenario_gap: float | None = None,
-               redispatch_gap: float = 1e-3) -> StochasticResult:
+               redispatch_gap: float | None = None) -> StochasticResult:
     """The exact two-stage model (18) by scenario decomposition (HiGHS, matrix path).
 
     The first stage (routes) is the only link between scenarios, so relaxing it to one route
@@ -384,7 +384,8 @@ def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: floa
     The lower bound is a feasible solution of (18): one route, re-dispatched on every scenario.
 
     1. route R0: the deterministic model on the probability-weighted mean profile;
-    2. per scenario: R0 re-dispatched (fixed-route MILP, ``redispatch_gap``), which starts the
+    2. per scenario: R0 re-dispatched (fixed-route MILP, ``redispatch_gap``, default
+       ``gap / 5``), which starts the
        scenario's deterministic MILP (``scenario_gap``, default ``gap / 2``): its dual bound
        enters the upper bound, its incumbent route is a candidate;
     3. every other candidate route is re-dispatched on every scenario, most probable first, and
@@ -401,6 +402,7 @@ def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: floa
     prob = np.asarray(prob, dtype=float)
     S = load.shape[0]
     sgap = gap / 2 if scenario_gap is None else scenario_gap
+    redispatch_gap = gap / 5 if redispatch_gap is None else redispatch_gap
     build_s = 0.0
 
     def solve(inst, mip_gap, start_model=None, limit_s=None):

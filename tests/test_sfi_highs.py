@@ -44,7 +44,7 @@ def canon_pulp(model) -> tuple[dict, dict, list]:
             for v in model.prob.variables()}
     obj = {v.name: c for v, c in model.prob.objective.items() if c != 0}
     rows = []
-    for c in model.prob.constraints.values():
+    for c in model.prob.constraints():
         terms = {}
         for v, a in c.items():
             terms[v.name] = terms.get(v.name, 0.0) + a
