@@ -115,7 +115,7 @@ def test_matrix_build_is_the_pulp_model(name):
     inst = _variants()[name]
     ref, mat = build(inst), build_matrix(inst)
     assert mat.num_col == len(ref.prob.variables())
-    assert mat.num_row == len(ref.prob.constraints)
+    assert mat.num_row == len(ref.prob.constraints())
     c1, o1, r1 = canon_pulp(ref)
     c2, o2, r2 = canon_matrix(mat)
     assert c1 == c2
