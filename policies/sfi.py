@@ -426,7 +426,6 @@ def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: floa
     bounds = np.full(S, np.nan)
     scen_routes: dict[bytes, float] = {}
     timed_out = False
-    t1 = time.perf_counter()
     for s in range(S):
         if time.perf_counter() >= deadline:
             timed_out = True
@@ -485,7 +484,8 @@ def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: floa
             values[k][s] = (of.objective, extract(mf, of), of)
         if total(k) > best_val:
             best, best_val = k, total(k)
-    timings = {"candidates_s": t2 - t1 + (t1 - t_all), "evaluation_s": time.perf_counter() - t2}
+    timings = {"candidates_s": t2 - t_all, "evaluation_s": time.perf_counter() - t2,
+               "exact_s": time.perf_counter() - t_all}
     if not np.isfinite(best_val):
         raise RuntimeError("no route could be re-dispatched on every scenario in time")
     plan = _stack([values[best][s][1] for s in range(S)], prob)
