@@ -371,9 +371,37 @@ def _scenario_instance(ctx, load, pv, weights, s, **kw) -> SfiInstance:
                     symmetry=False, **kw)
 
 
+def _scenario_pair(ctx, load, pv, weights, route, redispatch_gap, scenario_gap, deadline_epoch,
+                   cap_s):
+    """Step 2 of :func:`decomposed` for one scenario (arrays (1, N, T)): the route re-dispatched,
+    then the scenario's deterministic MILP started from it. Returns ``(fix, scen, build_s)``,
+    ``fix = (objective, plan, outcome)`` and ``scen = (objective, dual bound, plan)`` (None
+    where no solution / no valid bound); both None when the deadline had passed."""
+    if time.time() >= deadline_epoch:
+        return None, None, 0.0
+    fix, scen, build_s = None, None, 0.0
+
+    def limit() -> float:
+        return min(cap_s, max(deadline_epoch - time.time(), 0.01))
+
+    mf = build_matrix(_scenario_instance(ctx, load, pv, weights, 0, fix_routes=route))
+    of = solve_matrix(mf, limit(), redispatch_gap)
+    build_s += mf.build_s
+    if of.has_solution:
+        fix = (of.objective, extract(mf, of), of)
+    ms = build_matrix(_scenario_instance(ctx, load, pv, weights, 0))
+    build_s += ms.build_s
+    os_ = solve_matrix(ms, limit(), scenario_gap,
+                       start=start_from(ms, mf) if of.has_solution else None)
+    ok = os_.status in ("optimal", "feasible_gap", "time_limit")
+    scen = (os_.objective, os_.bound if ok else None,
+            extract(ms, os_) if os_.has_solution else None)
+    return fix, scen, build_s
+
+
 def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: float = 5e-3,
                time_limit_s: float = 120.0, scenario_gap: float | None = None,
-               redispatch_gap: float | None = None) -> StochasticResult:
+               redispatch_gap: float | None = None, workers: int = 1) -> StochasticResult:
     """The exact two-stage model (18) by scenario decomposition (HiGHS, matrix path).
 
     The first stage (routes) is the only link between scenarios, so relaxing it to one route
@@ -392,6 +420,7 @@ def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: floa
        dropped as soon as its value so far plus the remaining scenarios' bounds cannot beat
        the best route.
 
+    Step 2 runs on ``workers`` processes (spawn) when ``workers > 1``.
     Everything is in (18)'s own objective (weighted SFI minus the tie-breakers). The outcome is
     ``optimal`` when the gap is within ``gap``, ``feasible_gap`` when not, and ``time_limit``
     when ``time_limit_s`` ran out (without a bound if some scenario was never solved; R0's
@@ -426,27 +455,35 @@ def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: floa
     bounds = np.full(S, np.nan)
     scen_routes: dict[bytes, float] = {}
     timed_out = False
-    for s in range(S):
-        if time.perf_counter() >= deadline:
+    r0 = route_key(p0)
+    args = [(ctx, load[s:s + 1], pv[s:s + 1], weights[s:s + 1], routes[r0], redispatch_gap, sgap,
+             time.time() + (deadline - time.perf_counter()), opt.time_limit_s) for s in range(S)]
+    if workers > 1 and S > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, S), mp_context=mp.get_context("spawn")) as pool:
+            results = list(pool.map(_scenario_pair, *zip(*args)))
+    else:
+        results = [_scenario_pair(*a) for a in args]
+    for s, (fix, scen, b_s) in enumerate(results):
+        build_s += b_s
+        if fix is None and scen is None:
             timed_out = True
-            break
-        mf, of = solve(_scenario_instance(ctx, load, pv, weights, s, fix_routes=routes[
-            route_key(p0)]), redispatch_gap)
-        if of.has_solution:
-            values[route_key(p0)][s] = (of.objective, extract(mf, of), of)
-        ms, os_ = solve(_scenario_instance(ctx, load, pv, weights, s), sgap,
-                        mf if of.has_solution else None)
-        if os_.bound is not None and os_.status in ("optimal", "feasible_gap", "time_limit"):
-            bounds[s] = os_.bound
-        if os_.has_solution:
-            ps = extract(ms, os_)
-            k = route_key(ps)
-            routes.setdefault(k, (ps.x, ps.y))
+        if fix is not None:
+            values[r0][s] = fix
+        if scen is None:
+            continue
+        obj, bound, plan_s = scen
+        if bound is not None:
+            bounds[s] = bound
+        if plan_s is not None:
+            k = route_key(plan_s)
+            routes.setdefault(k, (plan_s.x, plan_s.y))
             values.setdefault(k, {})
             scen_routes[k] = scen_routes.get(k, 0.0) + prob[s]
-            if s not in values[k] or os_.objective > values[k][s][0]:
-                values[k][s] = (os_.objective, ps, os_)
-    r0 = route_key(p0)
+            if s not in values[k] or obj > values[k][s][0]:
+                values[k][s] = (obj, plan_s, plan_s.outcome)
     for s in range(S):  # out of time: R0's re-dispatch is completed all the same (a plan)
         if s not in values[r0]:
             mf, of = solve(_scenario_instance(ctx, load, pv, weights, s, fix_routes=routes[r0]),
@@ -506,7 +543,8 @@ def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: floa
 
 
 def stochastic(ctx: SfiContext, load, pv, prob, weights, opt: Options, method: str = "exact",
-               exact_time_limit_s: float = 120.0, exact_gap: float = 5e-3) -> StochasticResult:
+               exact_time_limit_s: float = 120.0, exact_gap: float = 5e-3,
+               workers: int = 1) -> StochasticResult:
     """The two-stage model of A.10.3.
 
     ``exact`` with HiGHS is :func:`decomposed` (scenario decomposition: a valid dual bound and
@@ -514,10 +552,11 @@ def stochastic(ctx: SfiContext, load, pv, prob, weights, opt: Options, method: s
     the full model in one solve, warm-started from the best candidate route (HiGHS through the
     matrix path), keeping the candidate's plan if the solve does not beat it. ``candidates`` is
     the A.10.5 fallback alone. The exact model's dual bound is reported whenever it was
-    attempted.
+    attempted. ``workers`` processes share the decomposition's scenario solves.
     """
     if method == "exact" and opt.solver == "highs":
-        return decomposed(ctx, load, pv, prob, weights, opt, exact_gap, exact_time_limit_s)
+        return decomposed(ctx, load, pv, prob, weights, opt, exact_gap, exact_time_limit_s,
+                          workers=workers)
     if method not in ("exact", "monolithic", "candidates"):
         raise ValueError(f"unknown method {method!r}; valid: exact, monolithic, candidates")
     timings = {}

@@ -201,3 +201,14 @@ def test_decomposition_status_is_honest():
     assert strict.outcome.status == ("optimal" if strict.outcome.gap == 0 else "feasible_gap")
     tiny = decomposed(*args, gap=1e-3, time_limit_s=1e-3)
     assert tiny.outcome.status == "time_limit"
+
+
+def test_decomposition_on_two_processes_gives_the_same_result():
+    inst = _scenarios(_hetero(T=6, symmetry=False), 3, seed=5)
+    args = (_ctx(inst), inst.load_mw, inst.pv_mw, inst.prob, inst.weights, Options())
+    one = decomposed(*args, gap=1e-3)
+    two = decomposed(*args, gap=1e-3, workers=2)
+    assert two.outcome.status == one.outcome.status
+    assert two.outcome.objective == pytest.approx(one.outcome.objective, abs=1e-9)
+    assert two.outcome.bound == pytest.approx(one.outcome.bound, abs=1e-9)
+    np.testing.assert_array_equal(two.plan.y, one.plan.y)
