@@ -413,9 +413,8 @@ def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: floa
 
     1. route R0: the deterministic model on the probability-weighted mean profile;
     2. per scenario: R0 re-dispatched (fixed-route MILP, ``redispatch_gap``, default
-       ``gap / 5``), which starts the
-       scenario's deterministic MILP (``scenario_gap``, default ``gap / 2``): its dual bound
-       enters the upper bound, its incumbent route is a candidate;
+       ``gap / 5``), which starts the scenario's deterministic MILP (``scenario_gap``, default
+       ``gap / 2``): its dual bound enters the upper bound, its incumbent route is a candidate;
     3. every other candidate route is re-dispatched on every scenario, most probable first, and
        dropped as soon as its value so far plus the remaining scenarios' bounds cannot beat
        the best route.
