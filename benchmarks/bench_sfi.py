@@ -16,10 +16,19 @@ may be shared):
   ``Options()``: mip_gap 1e-3, 60 s);
 * a fixed-route re-dispatch of one scenario (A.10.4 step 1);
 * the two-stage model on ``--n`` Monte Carlo scenarios (A.10.1, seed 42) reduced to 50
-  (``--quick``: 8) by fast forward selection (A.10.2): the candidate-route fallback (A.10.5) and the
-  exact model warm-started from the best candidate (``stochastic(..., method="exact",
-  exact_time_limit_s=120, exact_gap=5e-3)``); the candidate solves use ``--cand-gap``;
-* the exact two-stage model with CBC (cold, same limits; skipped with ``--quick``).
+  (``--quick``: 8) by fast forward selection (A.10.2):
+  - build of the full two-stage model: PuLP (reference) against the matrix path
+    (``policies.sfi_highs.build_matrix``, numpy straight to highspy), with the ratio;
+  - the exact model by scenario decomposition (``stochastic(..., method="exact",
+    exact_time_limit_s=120, exact_gap=5e-3)`` = ``policies.sfi.decomposed``): build and solve
+    time apart, CPU time, the valid dual bound (sum of the scenario MILPs' dual bounds) and the
+    incumbent (best route re-dispatched on every scenario), peak RSS;
+  - ``--monolithic``: the full model in one HiGHS solve (matrix path, warm-started from the
+    decomposition's plan, ``--exact-time`` s), to compare its bound;
+  - ``--root-lp``: the LP relaxation of the full model with dual simplex and with interior point
+    (``--exact-time`` s each);
+  - ``--candidates``: the candidate-route fallback (A.10.5; candidate solves use ``--cand-gap``);
+  - ``--cbc``: the full model with CBC (cold, same limits).
 
 Timings from A.10.5 (prototype: PuLP 3.3 + HiGHS) are printed for comparison where the spec
 gives one.
@@ -35,6 +44,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +69,7 @@ from policies.sfi import (  # noqa: E402
     make_weights,
     stochastic,
 )
+from policies.sfi_highs import build_matrix, solve_matrix, start_from  # noqa: E402
 from policies.sfi_milp import build, extract, solve_model  # noqa: E402
 from policies.sfi_weights import dynamic_weights, equal_weights  # noqa: E402
 
@@ -124,6 +135,19 @@ def timed(fn, reps: int, cheap_s: float):
     return statistics.median(times), len(times), res
 
 
+def _rss_gib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def git_version() -> str:
     """Short commit of the repository, with "+dirty" when policies/ has uncommitted changes."""
     import subprocess
@@ -159,6 +183,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="mip_gap of the candidate-route solves (default 5e-3 = exact_gap)")
     ap.add_argument("--exact-time", type=float, default=120.0,
                     help="time limit of the exact two-stage solve (default 120 s)")
+    ap.add_argument("--monolithic", action="store_true",
+                    help="also solve the full model in one HiGHS run (matrix path)")
+    ap.add_argument("--root-lp", action="store_true",
+                    help="also time the full model's LP relaxation: dual simplex vs IPM")
+    ap.add_argument("--candidates", action="store_true",
+                    help="also run the candidate-route fallback (A.10.5)")
+    ap.add_argument("--cbc", action="store_true", help="also run the full model with CBC")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="processes of the decomposition's scenario solves (default 2)")
+    ap.add_argument("--forecast-weights", action="store_true",
+                    help="weights of the forecast on every scenario instead of the scenarios' "
+                         "own no-MESS baseline (skips a long baseline; the model is the same)")
     args = ap.parse_args(argv)
     keep = 8 if args.quick else 50
 
@@ -169,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
           f"python {platform.python_version()}")
     print(f"code {git_version()}; pulp {md.version('pulp')}, highspy {md.version('highspy')}, "
           f"numpy {np.__version__}; "
-          f"mode {'--quick' if args.quick else 'full'} ({keep} scenarios), seed {args.seed}")
+          f"mode {'--quick' if args.quick else 'full'} ({keep} scenarios), seed {args.seed}"
+          + ("; forecast weights on every scenario" if args.forecast_weights else ""))
     print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     print()
 
@@ -224,32 +261,69 @@ def main(argv: list[str] | None = None) -> int:
     tab.add(f"reduce {args.n} -> {keep} (fast forward)", None, red_s, n_red, "-",
             ref="~3 s (1000 -> 50)")
     Ls, PVs, p = np.array(sc.load_mw), np.array(sc.pv_mw), np.array(sc.prob)
-    sec, n, Ws = timed(lambda: weights_with_outcome(ctx, Ls, PVs, p, opt), 1, args.cheap_s)
-    Ws, bo = Ws
-    tab.add(f"dynamic weights, {keep} scenarios (A0 baseline)", bo.build_s, sec, n, bo.status,
-            bo.objective, bo.bound, bo.gap)
+    if args.forecast_weights:
+        Ws = replace(W, w=np.repeat(W.w[:1], len(p), axis=0))
+    else:
+        sec, n, Ws = timed(lambda: weights_with_outcome(ctx, Ls, PVs, p, opt), 1, args.cheap_s)
+        Ws, bo = Ws
+        tab.add(f"dynamic weights, {keep} scenarios (A0 baseline)", bo.build_s, sec, n,
+                bo.status, bo.objective, bo.bound, bo.gap)
 
-    cand_opt = Options(mip_gap=args.cand_gap)
-    t0 = time.perf_counter()
-    res = stochastic(ctx, Ls, PVs, p, Ws.w, cand_opt, method="exact",
-                     exact_time_limit_s=args.exact_time, exact_gap=5e-3)
+    sto_inst = instance(ctx, Ls, PVs, p, Ws.w, symmetry=False)
+    pb = []
+    for _ in range(max(args.reps, 1)):
+        pm = build(sto_inst)
+        pb.append(pm.build_s)
+        if pm.build_s > args.cheap_s:
+            break
+    del pm
+    mb = [build_matrix(sto_inst).build_s for _ in range(max(args.reps, 1))]
+    tab.add(f"build full model, {keep} sc., PuLP", statistics.median(pb), None, len(pb), "-")
+    tab.add(f"build full model, {keep} sc., matrix", statistics.median(mb), None, len(mb), "-",
+            ref=f"PuLP / matrix = {statistics.median(pb) / statistics.median(mb):.1f}x")
+
+    t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
+    res = stochastic(ctx, Ls, PVs, p, Ws.w, Options(), method="exact",
+                     exact_time_limit_s=args.exact_time, exact_gap=5e-3, workers=args.workers)
     total_s = time.perf_counter() - t0
-    ts = res.timings_s
-    tab.add(f"stochastic: {res.candidates} candidate routes ({keep + 1} solves)", None,
-            ts.get("candidates_s"), 1, "-")
-    tab.add("stochastic: evaluate candidates (re-dispatch)", None, ts.get("evaluation_s"), 1,
-            "-", res.candidate_best)
+    total_cpu = time.process_time() - c0 + _children_cpu() - k0  # incl. the worker processes
     ex = res.exact_outcome
-    if ex is not None:
-        tab.add(f"stochastic exact, HiGHS, warm start, {keep} sc.", ex.build_s, ex.solve_s, 1,
-                ex.status, ex.objective, ex.bound, ex.gap, ">300 s, no closing")
+    tab.add(f"stochastic exact, decomposition, {keep} sc., {args.workers} proc.", ex.build_s,
+            ex.solve_s, 1,
+            ex.status, ex.objective, ex.bound, ex.gap, ">300 s, no closing", total_cpu)
+    print(f"peak RSS after the decomposition: {_rss_gib():.2f} GiB")
 
-    if not args.quick:
-        sto_inst = instance(ctx, Ls, PVs, p, Ws.w)
-        b, s, n, out_sc, _, _ = solve_rows(
+    if args.monolithic:
+        mm = build_matrix(sto_inst)
+        fixed = build_matrix(replace(sto_inst, fix_routes=(res.plan.x, res.plan.y)))
+        of = solve_matrix(fixed, 60.0, 1e-3)
+        c0 = time.process_time()
+        om = solve_matrix(mm, args.exact_time, 5e-3, start=start_from(mm, fixed))
+        tab.add(f"stochastic exact, monolithic HiGHS (matrix), warm, {keep} sc.", mm.build_s,
+                om.solve_s, 1, om.status, om.objective, om.bound, om.gap,
+                f"start {of.objective:.4f}", time.process_time() - c0)
+        print(f"peak RSS after the monolithic solve: {_rss_gib():.2f} GiB")
+        del mm, fixed
+    if args.root_lp:
+        for algo in ("simplex", "ipm"):
+            lpm = build_matrix(sto_inst)
+            lpm.integ[:] = 0
+            c0 = time.process_time()
+            ol = solve_matrix(lpm, args.exact_time, 0.0, options={"solver": algo})
+            tab.add(f"LP relaxation of the full model, {algo}, {keep} sc.", lpm.build_s,
+                    ol.solve_s, 1, ol.status, ol.objective, ol.bound, None, "",
+                    time.process_time() - c0)
+    if args.candidates:
+        cand_opt = Options(mip_gap=args.cand_gap)
+        t0 = time.perf_counter()
+        rc = stochastic(ctx, Ls, PVs, p, Ws.w, cand_opt, method="candidates")
+        tab.add(f"stochastic candidates (A.10.5), {rc.candidates} routes", None,
+                time.perf_counter() - t0, 1, rc.outcome.status, rc.outcome.objective)
+    if args.cbc:
+        b, s_, n, out_sc, _, _ = solve_rows(
             sto_inst, Options(solver="cbc", time_limit_s=args.exact_time, mip_gap=5e-3), 1,
             args.cheap_s)
-        tab.add(f"stochastic exact, CBC, cold, {keep} sc.", b, s, n, out_sc.status,
+        tab.add(f"stochastic exact, CBC, cold, {keep} sc.", b, s_, n, out_sc.status,
                 out_sc.objective, out_sc.bound, out_sc.gap)
 
     tab.print()
@@ -266,14 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  CBC value {det_c.value[0]:.4f} ({out_c.status})")
     print(f"scenarios: {args.n} draws (seed {args.seed}) -> {keep}, D_K {sc.distance:.4f}, "
           f"prob min {p.min():.4f} max {p.max():.4f}")
-    print(f"stochastic (cand. gap {args.cand_gap:g}, exact gap 5e-3, {args.exact_time:g} s): "
-          f"final method {res.method!r}; expectation {res.plan.expected_value:.4f}; "
-          f"best candidate {_fmt(res.candidate_best)}; dual bound {_fmt(res.upper_bound)}; "
-          f"gap {_fmt(res.gap, '.3%') if res.gap is not None else '-'}; total {total_s:.1f} s")
-    if ex is not None:
-        print(f"  exact solve: {ex.status} ({ex.message}); incumbent objective "
-              f"{_fmt(ex.objective)} (incl. tie-breakers), dual bound {_fmt(ex.bound)}; "
-              f"timings {', '.join(f'{k} {v:.1f} s' for k, v in ts.items())}")
+    print(f"stochastic exact (decomposition, gap target 5e-3, {args.exact_time:g} s): "
+          f"{ex.status}; objective of (18) {_fmt(ex.objective)} (incumbent), dual bound "
+          f"{_fmt(ex.bound)} (sum of scenario MILP bounds), gap "
+          f"{_fmt(ex.gap, '.3%') if ex.gap is not None else '-'}; expected weighted SFI "
+          f"{res.plan.expected_value:.4f}; {total_s:.1f} s wall, {total_cpu:.1f} s CPU "
+          f"(all {args.workers} processes); "
+          f"build {ex.build_s:.2f} s = {100 * ex.build_s / ex.solve_s:.1f} % of the solve")
+    print(f"  {ex.message}")
+    print(f"  timings {', '.join(f'{k} {v:.1f} s' for k, v in res.timings_s.items())}")
     print(f"  route {res.plan.site_of()[0].tolist()}")
     return 0
 

@@ -1606,7 +1606,8 @@ def print_summary(result: StudyResult) -> None:
         gap = st["gap_vs_exact_bound"]
         print(f"\nstochastic: {st['n_scenarios']} -> {st['n_reduced']} scenarios (D_K "
               f"{st['reduction_distance']:.3f}); plan from {st['method_used']}"
-              + (f", gap vs exact bound {100 * gap:.2f} %" if gap is not None else
+              + (f"; exact model `{st['exact_status']}`, gap {100 * gap:.2f} % to its dual "
+                 "bound" if gap is not None else
                  "; " + _exact_text(st, s))
               + ("; same route as deterministic" if st["same_route"] else ""))
         stats = result.tables["stochastic_stats"].set_index("method")

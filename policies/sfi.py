@@ -13,12 +13,12 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import pulp
 
+from policies.sfi_highs import build_matrix, solve_matrix, start_from
 from policies.sfi_milp import (
     SfiInstance,
     SfiPlan,
     build,
     extract,
-    full_start,
     route_start,
     solve_model,
 )
@@ -328,13 +328,18 @@ class StochasticResult:
         return o.bound if o is not None else None
 
     @property
+    def objective(self) -> float | None:
+        """The two-stage objective of (18) of the plan (weighted SFI minus the tie-breakers,
+        the same quantity as the dual bound)."""
+        return self.outcome.objective
+
+    @property
     def gap(self) -> float | None:
-        """Relative gap of the chosen plan against the exact model's dual bound."""
-        ub = self.upper_bound
-        val = self.plan.expected_value
-        if ub is None or not np.isfinite(ub):
+        """Relative gap of the chosen plan's objective against the exact model's dual bound."""
+        ub, obj = self.upper_bound, self.objective
+        if ub is None or obj is None or not np.isfinite(ub):
             return None
-        return max(0.0, (ub - val) / max(abs(ub), 1e-9))
+        return max(0.0, (ub - obj) / max(abs(ub), 1e-9))
 
 
 def candidate_routes(ctx: SfiContext, load, pv, prob, weights, opt: Options
@@ -361,14 +366,198 @@ def candidate_routes(ctx: SfiContext, load, pv, prob, weights, opt: Options
     return best, best_val, len(routes), timings
 
 
+def _scenario_instance(ctx, load, pv, weights, s, **kw) -> SfiInstance:
+    return instance(ctx, load[s:s + 1], pv[s:s + 1], np.ones(1), weights[s:s + 1],
+                    symmetry=False, **kw)
+
+
+def _scenario_pair(ctx, load, pv, weights, route, redispatch_gap, scenario_gap, deadline_epoch,
+                   cap_s):
+    """Step 2 of :func:`decomposed` for one scenario (arrays (1, N, T)): the route re-dispatched,
+    then the scenario's deterministic MILP started from it. Returns ``(fix, scen, build_s)``,
+    ``fix = (objective, plan, outcome)`` and ``scen = (objective, dual bound, plan)`` (None
+    where no solution / no valid bound); both None when the deadline had passed."""
+    if time.time() >= deadline_epoch:
+        return None, None, 0.0
+    fix, scen, build_s = None, None, 0.0
+
+    def limit() -> float:
+        return min(cap_s, max(deadline_epoch - time.time(), 0.01))
+
+    mf = build_matrix(_scenario_instance(ctx, load, pv, weights, 0, fix_routes=route))
+    of = solve_matrix(mf, limit(), redispatch_gap)
+    build_s += mf.build_s
+    if of.has_solution:
+        fix = (of.objective, extract(mf, of), of)
+    ms = build_matrix(_scenario_instance(ctx, load, pv, weights, 0))
+    build_s += ms.build_s
+    os_ = solve_matrix(ms, limit(), scenario_gap,
+                       start=start_from(ms, mf) if of.has_solution else None)
+    ok = os_.status in ("optimal", "feasible_gap", "time_limit")
+    scen = (os_.objective, os_.bound if ok else None,
+            extract(ms, os_) if os_.has_solution else None)
+    return fix, scen, build_s
+
+
+def decomposed(ctx: SfiContext, load, pv, prob, weights, opt: Options, gap: float = 5e-3,
+               time_limit_s: float = 120.0, scenario_gap: float | None = None,
+               redispatch_gap: float | None = None, workers: int = 1) -> StochasticResult:
+    """The exact two-stage model (18) by scenario decomposition (HiGHS, matrix path).
+
+    The first stage (routes) is the only link between scenarios, so relaxing it to one route
+    per scenario (perfect information) gives a valid upper bound: each scenario's deterministic
+    MILP has the scenario's share of (18) as its objective, and the sum over scenarios of
+    ``prob[s]`` times HiGHS's dual bound of that MILP bounds the optimum of (18) from above.
+    (The recourse has binaries, the mode variables of (11), so no LP duality is used anywhere.)
+    The lower bound is a feasible solution of (18): one route, re-dispatched on every scenario.
+
+    1. route R0: the deterministic model on the probability-weighted mean profile;
+    2. per scenario: R0 re-dispatched (fixed-route MILP, ``redispatch_gap``, default
+       ``gap / 5``), which starts the scenario's deterministic MILP (``scenario_gap``, default
+       ``gap / 2``): its dual bound enters the upper bound, its incumbent route is a candidate;
+    3. every other candidate route is re-dispatched on every scenario, most probable first, and
+       dropped as soon as its value so far plus the remaining scenarios' bounds cannot beat
+       the best route.
+
+    Step 2 runs on ``workers`` processes (spawn) when ``workers > 1``.
+    Everything is in (18)'s own objective (weighted SFI minus the tie-breakers). The outcome is
+    ``optimal`` when the gap is within ``gap``, ``feasible_gap`` when not, and ``time_limit``
+    when ``time_limit_s`` ran out (without a bound if some scenario was never solved; R0's
+    re-dispatch is then completed on the remaining scenarios, so there is always a plan).
+    """
+    t_all = time.perf_counter()
+    deadline = t_all + time_limit_s
+    prob = np.asarray(prob, dtype=float)
+    S = load.shape[0]
+    sgap = gap / 2 if scenario_gap is None else scenario_gap
+    redispatch_gap = gap / 5 if redispatch_gap is None else redispatch_gap
+    build_s = 0.0
+
+    def solve(inst, mip_gap, start_model=None, limit_s=None):
+        nonlocal build_s
+        m = build_matrix(inst)
+        build_s += m.build_s
+        st = start_from(m, start_model) if start_model is not None else None
+        if limit_s is None:
+            limit_s = min(opt.time_limit_s, max(deadline - time.perf_counter(), 0.01))
+        return m, solve_matrix(m, limit_s, mip_gap, start=st)
+
+    mean_load = np.einsum("s,snt->nt", prob, load)[None]
+    mean_pv = np.einsum("s,snt->nt", prob, pv)[None]
+    m0, o0 = solve(instance(ctx, mean_load, mean_pv, np.ones(1), weights[:1], symmetry=False),
+                   opt.mip_gap, limit_s=opt.time_limit_s)
+    if not o0.has_solution:
+        raise RuntimeError(f"deterministic model on the mean profile failed: {o0.status}")
+    p0 = extract(m0, o0)
+    routes = {route_key(p0): (p0.x, p0.y)}
+    values: dict[bytes, dict[int, tuple[float, SfiPlan, SolveOutcome]]] = {route_key(p0): {}}
+    bounds = np.full(S, np.nan)
+    scen_routes: dict[bytes, float] = {}
+    timed_out = False
+    r0 = route_key(p0)
+    args = [(ctx, load[s:s + 1], pv[s:s + 1], weights[s:s + 1], routes[r0], redispatch_gap, sgap,
+             time.time() + (deadline - time.perf_counter()), opt.time_limit_s) for s in range(S)]
+    if workers > 1 and S > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, S), mp_context=mp.get_context("spawn")) as pool:
+            results = list(pool.map(_scenario_pair, *zip(*args)))
+    else:
+        results = [_scenario_pair(*a) for a in args]
+    for s, (fix, scen, b_s) in enumerate(results):
+        build_s += b_s
+        if fix is None and scen is None:
+            timed_out = True
+        if fix is not None:
+            values[r0][s] = fix
+        if scen is None:
+            continue
+        obj, bound, plan_s = scen
+        if bound is not None:
+            bounds[s] = bound
+        if plan_s is not None:
+            k = route_key(plan_s)
+            routes.setdefault(k, (plan_s.x, plan_s.y))
+            values.setdefault(k, {})
+            scen_routes[k] = scen_routes.get(k, 0.0) + prob[s]
+            if s not in values[k] or obj > values[k][s][0]:
+                values[k][s] = (obj, plan_s, plan_s.outcome)
+    for s in range(S):  # out of time: R0's re-dispatch is completed all the same (a plan)
+        if s not in values[r0]:
+            mf, of = solve(_scenario_instance(ctx, load, pv, weights, s, fix_routes=routes[r0]),
+                           redispatch_gap, limit_s=opt.time_limit_s)
+            if of.has_solution:
+                values[r0][s] = (of.objective, extract(mf, of), of)
+    t2 = time.perf_counter()
+    ub = float(prob @ bounds) if np.isfinite(bounds).all() else None
+    ub_s = np.where(np.isfinite(bounds), bounds, np.inf)
+
+    def total(k):
+        vs = values[k]
+        return float(sum(prob[s] * vs[s][0] for s in range(S))) if len(vs) == S else -np.inf
+
+    best = max(values, key=total)
+    best_val = total(best)
+    evaluated = 1
+    order = sorted((k for k in routes if k != route_key(p0)), key=lambda k: -scen_routes[k])
+    for k in order:
+        if timed_out or time.perf_counter() >= deadline:
+            timed_out = True
+            break
+        evaluated += 1
+        for s in range(S):
+            optimistic = sum(prob[j] * (values[k][j][0] if j in values[k] else ub_s[j])
+                             for j in range(S))
+            if optimistic <= best_val:
+                break
+            if s in values[k]:
+                continue
+            mf, of = solve(_scenario_instance(ctx, load, pv, weights, s, fix_routes=routes[k]),
+                           redispatch_gap)
+            if not of.has_solution:
+                break
+            values[k][s] = (of.objective, extract(mf, of), of)
+        if total(k) > best_val:
+            best, best_val = k, total(k)
+    timings = {"candidates_s": t2 - t_all, "evaluation_s": time.perf_counter() - t2,
+               "exact_s": time.perf_counter() - t_all}
+    if not np.isfinite(best_val):
+        raise RuntimeError("no route could be re-dispatched on every scenario in time")
+    plan = _stack([values[best][s][1] for s in range(S)], prob)
+    gap_now = None if ub is None else max(0.0, (ub - best_val) / max(abs(ub), 1e-9))
+    if timed_out:
+        status = "time_limit"
+    else:
+        status = "optimal" if gap_now is not None and gap_now <= gap else "feasible_gap"
+    outcome = SolveOutcome(
+        status, "highs", best_val, ub, gap_now, build_s, time.perf_counter() - t_all,
+        f"scenario decomposition: bound = sum of {int(np.isfinite(bounds).sum())}/{S} "
+        f"scenario MILP dual bounds (perfect information, gap {sgap:g}); incumbent = best of "
+        f"{len(routes)} candidate routes ({evaluated} evaluated) re-dispatched on every "
+        f"scenario (gap {redispatch_gap:g})")
+    plan.outcome = outcome
+    return StochasticResult(plan, "exact", outcome, outcome, len(routes),
+                            plan.expected_value, timings)
+
+
 def stochastic(ctx: SfiContext, load, pv, prob, weights, opt: Options, method: str = "exact",
-               exact_time_limit_s: float = 120.0, exact_gap: float = 5e-3) -> StochasticResult:
+               exact_time_limit_s: float = 120.0, exact_gap: float = 5e-3,
+               workers: int = 1) -> StochasticResult:
     """The two-stage model of A.10.3.
 
-    ``exact`` solves the full model, warm-started from the best candidate route, and keeps the
-    candidate's plan if the exact solve does not beat it; ``candidates`` is the A.10.5 fallback
-    alone. The exact model's dual bound is reported either way, when it was attempted.
+    ``exact`` with HiGHS is :func:`decomposed` (scenario decomposition: a valid dual bound and
+    the best route re-dispatched on every scenario); with CBC, and with ``monolithic``, it is
+    the full model in one solve, warm-started from the best candidate route (HiGHS through the
+    matrix path), keeping the candidate's plan if the solve does not beat it. ``candidates`` is
+    the A.10.5 fallback alone. The exact model's dual bound is reported whenever it was
+    attempted. ``workers`` processes share the decomposition's scenario solves.
     """
+    if method == "exact" and opt.solver == "highs":
+        return decomposed(ctx, load, pv, prob, weights, opt, exact_gap, exact_time_limit_s,
+                          workers=workers)
+    if method not in ("exact", "monolithic", "candidates"):
+        raise ValueError(f"unknown method {method!r}; valid: exact, monolithic, candidates")
     timings = {}
     route, cand_val, n_cand, t_c = candidate_routes(ctx, load, pv, prob, weights, opt)
     timings.update(t_c)
@@ -380,18 +569,24 @@ def stochastic(ctx: SfiContext, load, pv, prob, weights, opt: Options, method: s
         raise RuntimeError(f"re-dispatch of the best candidate failed: {cand_out.status}")
     cand_plan = extract(cand_model, cand_out)
     exact_out = None
-    if method == "exact":
+    if method in ("exact", "monolithic"):
         t0 = time.perf_counter()
         # no symmetry cut: it could exclude the warm start's vehicle order
-        model = build(instance(ctx, load, pv, prob, weights, symmetry=False))
-        start = full_start(model, cand_model) if opt.solver == "highs" else None
-        exact_out = solve_model(model, opt.solver, exact_time_limit_s, exact_gap, start)
+        inst = instance(ctx, load, pv, prob, weights, symmetry=False)
+        if opt.solver == "highs":
+            model = build_matrix(inst)
+            fixed = build_matrix(replace(inst, fix_routes=route))
+            vals = {v.name: v.varValue or 0.0 for v in cand_model.prob.variables()}
+            fixed.col_value = np.array([vals.get(n, 0.0) for n in fixed.names()])
+            exact_out = solve_matrix(model, exact_time_limit_s, exact_gap,
+                                     start=start_from(model, fixed))
+        else:
+            model = build(inst)
+            exact_out = solve_model(model, opt.solver, exact_time_limit_s, exact_gap)
         plan = extract(model, exact_out) if exact_out.has_solution else None
         timings["exact_s"] = time.perf_counter() - t0
-        if plan is not None and plan.expected_value >= cand_val - 1e-9:
+        if plan is not None and exact_out.objective >= cand_out.objective - 1e-9:
             return StochasticResult(plan, "exact", exact_out, exact_out, n_cand, cand_val,
                                     timings)
-    elif method != "candidates":
-        raise ValueError(f"unknown method {method!r}; valid: exact, candidates")
     return StochasticResult(cand_plan, "candidates", cand_out, exact_out, n_cand, cand_val,
                             timings)

@@ -77,6 +77,9 @@ class SfiModel:
     v: dict = field(default_factory=dict)
     build_s: float = 0.0
 
+    def value(self, var) -> float:
+        return _val(var)
+
 
 @dataclass
 class SfiPlan:
@@ -133,6 +136,14 @@ class SfiPlan:
         for n in range(n_):
             out[self.y[:, n, n, :] > 0.5] = n
         return out
+
+
+def _identical_free_vehicles(inst: SfiInstance) -> bool:
+    """Two interchangeable vehicles with a free start: the case of the A.7 symmetry cut."""
+    return len(inst.vehicles) == 2 and inst.vehicles[0].battery == inst.vehicles[1].battery \
+        and inst.e0_mwh[0] == inst.e0_mwh[1] and inst.start[0] == inst.start[1] \
+        and len(inst.start[0]) > 1 and (inst.e_end_mwh is None
+                                        or inst.e_end_mwh[0] == inst.e_end_mwh[1])
 
 
 def _lin(pairs, const: float = 0.0) -> pulp.LpAffineExpression:
@@ -202,11 +213,7 @@ def build(inst: SfiInstance) -> SfiModel:
             var.lowBound = var.upBound = int(round(xf[key]))
         for (m, a, b, t), var in y.items():
             var.lowBound = var.upBound = int(round(yf[m, a, b, t]))
-    identical = M == 2 and inst.vehicles[0].battery == inst.vehicles[1].battery and \
-        inst.e0_mwh[0] == inst.e0_mwh[1] and inst.start[0] == inst.start[1] and \
-        len(inst.start[0]) > 1 and (inst.e_end_mwh is None
-                                    or inst.e_end_mwh[0] == inst.e_end_mwh[1])
-    if inst.symmetry and identical and inst.fix_routes is None:
+    if inst.symmetry and _identical_free_vehicles(inst) and inst.fix_routes is None:
         add(_lin([(x[0, n, 0], n) for n in range(N)] + [(x[1, n, 0], -n) for n in range(N)]) <= 0)
     for (_, a, b, _), var in y.items():
         if a != b:
@@ -519,6 +526,7 @@ def solve_model(model: SfiModel, solver: str = "highs", time_limit_s: float | No
 def extract(model: SfiModel, outcome: SolveOutcome) -> SfiPlan:
     """Read the solution and recompute every flexibility with the explicit ``min()`` (A.4)."""
     inst = model.inst
+    val = model.value
     S, M, N, T = inst.shape
     dt = inst.dt_h
     gens = inst.generators()
@@ -526,35 +534,35 @@ def extract(model: SfiModel, outcome: SolveOutcome) -> SfiPlan:
     x = np.zeros((M, N, T + 1))
     y = np.zeros((M, N, N, T))
     for key, var in model.v["x"].items():
-        x[key] = round(_val(var))
+        x[key] = round(val(var))
     for key, var in model.v["y"].items():
-        y[key] = round(_val(var))
+        y[key] = round(val(var))
     shp = {"ch": (S, M, N, T), "dis": (S, M, N, T), "e": (S, M, T + 1), "pg": (S, G, T),
            "dr": (S, N, T), "esc": (S, N, T), "esd": (S, N, T), "ese": (S, N, T + 1),
            "slack": (S, N, T), "fs_lp": (S, N, T), "fm_lp": (S, M, N, T)}
     a = {k: np.zeros(v) for k, v in shp.items()}
     for s, sv in enumerate(model.v["scen"]):
         for (m, n, t), var in sv["ch"].items():
-            a["ch"][s, m, n, t] = _val(var)
-            a["dis"][s, m, n, t] = _val(sv["dis"][m, n, t])
-            a["fm_lp"][s, m, n, t] = _val(sv["fu"][m, n, t]) + _val(sv["fd"][m, n, t])
+            a["ch"][s, m, n, t] = val(var)
+            a["dis"][s, m, n, t] = val(sv["dis"][m, n, t])
+            a["fm_lp"][s, m, n, t] = val(sv["fu"][m, n, t]) + val(sv["fd"][m, n, t])
         for (m, t), var in sv["e"].items():
-            a["e"][s, m, t] = _val(var)
+            a["e"][s, m, t] = val(var)
         for (gi, t), var in sv["pg"].items():
-            a["pg"][s, gi, t] = _val(var)
+            a["pg"][s, gi, t] = val(var)
             n = gens[gi][0]
-            a["fs_lp"][s, n, t] += _val(sv["fgu"][gi, t]) + _val(sv["fgd"][gi, t])
+            a["fs_lp"][s, n, t] += val(sv["fgu"][gi, t]) + val(sv["fgd"][gi, t])
         for (n, t), var in sv["dr"].items():
-            a["dr"][s, n, t] = _val(var)
-            a["fs_lp"][s, n, t] += _val(sv["fdru"][n, t]) + _val(sv["fdrd"][n, t])
+            a["dr"][s, n, t] = val(var)
+            a["fs_lp"][s, n, t] += val(sv["fdru"][n, t]) + val(sv["fdrd"][n, t])
         for (n, t), var in sv["esc"].items():
-            a["esc"][s, n, t] = _val(var)
-            a["esd"][s, n, t] = _val(sv["esd"][n, t])
-            a["fs_lp"][s, n, t] += _val(sv["feu"][n, t]) + _val(sv["fed"][n, t])
+            a["esc"][s, n, t] = val(var)
+            a["esd"][s, n, t] = val(sv["esd"][n, t])
+            a["fs_lp"][s, n, t] += val(sv["feu"][n, t]) + val(sv["fed"][n, t])
         for (n, t), var in sv["ese"].items():
-            a["ese"][s, n, t] = _val(var)
+            a["ese"][s, n, t] = val(var)
         for (n, t), var in sv["sp"].items():
-            a["slack"][s, n, t] = _val(var) + _val(sv["sm"][n, t])
+            a["slack"][s, n, t] = val(var) + val(sv["sm"][n, t])
     # flexibility by min() from the dispatch
     fs = np.zeros((S, N, T))
     fs_up = np.zeros((S, N, T))

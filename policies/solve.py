@@ -100,15 +100,23 @@ def solve(prob: pulp.LpProblem, solver: str = "highs", time_limit_s: float | Non
 
 
 def _classify_highs(prob, build_s, solve_s, mip_gap) -> SolveOutcome:
+    # PuLP hands HiGHS a minimisation (objective negated for a maximisation)
+    is_mip = any(v.cat == pulp.LpInteger for v in prob.variables())
+    return highs_outcome(prob.solverModel, prob.sense == pulp.LpMaximize, is_mip, build_s,
+                         solve_s, mip_gap, negated=True)
+
+
+def highs_outcome(h, maximize: bool, is_mip: bool, build_s: float, solve_s: float,
+                  mip_gap: float, negated: bool = False) -> SolveOutcome:
+    """Classify a finished ``highspy.Highs`` run. ``negated``: the model HiGHS solved is the
+    negation of a maximisation (PuLP's hand-over); otherwise HiGHS's values are the model's."""
     import highspy
 
-    h = prob.solverModel
     ms = h.getModelStatus()
     info = h.getInfo()
-    sense = -1.0 if prob.sense == pulp.LpMaximize else 1.0
+    sense = -1.0 if maximize and negated else 1.0
     has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
     obj = sense * info.objective_function_value if has_sol else None
-    is_mip = any(v.cat == pulp.LpInteger for v in prob.variables())
     if is_mip:
         bound = sense * info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else None
         gap = info.mip_gap if has_sol and math.isfinite(info.mip_gap) else None
