@@ -15,7 +15,7 @@ from agents.degradation import make_degradation  # noqa: E402
 from experiments.figures import _save  # noqa: E402
 
 POL_COLOR = {"dp": "tab:blue", "dp_site": "tab:cyan", "greedy": "tab:orange",
-             "shortest": "tab:green"}
+             "shortest": "tab:green", "milp": "tab:pink"}
 MODEL_COLOR = {"nmc": "tab:red", "lfp": "tab:purple", "generalised": "tab:gray"}
 
 
@@ -31,7 +31,9 @@ def _layout(net) -> dict[int, np.ndarray]:
 def route_map(path: Path, net, keep, model: str) -> Path:
     pos = _layout(net)
     fig, axes = plt.subplots(1, 3, figsize=(19, 6.5))
-    for ax, pol in zip(axes, ("dp", "dp_site", "greedy")):
+    pols = ("dp", "milp", "greedy") if any(k[1] == "milp" for k in keep) else (
+        "dp", "dp_site", "greedy")
+    for ax, pol in zip(axes, pols):
         for a in net.arcs:
             x = [pos[a.from_node][0], pos[a.to_node][0]]
             y = [pos[a.from_node][1], pos[a.to_node][1]]
