@@ -96,7 +96,7 @@ def cost_breakdown(path: Path, summary) -> Path:
     colors = ["tab:brown", "tab:olive", "tab:blue", "tab:red", "0.6"]
     models = list(dict.fromkeys(summary.model))
     pols = list(dict.fromkeys(summary.policy))
-    fig, ax = plt.subplots(figsize=(11, 4.8))
+    fig, ax = plt.subplots(figsize=(12.5, 4.8))
     x, labels = [], []
     for mi, m in enumerate(models):
         for pi, pol in enumerate(pols):
@@ -110,10 +110,10 @@ def cost_breakdown(path: Path, summary) -> Path:
             ax.text(xi, bottom, f"{row['total_usd']:.0f}", ha="center", va="bottom", fontsize=7)
             x.append(xi)
             labels.append(f"{pol}\n{m}")
-    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_xticks(x, labels, fontsize=7, rotation=30)
     ax.set_ylabel("USD per day (fleet)")
     ax.set_title("Cost breakdown under the DP cost model (label: total incl. unmet penalty)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path / "cost_breakdown.png", dpi=110)
 

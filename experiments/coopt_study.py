@@ -71,11 +71,12 @@ class StudySettings:
     milp_soc_step_frac: float = 0.05
     milp_time_limit_s: float = 60.0
     milp_trucks: int = 0  # 0: as many trucks as sites (vehicles.csv order)
+    milp: bool = True  # off for coopt-large: 10 trucks x 16 nodes is past "small enough"
 
 
 STUDIES = {
     "coopt-small": StudySettings(network="small"),
-    "coopt-large": StudySettings(network="large"),
+    "coopt-large": StudySettings(network="large", milp=False),
 }
 
 
@@ -243,6 +244,8 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
         probs = build_problems(data, st.network, model_name, s, hourly_price=hourly)
         byname = {p.name: p for p in probs}
         for pol in POLICIES:
+            if pol == "milp" and not st.milp:
+                continue
             milp_info: dict = {}
             if pol == "milp":  # planned on its own grid, run and priced like the others
                 plans, _, milp_info, dt = _milp(data, st, s, model_name, hourly)
