@@ -15,7 +15,7 @@ from agents.degradation import make_degradation  # noqa: E402
 from experiments.figures import _save  # noqa: E402
 
 POL_COLOR = {"dp": "tab:blue", "dp_site": "tab:cyan", "greedy": "tab:orange",
-             "shortest": "tab:green"}
+             "shortest": "tab:green", "milp": "tab:pink"}
 MODEL_COLOR = {"nmc": "tab:red", "lfp": "tab:purple", "generalised": "tab:gray"}
 
 
@@ -31,7 +31,9 @@ def _layout(net) -> dict[int, np.ndarray]:
 def route_map(path: Path, net, keep, model: str) -> Path:
     pos = _layout(net)
     fig, axes = plt.subplots(1, 3, figsize=(19, 6.5))
-    for ax, pol in zip(axes, ("dp", "dp_site", "greedy")):
+    pols = ("dp", "milp", "greedy") if any(k[1] == "milp" for k in keep) else (
+        "dp", "dp_site", "greedy")
+    for ax, pol in zip(axes, pols):
         for a in net.arcs:
             x = [pos[a.from_node][0], pos[a.to_node][0]]
             y = [pos[a.from_node][1], pos[a.to_node][1]]
@@ -94,7 +96,7 @@ def cost_breakdown(path: Path, summary) -> Path:
     colors = ["tab:brown", "tab:olive", "tab:blue", "tab:red", "0.6"]
     models = list(dict.fromkeys(summary.model))
     pols = list(dict.fromkeys(summary.policy))
-    fig, ax = plt.subplots(figsize=(11, 4.8))
+    fig, ax = plt.subplots(figsize=(12.5, 4.8))
     x, labels = [], []
     for mi, m in enumerate(models):
         for pi, pol in enumerate(pols):
@@ -108,10 +110,10 @@ def cost_breakdown(path: Path, summary) -> Path:
             ax.text(xi, bottom, f"{row['total_usd']:.0f}", ha="center", va="bottom", fontsize=7)
             x.append(xi)
             labels.append(f"{pol}\n{m}")
-    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_xticks(x, labels, fontsize=7, rotation=30)
     ax.set_ylabel("USD per day (fleet)")
     ax.set_title("Cost breakdown under the DP cost model (label: total incl. unmet penalty)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path / "cost_breakdown.png", dpi=110)
 

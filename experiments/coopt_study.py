@@ -38,8 +38,9 @@ from agents.degradation import make_degradation
 from agents.road_data import CooptData, load_coopt
 from agents.truck import CooptFleet, CooptTruck, DriveDisturbance
 from experiments.coopt_build import CooptSettings, build_problems, charging_prices
-from grids.prices import PriceConfig
+from grids.prices import FEEDER_END_CONGESTED, PriceConfig, locational_spread
 from policies.coopt_baselines import PlanFollower, plan_fleet
+from policies.coopt_milp import FleetMILP
 from policies.dp_router import DPRouter
 from sim.coopt import FRESH, TruckDayProblem, TruckPlan
 from sim.coopt_engine import CooptEngine, TruckRun
@@ -47,7 +48,7 @@ from sim.errors import ScenarioError
 
 DEFAULT_DATA_DIR = "/work/shared/data/coopt"
 MODELS = ("nmc", "lfp", "generalised")
-POLICIES = ("dp", "dp_site", "greedy", "shortest")
+POLICIES = ("dp", "dp_site", "greedy", "shortest", "milp")
 # The source's own greedy results on this data (data/coopt/README.md), for comparison only.
 SOURCE_NUMBERS = {
     "small": {"cost-optimised greedy": (710.0, 1432.58), "distance-minimised": (660.0, 1461.72)},
@@ -65,11 +66,17 @@ class StudySettings:
     delay_max_min: int = 0  # ... for 1..delay_max_min extra minutes, seeded
     figures: bool = True
     soh_years: float = 1.0  # SOH projection: repeat the day's duty this long
+    # the fleet MILP (policies/coopt_milp.py) on a coarser SOC grid: on the DP's 0.01 grid the
+    # 7-node day has ~0.57 M arcs per truck; at 0.05 the 4-truck model has ~0.17 M binaries
+    milp_soc_step_frac: float = 0.05
+    milp_time_limit_s: float = 60.0
+    milp_trucks: int = 0  # 0: as many trucks as sites (vehicles.csv order)
+    milp: bool = True  # off for coopt-large: 10 trucks x 16 nodes is past "small enough"
 
 
 STUDIES = {
     "coopt-small": StudySettings(network="small"),
-    "coopt-large": StudySettings(network="large"),
+    "coopt-large": StudySettings(network="large", milp=False),
 }
 
 
@@ -182,6 +189,37 @@ def _plans(policy: str, problems: tuple[TruckDayProblem, ...]) -> tuple[dict[str
     return plan_fleet(problems, policy), None, time.perf_counter() - t0
 
 
+def _milp(data: CooptData, st: StudySettings, s: CooptSettings, model_name: str,
+          hourly: dict[int, np.ndarray]) -> tuple[dict[str, TruckPlan], FleetMILP, dict, float]:
+    """The fleet MILP on its own SOC grid, and the sequential DP on that grid (the relation
+    MILP optimum <= sequential DP holds on the same grid; the MILP's dual bound is <= it even
+    after a time limit)."""
+    t0 = time.perf_counter()
+    net = data.networks[st.network]
+    n = st.milp_trucks or len(net.demands)
+    sm = replace(s, soc_step_frac=st.milp_soc_step_frac, n_trucks=min(n, s.n_trucks))
+    probs = build_problems(data, st.network, model_name, sm, hourly_price=hourly)
+    pol = FleetMILP(time_limit_s=st.milp_time_limit_s)
+    pol.reset(probs)
+    res = pol.result
+    router = DPRouter()
+    router.reset(probs)
+    dp_same = sum(pl.cost_usd for pl in router.plans().values())
+    pen_const = s.pen_unmet_usd_per_kwh * sum(d.requirement_kwh for d in net.demands)
+    out = res.outcome
+    info = {
+        "milp_status": out.status, "milp_gap": out.gap if out.gap is not None else float("nan"),
+        "milp_objective_usd": (res.objective_usd + pen_const) if res.objective_usd is not None
+        else float("nan"),
+        "milp_bound_usd": (res.bound_usd + pen_const) if res.bound_usd is not None
+        else float("nan"),
+        "milp_dp_same_grid_usd": dp_same + pen_const, "milp_soc_step_frac": sm.soc_step_frac,
+        "milp_trucks": len(probs), "milp_vars": res.n_vars, "milp_cons": res.n_cons,
+        "milp_build_s": out.build_s, "milp_solve_s": out.solve_s,
+    }
+    return res.plans, pol, info, time.perf_counter() - t0
+
+
 def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path, seed: int,
               progress=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +233,8 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
     hourly, pres = charging_prices(net, pcfg, np.random.default_rng(seed))
     t_prices = time.perf_counter() - t0
     progress(f"prices ({pcfg.method.upper()}-OPF, 24 h): {t_prices:.1f} s; range "
-             f"{pres.price_usd_per_kwh.min():.3f}-{pres.price_usd_per_kwh.max():.3f} USD/kWh")
+             f"{pres.price_usd_per_kwh.min():.3f}-{pres.price_usd_per_kwh.max():.3f} USD/kWh; "
+             f"{_spread_text(pres)}")
     pd.DataFrame(pres.price_usd_per_kwh, columns=[f"bus{b}" for b in pres.buses]).rename_axis(
         "hour").to_csv(out / "prices.csv")
     total_req = sum(d.requirement_kwh for d in net.demands)
@@ -205,7 +244,14 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
         probs = build_problems(data, st.network, model_name, s, hourly_price=hourly)
         byname = {p.name: p for p in probs}
         for pol in POLICIES:
-            plans, router, dt = _plans(pol, probs)
+            if pol == "milp" and not st.milp:
+                continue
+            milp_info: dict = {}
+            if pol == "milp":  # planned on its own grid, run and priced like the others
+                plans, _, milp_info, dt = _milp(data, st, s, model_name, hourly)
+                router = None
+            else:
+                plans, router, dt = _plans(pol, probs)
             pprobs = router.problems if router is not None else probs
             if router is not None:
                 policy = router
@@ -258,8 +304,18 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
             row.update(_sim_row(runs.values(), net, s))
             row.update({"replans": int(getattr(policy, "replans", 0)), "plan_s": dt,
                         "sim_s": t_sim})
+            row.update(milp_info)
             rows.append(row)
             keep[(model_name, pol)] = (plans, reps, probs)
+            if milp_info:
+                progress(f"{st.network} {model_name:<11} milp: {milp_info['milp_status']} "
+                         f"(gap {milp_info['milp_gap']:.2e}), objective "
+                         f"{milp_info['milp_objective_usd']:.2f}, bound "
+                         f"{milp_info['milp_bound_usd']:.2f}, sequential DP on the same grid "
+                         f"{milp_info['milp_dp_same_grid_usd']:.2f} USD; "
+                         f"{milp_info['milp_vars']} binaries, build "
+                         f"{milp_info['milp_build_s']:.1f} s, solve "
+                         f"{milp_info['milp_solve_s']:.1f} s")
             progress(f"{st.network} {model_name:<11} {pol:<8} plan {row['total_usd']:9.2f} USD"
                      f"  sim {row['sim_total_usd']:9.2f} USD  km {row['sim_km']:6.0f}  served "
                      f"{row['sim_sites_served']}/{row['sites']}  replans {row['replans']}  "
@@ -284,6 +340,19 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
     (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
     write_report(out, st, s, pcfg, summary, pres, t_prices)
     return {"summary": summary, "figures": figs, "out": out, "keep": keep}
+
+
+def _spread_text(pres) -> str:
+    """Which hours and buses the prices differ in (locational variation), in words."""
+    sp = locational_spread(pres)
+    if not sp:
+        return "one price per hour at every charging bus (no line limit binds)"
+    by: dict[tuple[int, ...], list[int]] = {}
+    for h, buses in sp.items():
+        by.setdefault(buses, []).append(h)
+    parts = [f"bus{'es' if len(b) > 1 else ''} {', '.join(map(str, b))} dearer in hours "
+             f"{', '.join(map(str, hs))}" for b, hs in by.items()]
+    return "prices differ across buses: " + "; ".join(parts)
 
 
 def _pcfg_dict(p: PriceConfig) -> dict:
@@ -325,6 +394,18 @@ def write_report(out: Path, st: StudySettings, s: CooptSettings, pcfg: PriceConf
         checks.extend(f"- note: {r.policy} ({r.model}) leaves {r.sites - r.sites_served} site(s) "
                       "unserved: serving costs more than the unmet-energy penalty it avoids"
                       for r in short.itertuples())
+    milp_lines = []
+    if "milp_status" in summary:
+        for r in summary[summary.policy == "milp"].itertuples():
+            rel = "<=" if r.milp_objective_usd <= r.milp_dp_same_grid_usd + 1e-6 else ">"
+            milp_lines.append(
+                f"- {r.model}: {r.milp_status} (gap {r.milp_gap:.2e}), objective "
+                f"{r.milp_objective_usd:.2f} USD, dual bound {r.milp_bound_usd:.2f} USD {rel} "
+                f"sequential DP on the same grid {r.milp_dp_same_grid_usd:.2f} USD; "
+                f"{r.milp_trucks} trucks, SOC grid {r.milp_soc_step_frac:g}, {r.milp_vars} "
+                f"binaries, {r.milp_cons} rows, build {r.milp_build_s:.1f} s, solve "
+                f"{r.milp_solve_s:.1f} s; in the SimPy run {r.sim_total_usd:.2f} USD")
+    milp_txt = "\n".join(milp_lines) or "- not run"
     src = SOURCE_NUMBERS.get(net, {})
     src_lines = "\n".join(f"- source {k}: {km:.0f} km, {usd:.2f} USD" for k, (km, usd)
                           in src.items())
@@ -346,8 +427,9 @@ Prices: {pcfg.method.upper()}-OPF nodal duals on CIGRE MV (grids/prices.py), 24 
 {t_prices:.1f} s; at the charging buses {pres.price_usd_per_kwh.min():.3f}-
 {pres.price_usd_per_kwh.max():.3f} USD/kWh, max line loading
 {pres.max_line_loading_pct.max():.0f} %, load shed {pres.shed_mw.max():.2g} MW. Binding line
-limits in any hour: {sorted({li for h in pres.binding_lines for li in h}) or 'none'} (so the DC
-prices are the same at every bus in each hour when no limit binds: they differ in time only).
+limits in any hour: {sorted({li for h in pres.binding_lines for li in h}) or 'none'}; line limits
+set: {list(pcfg.line_limits_pct) or 'none (nominal)'}. Locational variation: {_spread_text(pres)}.
+Where no limit binds the DC prices are the same at every bus (lossless).
 
 ## Plans under the DP cost model (same prices, costs and penalties for every policy)
 
@@ -381,6 +463,20 @@ step (online rainflow, exact half cycles), which differs from the DP's reference
 re-solves.
 
 {_md_table(summary, rcols)}
+## The fleet MILP (`milp`, policies/coopt_milp.py)
+
+The DP's time-expanded state graph (phase, step, node, SOC bucket) for each truck with a binary
+per action arc, the DP's exact stage costs on the arcs (degradation from the per-transition
+tables, so nothing is linearised), and the fleet coupling the sequential DP handles greedily:
+each site swapped by at most one truck, one truck per charger and step. It is solved on a
+coarser SOC grid ({st.milp_soc_step_frac:g}) than the DP's (the DP's grid gives about 0.57 M
+arcs per truck on the 7-node day), with {st.milp_time_limit_s:g} s HiGHS limit; its plans run open
+loop in the same SimPy engine and are priced like every other policy. On the same grid the MILP
+optimum is <= the sequential DP's fleet cost (the DP's plans are one MILP solution);
+`total_usd` of the `milp` row is on the MILP's grid, the `sim_*` columns on the exact SOC.
+
+{milp_txt}
+
 ## Comparison with the source's own greedy numbers (data README)
 
 {src_lines}
@@ -448,7 +544,9 @@ def settings_for(name: str, overrides: list[str] | None = None
             raise ScenarioError(f"study.models: unknown {unknown}")
     st = replace(st, **ov["study"])
     s = CooptSettings.from_dict(ov["coopt"])
-    pcfg = replace(PriceConfig(), **ov["prices"])
+    # the [P] congested feeder by default (grids.prices.FEEDER_END_CONGESTED);
+    # --set prices.line_limits_pct=[] gives the nominal, uncongested prices
+    pcfg = replace(FEEDER_END_CONGESTED, **ov["prices"])
     if pcfg.problems():
         raise ScenarioError(pcfg.problems())
     return st, s, pcfg

@@ -30,6 +30,15 @@ The OPF model, hour ``h`` (all numbers [P], D.5.2 and this docstring):
 * **limits**: lines and transformers at ``line_rating_factor * 100 %`` of their rated current
   (pandapower ``max_loading_percent``); AC only: bus voltages within 0.9-1.1 pu.
 
+**Locational variation.** At nominal load nothing binds, so the DC prices are one price per hour
+at every bus. :data:`FEEDER_END_CONGESTED` is the [P] loaded configuration the Co-OPT studies use
+by default: line 7 (bus 9 -> 10, the only closed line into buses 10 and 11) limited to 15 % of
+its rating (a derated old cable, about 0.76 MW) and a 2 MW local genset at bus 10 at
+600 USD/MWh [P]. The line then binds in 11 h and 16-20 h, and in those hours buses 10 and 11 pay
+the local marginal cost (600 USD/MWh, or the benchmark's residential fuel cell at 560 while it
+can relieve the line alone) while bus 6 pays the upstream price. :func:`locational_spread` lists
+the hours and buses whose price differs from the cheapest bus.
+
 The charging trucks are **price takers**: the prices are computed without their charging load.
 Measured (hours 10 and 18, two 0.5 MW chargers at buses 6 and 10): the DC prices do not move
 (relative change < 1e-8, no limit binds); the AC prices move by 2.8 % at 10 h and by a factor
@@ -151,6 +160,25 @@ class PriceResult:
     @property
     def price_usd_per_kwh(self) -> np.ndarray:
         return self.price_usd_per_mwh / 1000.0
+
+
+# [P] the Co-OPT studies' default: line 9 -> 10 derated to 15 %, a local genset at its far end.
+FEEDER_END_CONGESTED = PriceConfig(
+    line_limits_pct=((7, 15.0),),
+    extra=(LocalResource(bus=10, p_max_mw=2.0, cost_usd_per_mwh=600.0),))
+
+
+def locational_spread(res: PriceResult, tol_usd_per_mwh: float = 0.01
+                      ) -> dict[int, tuple[int, ...]]:
+    """Hours in which the prices at ``res.buses`` differ: hour -> buses dearer than the cheapest
+    bus of that hour by more than ``tol_usd_per_mwh``. Empty if prices vary in time only."""
+    out = {}
+    for h in range(res.price_usd_per_mwh.shape[0]):
+        row = res.price_usd_per_mwh[h]
+        dear = tuple(b for b, x in zip(res.buses, row) if x > row.min() + tol_usd_per_mwh)
+        if dear:
+            out[h] = dear
+    return out
 
 
 def build_price_net(cfg: PriceConfig = PriceConfig()) -> pp.pandapowerNet:

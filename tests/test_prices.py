@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from grids.prices import (
+    FEEDER_END_CONGESTED,
     HOURS,
     LocalResource,
     PriceConfig,
     hour_prices_usd_per_mwh,
+    locational_spread,
     marginal_cost_fd,
     nodal_prices,
     step_prices_usd_per_kwh,
@@ -57,6 +59,33 @@ def test_ac_dual_matches_finite_difference():
     fd = marginal_cost_fd(10, PEAK_H, cfg, eps_mw=0.005)
     assert lam[10] == pytest.approx(fd, rel=2e-3)
     assert lam[10] > lam[1]  # losses: the far end of the feeder is dearer than its head
+
+
+def test_congested_preset_prices_differ_across_buses_exactly_when_the_line_binds():
+    """The studies' default: bus 10/11 prices leave bus 6's in the hours line 7 binds, and in
+    such an hour each bus's dual is its finite-difference marginal cost."""
+    r = nodal_prices([6, 10, 11], FEEDER_END_CONGESTED)
+    spread = locational_spread(r)
+    binding = {h for h in range(HOURS) if 7 in r.binding_lines[h]}
+    assert binding and set(spread) == binding  # differ in every binding hour, and only then
+    assert all(set(b) == {10, 11} for b in spread.values())
+    assert np.all(r.shed_mw < 1e-6)
+    h = PEAK_H
+    assert h in binding
+    lam = r.price_usd_per_mwh[h]
+    assert lam[1] > lam[0] + 1.0
+    for i, bus in enumerate((6, 10)):
+        fd = marginal_cost_fd(bus, h, FEEDER_END_CONGESTED, eps_mw=0.01)
+        assert lam[i] == pytest.approx(fd, rel=1e-6)
+    # an hour in which the line does not bind: one price everywhere, also by finite difference
+    h0 = min(set(range(HOURS)) - binding)
+    row = r.price_usd_per_mwh[h0]
+    assert row.max() - row.min() < 0.01
+    assert marginal_cost_fd(10, h0, FEEDER_END_CONGESTED) == pytest.approx(row[1], rel=1e-6)
+
+
+def test_nominal_prices_vary_in_time_only():
+    assert locational_spread(nodal_prices([6, 10, 11])) == {}
 
 
 def test_nodal_prices_series_shape_and_time_variation():

@@ -1,0 +1,321 @@
+"""The ``milp`` baseline for the Co-OPT fleet: a time-expanded MILP of the whole fleet (D.4-D.6).
+
+**Model.** For each truck ``t`` the DP's own state graph, time-expanded: a node is a state
+``(phase, k, v, j)`` (mission phase, router step, road node, SOC bucket) and an arc is one DP
+action (END, SERVE, MOVE, CHARGE to a target bucket, DISCHARGE if V2G is on, WAIT) built by the
+DP's transition helpers (``policies.dp_router``: ``move_outcome``, ``charge_outcome``, ...). A
+binary ``x[t, a]`` per arc; one unit of flow leaves the truck's start state and ends in an END
+arc (flow conservation at every state). The arc cost is the DP's stage cost: toll + maintenance
+per km, wage, energy at the step's OPF price (full charger power per step, the last partial),
+degradation ``C_rep (dD_cal + dD_cyc)`` from the model's per-transition tables, and at SERVE
+``-pen * min(delivered, requirement)`` (the unmet-demand penalty up to the constant
+``pen * sum(requirement)``, as in the DP). Because SOC is a state index, the nonlinear
+degradation of a transition (C.5) is an exact constant on its arc: nothing is linearised.
+
+**Coupling** (what the sequential DP only handles greedily): every site is swapped by at most one
+truck, and at most ``chargers_per_site`` trucks charge at a site in any step. The MILP optimises
+the fleet jointly, so with the same cost model and SOC grid
+
+* one truck alone: MILP optimum = DP value (a shortest path on a DAG; ``tests/test_coopt_milp.py``);
+* a fleet: MILP optimum <= the sequential DP's fleet cost (the DP's plans are one feasible MILP
+  solution), and the MILP's dual bound is <= it even after a time limit.
+
+**Size.** Only states reachable from the start *and* from which an END can be reached are built
+(a forward pass over ``k``, then a backward pass), so the 7-node day on the DP's 0.01 SOC grid is
+built exactly; ``soc_step_frac`` in the study can coarsen the grid if a case is too large. Solves
+go through ``policies.solve`` (HiGHS) with a time limit and report their typed status and gap,
+never "optimal" after a time limit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pulp
+
+from policies import solve as solve_mod
+from policies.dp_router import (
+    _free_cum,
+    _total,
+    charge_outcome,
+    discharge_outcome,
+    evaluate,
+    move_outcome,
+    reserve,
+    serve_outcome,
+    wait_outcome,
+)
+from sim.coopt import (
+    CHARGE,
+    DISCHARGE,
+    END,
+    FRESH,
+    MOVE,
+    OLD,
+    SERVE,
+    WAIT,
+    TruckDayProblem,
+    TruckPlan,
+)
+
+
+@dataclass
+class TruckGraph:
+    """One truck's pruned time-expanded state graph; arc arrays are aligned."""
+
+    problem: TruckDayProblem
+    start: tuple[int, int, int, int]
+    states: dict[tuple[int, int, int, int], int]  # state -> index
+    tail: np.ndarray  # arc -> state index
+    head: np.ndarray  # arc -> state index, -1 for END
+    code: np.ndarray  # action code
+    arg: np.ndarray  # node (MOVE), customer index (SERVE), target bucket (CHARGE)
+    cost_usd: np.ndarray
+    k_from: np.ndarray
+    k_to: np.ndarray
+    node: np.ndarray  # node the arc leaves
+
+    @property
+    def n_arcs(self) -> int:
+        return int(self.tail.size)
+
+
+def build_graph(p: TruckDayProblem, available: tuple[bool, ...] | None = None) -> TruckGraph:
+    """The truck's state graph from its start (depot, step 0, initial SOC), pruned both ways."""
+    available = tuple(available) if available is not None else (True,) * len(p.customers)
+    K, J = p.n_steps, p.n_soc
+    start = (FRESH, 0, p.depot, p.bucket(p.soc_init_frac))
+    reach = np.zeros((2, K + 1, p.n_nodes, J), dtype=bool)
+    reach[start] = True
+    cust_at = {c: i for i, c in enumerate(p.customers)}
+    out_nbrs = [[w for w in range(p.n_nodes) if w != v and np.isfinite(p.dist_km[v, w])]
+                for v in range(p.n_nodes)]
+    j_old = p.bucket(p.soc_old_frac)
+    s = p.soc_grid_frac
+    no_busy = {v: _free_cum(p, np.zeros((K, p.n_nodes), dtype=int), v) for v in p.charging_nodes}
+    rows: list[tuple] = []  # (phase, k, v, j, code, arg, phase2, k2, v2, j2, cost) vectorised
+
+    def add(phase, k, v, js, code, arg, phase2, k2, v2, j2, cost):
+        js = np.asarray(js)
+        n = js.size
+        rows.append((np.full(n, phase), np.full(n, k), np.full(n, v), js, np.full(n, code),
+                     np.broadcast_to(arg, js.shape).astype(int), np.full(n, phase2),
+                     np.broadcast_to(k2, js.shape).astype(int), np.full(n, v2),
+                     np.broadcast_to(j2, js.shape).astype(int), np.asarray(cost, float)))
+        if phase2 >= 0:
+            reach[phase2, np.broadcast_to(k2, js.shape), v2, np.broadcast_to(j2, js.shape)] = True
+
+    for k in range(K + 1):
+        for phase in (FRESH, OLD):
+            for v in range(p.n_nodes):
+                js = np.flatnonzero(reach[phase, k, v])
+                if js.size == 0:
+                    continue
+                if v == p.depot:
+                    ok = js if phase == FRESH else js[s[js] >= p.soc_end_frac - 1e-9]
+                    if ok.size:
+                        add(phase, k, v, ok, END, -1, -1, -1, -1, -1, np.zeros(ok.size))
+                if k >= K:
+                    continue
+                if phase == FRESH and v in cust_at and available[cust_at[v]]:
+                    ci = cust_at[v]
+                    _, k_e, feas, _, parts = serve_outcome(p, k, ci, js)
+                    if k_e <= K and feas.any():
+                        add(phase, k, v, js[feas], SERVE, ci, OLD, k_e, v, j_old,
+                            _total(parts)[feas])
+                for w in out_nbrs[v]:
+                    n, jn, feas, parts = move_outcome(p, k, v, w, js)
+                    if k + n <= K and feas.any():
+                        add(phase, k, v, js[feas], MOVE, w, phase, k + n, w, jn[feas],
+                            _total(parts)[feas])
+                if v in no_busy:
+                    fns = [(CHARGE, charge_outcome)]
+                    if p.allow_v2g:
+                        fns.append((DISCHARGE, discharge_outcome))
+                    jt_all = np.arange(J)
+                    for code, fn in fns:
+                        a, b = np.meshgrid(js, jt_all, indexing="ij")
+                        q, feas, _, parts = fn(p, k, v, a, b, no_busy[v])
+                        feas = feas & (k + q <= K)
+                        if feas.any():
+                            add(phase, k, v, a[feas], code, b[feas], phase, (k + q)[feas], v,
+                                b[feas], _total(parts)[feas])
+                feas, parts = wait_outcome(p, phase, k, v, js)
+                if feas.any():
+                    add(phase, k, v, js[feas], WAIT, -1, phase, k + 1, v, js[feas],
+                        _total(parts)[feas])
+    cols = [np.concatenate([r[i] for r in rows]) for i in range(11)]
+    ph, kk, vv, jj, code, arg, ph2, k2, v2, j2, cost = cols
+    # backward pass: a state is alive if one of its arcs ENDs or leads to an alive state
+    alive = np.zeros_like(reach)
+    keep = np.zeros(kk.size, dtype=bool)
+    for kv in range(K, -1, -1):
+        for phase in (OLD, FRESH):  # a SERVE with no service time leads to OLD at the same k
+            idx = np.flatnonzero((kk == kv) & (ph == phase))
+            ends = code[idx] == END
+            ok = ends.copy()
+            nz = ~ends
+            ok[nz] = alive[ph2[idx[nz]], k2[idx[nz]], v2[idx[nz]], j2[idx[nz]]]
+            keep[idx[ok]] = True
+            alive[ph[idx[ok]], kk[idx[ok]], vv[idx[ok]], jj[idx[ok]]] = True
+    ph, kk, vv, jj, code, arg, ph2, k2, v2, j2, cost = (c[keep] for c in cols)
+    keys = sorted(set(zip(ph.tolist(), kk.tolist(), vv.tolist(), jj.tolist())))
+    states = {st: i for i, st in enumerate(keys)}
+    tail = np.array([states[t] for t in zip(ph.tolist(), kk.tolist(), vv.tolist(),
+                                            jj.tolist())], dtype=int)
+    head = np.array([states[h] if c != END else -1 for h, c in
+                     zip(zip(ph2.tolist(), k2.tolist(), v2.tolist(), j2.tolist()),
+                         code.tolist())], dtype=int)
+    k_to = np.where(code == END, kk, k2)
+    return TruckGraph(p, start, states, tail, head, code, arg, cost, kk, k_to, vv)
+
+
+@dataclass
+class MilpResult:
+    """The fleet MILP's outcome, plans and sizes."""
+
+    outcome: solve_mod.SolveOutcome
+    plans: dict[str, TruckPlan]
+    objective_usd: float | None  # sum of the arc costs of the solution (DP cost convention)
+    bound_usd: float | None
+    n_vars: int
+    n_cons: int
+    graph_s: float
+
+
+def solve_fleet(problems: tuple[TruckDayProblem, ...], time_limit_s: float = 60.0,
+                mip_gap: float = 1e-4, solver: str = "highs") -> MilpResult:
+    """Solve the fleet MILP (module docstring); plans of the trucks that serve a site."""
+    if not problems:
+        raise ValueError("solve_fleet: no trucks")
+    p0 = problems[0]
+    if any(q.customers != p0.customers or q.n_steps != p0.n_steps for q in problems):
+        raise ValueError("solve_fleet: all trucks must share the customer list and the day")
+    t0 = time.perf_counter()
+    graphs = [build_graph(q) for q in problems]
+    graph_s = time.perf_counter() - t0
+    prob = pulp.LpProblem("coopt_fleet", pulp.LpMinimize)
+    xs = []
+    obj = []
+    for ti, g in enumerate(graphs):
+        x = [pulp.LpVariable(f"x_{ti}_{a}", cat=pulp.LpBinary) for a in range(g.n_arcs)]
+        xs.append(x)
+        obj.extend(zip(x, g.cost_usd.tolist()))
+        out_of: list[list[int]] = [[] for _ in g.states]
+        into: list[list[int]] = [[] for _ in g.states]
+        for a in range(g.n_arcs):
+            out_of[g.tail[a]].append(a)
+            if g.head[a] >= 0:
+                into[g.head[a]].append(a)
+        si = g.states[g.start]
+        for i in range(len(g.states)):
+            rhs = 1 if i == si else 0
+            prob += (pulp.lpSum(x[a] for a in out_of[i]) - pulp.lpSum(x[a] for a in into[i])
+                     == rhs), f"flow_{ti}_{i}"
+    prob += pulp.LpAffineExpression(obj)
+    # each site swapped at most once
+    for ci in range(len(p0.customers)):
+        terms = [xs[ti][a] for ti, g in enumerate(graphs)
+                 for a in np.flatnonzero((g.code == SERVE) & (g.arg == ci))]
+        if len(terms) > 1:
+            prob += pulp.lpSum(terms) <= 1, f"site_{ci}"
+    # charger capacity per site and step
+    for v in p0.charging_nodes:
+        for k in range(p0.n_steps):
+            terms = []
+            owners = set()
+            for ti, g in enumerate(graphs):
+                hit = np.flatnonzero(((g.code == CHARGE) | (g.code == DISCHARGE)) & (g.node == v)
+                                     & (g.k_from <= k) & (g.k_to > k))
+                terms.extend(xs[ti][a] for a in hit)
+                if hit.size:
+                    owners.add(ti)
+            if len(owners) > p0.chargers_per_site:
+                prob += pulp.lpSum(terms) <= p0.chargers_per_site, f"charger_{v}_{k}"
+    build_s = time.perf_counter() - t0
+    out = solve_mod.solve(prob, solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
+                          build_s=build_s)
+    plans: dict[str, TruckPlan] = {}
+    objective = None
+    if out.has_solution:
+        objective = 0.0
+        chosen: dict[str, list[tuple[int, int]]] = {}
+        for g, x in zip(graphs, xs):
+            val = np.array([v.varValue or 0.0 for v in x]) > 0.5
+            objective += float(g.cost_usd[val].sum())
+            chosen[g.problem.name] = _path(g, val)
+        busy_all = np.zeros((p0.n_steps, p0.n_nodes), dtype=int)
+        raw = {}
+        for g in graphs:  # evaluate each plan under the DP model, chargers of the others held
+            q = g.problem
+            raw[q.name] = evaluate(q, chosen[q.name])
+            busy_all = reserve(q, raw[q.name], busy_all) if raw[q.name].feasible else busy_all
+        for g in graphs:
+            q = g.problem
+            pl = raw[q.name]
+            if not pl.feasible:
+                raise RuntimeError(f"milp: {q.name}'s solution is not a feasible DP plan: "
+                                   f"{pl.reason}")
+            others = busy_all - reserve(q, pl, np.zeros_like(busy_all))
+            served = {raw[n].served_customer for n in raw if n != q.name}
+            avail = tuple(c not in served for c in q.customers)
+            pl = evaluate(q, chosen[q.name], available=avail, busy=others)
+            if not pl.feasible:
+                raise RuntimeError(f"milp: {q.name}'s plan violates the fleet coupling: "
+                                   f"{pl.reason}")
+            if pl.served_customer >= 0:
+                plans[q.name] = pl
+    n_vars = sum(len(x) for x in xs)
+    return MilpResult(out, plans, objective, out.bound, n_vars,
+                      prob.numConstraints(), graph_s)
+
+
+def _path(g: TruckGraph, val: np.ndarray) -> list[tuple[int, int]]:
+    """The chosen arcs from the start state to END as ``(code, arg)`` actions."""
+    by_tail: dict[int, int] = {}
+    for a in np.flatnonzero(val):
+        if int(g.tail[a]) in by_tail:
+            raise RuntimeError("milp: two arcs leave one state (fractional or cyclic flow)")
+        by_tail[int(g.tail[a])] = int(a)
+    i = g.states[g.start]
+    acts: list[tuple[int, int]] = []
+    for _ in range(len(by_tail) + 1):
+        a = by_tail.get(i)
+        if a is None:
+            raise RuntimeError("milp: the chosen arcs do not reach END")
+        acts.append((int(g.code[a]), int(g.arg[a])))
+        if g.code[a] == END:
+            return acts
+        i = int(g.head[a])
+    raise RuntimeError("milp: the chosen arcs do not reach END")
+
+
+class FleetMILP:
+    """The ``milp`` policy: joint fleet plans from :func:`solve_fleet`, followed open loop in the
+    simulation (``policies.coopt_baselines.PlanFollower``)."""
+
+    name = "milp"
+
+    def __init__(self, time_limit_s: float = 60.0, mip_gap: float = 1e-4,
+                 solver: str = "highs") -> None:
+        if time_limit_s <= 0:
+            raise ValueError(f"FleetMILP.time_limit_s: must be > 0, got {time_limit_s}")
+        self.time_limit_s = float(time_limit_s)
+        self.mip_gap = float(mip_gap)
+        self.solver = solver
+
+    def params(self) -> dict:
+        return {"time_limit_s": self.time_limit_s, "mip_gap": self.mip_gap,
+                "solver": self.solver}
+
+    def reset(self, problems, rng=None) -> None:
+        self.result = solve_fleet(tuple(problems), self.time_limit_s, self.mip_gap, self.solver)
+        self._plans = dict(self.result.plans)
+
+    def plans(self) -> dict[str, TruckPlan]:
+        return dict(self._plans)
+
+
+__all__ = ["FleetMILP", "MilpResult", "TruckGraph", "build_graph", "solve_fleet", "MOVE", "WAIT"]
