@@ -59,7 +59,7 @@ class Traffic:
 
 def draw_traffic(edges: Iterable[tuple[str, str]], n_steps: int, step_min: int, sigma: float,
                  rng: np.random.Generator) -> Traffic:
-    """Delay factors for ``edges`` (drawn in sorted edge order, so the order given is irrelevant)."""
+    """Delay factors for ``edges`` (drawn in sorted edge order: the order given is irrelevant)."""
     if sigma < 0 or not math.isfinite(sigma):
         raise ValueError(f"travel sigma must be finite and >= 0, got {sigma!r}")
     keys = sorted(set(edges))
@@ -91,9 +91,10 @@ class Outages:
 
 def draw_outages(vehicles: Sequence[str], n_steps: int, step_min: int, prob_per_day: float,
                  duration_min: int, rng: np.random.Generator) -> dict[str, Outages]:
-    """Breakdown schedules per vehicle (one uniform draw per vehicle and step, in the order given)."""
+    """Breakdown schedules per vehicle (one uniform draw per vehicle and step, in that order)."""
     if not 0 <= prob_per_day <= 1:
-        raise ValueError(f"breakdown probability per day must be in [0, 1], got {prob_per_day!r}")
+        raise ValueError(f"breakdown probability per day must be in [0, 1], "
+                         f"got {prob_per_day!r}")
     if duration_min < 1:
         raise ValueError(f"breakdown duration must be >= 1 min, got {duration_min!r}")
     p_step = 1.0 - (1.0 - prob_per_day) ** (step_min / 1440.0)

@@ -159,7 +159,8 @@ class Engine:
                 at_site = (parked and node in self._site_by_node and cmd.connected
                            and down is None)
                 if down is not None and p_req != 0.0:
-                    self._fail(now, "vehicle", v.name, "broken_down", f"p_mw={p_req} ignored: {down}")
+                    self._fail(now, "vehicle", v.name, "broken_down",
+                               f"p_mw={p_req} ignored: {down}")
                     p_req = 0.0
                 if not cmd.connected and p_req != 0.0:
                     self._fail(now, "policy", v.name, "power_unplugged",
