@@ -305,3 +305,12 @@ def test_a_traffic_table_covers_every_edge_of_the_scenario():
     cfg = load(TINY)
     t = draw_traffic(transport_graph(cfg).graph.edges, 8, 60, 0.2, np.random.default_rng(0))
     assert isinstance(t, Traffic) and set(t.factors) == set(EDGES)
+
+
+def test_the_route_gantt_draws_each_breakdown(tmp_path):
+    from experiments.figures import _breakdowns, route_gantt
+
+    frames, _, _ = _run(outages=Outages(((240, 300), (420, 540))))
+    assert _breakdowns(frames["events"], 480) == {"truck": [(240, 300), (420, 480)]}
+    info = {"step_min": 60, "horizon_min": 480, "sites": {}, "vehicles": {"truck": {}}}
+    assert route_gantt(frames, info, tmp_path / "g.png").stat().st_size > 0
