@@ -6,12 +6,13 @@ SimPy owns the clock; mesa only owns the agent population. :class:`FleetModel` i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import mesa
 import numpy as np
 
 from agents.battery import E_TOL_MWH, Battery, DegradationModel, StepEnergy
+from agents.disruption import Outages, Traffic
 from agents.graph import TransportGraph
 from sim.protocols import EventLog
 from sim.types import VehicleSpec, VehicleState
@@ -25,15 +26,22 @@ class Vehicle(mesa.Agent):
 
     While parked it may charge or discharge; once a trip starts it is in transit until the SimPy
     process of :meth:`drive` reaches the destination, and it cannot exchange power meanwhile.
+
+    With ``traffic`` the vehicle drives realised edge times instead of the graph's free-flow
+    ``travel_min``; with ``outages`` it breaks down on that schedule (parked: held where it is,
+    unplugged; in transit: stopped on its edge). See :mod:`agents.disruption`.
     """
 
     def __init__(self, model: mesa.Model, spec: VehicleSpec, graph: TransportGraph,
-                 degradation: DegradationModel | None = None) -> None:
+                 degradation: DegradationModel | None = None, traffic: Traffic | None = None,
+                 outages: Outages | None = None) -> None:
         super().__init__(model)
         self.spec = spec
         self.name = spec.name
         self.kind = spec.kind
         self.graph = graph
+        self.traffic = traffic
+        self.outages = outages if outages is not None and outages.intervals else None
         self.battery = Battery(spec.battery, spec.e_init_mwh, degradation)
         self.reset()
 
@@ -45,13 +53,22 @@ class Vehicle(mesa.Agent):
         self.mode = IDLE
         self.km = 0.0
         self.trips = 0
+        self._legs: list[int] = []
+        self._logged: set[int] = set()  # starts of breakdowns already in the event log
+        self._open: tuple[int, int] | None = None  # a parked breakdown whose end is not logged
+
+    def out_of_service(self, now_min: int) -> str | None:
+        """Why the vehicle cannot move or exchange power at ``now_min`` (a breakdown), or None."""
+        iv = self.outages.active(now_min) if self.outages is not None else None
+        return None if iv is None else f"broken down until minute {iv[1]}"
 
     @property
     def parked(self) -> bool:
         return self.dest is None
 
     def snapshot(self, now_min: int, dt_min: int) -> VehicleState:
-        p_ch, p_dis = self.battery.limits(dt_min) if self.parked else (0.0, 0.0)
+        usable = self.parked and self.out_of_service(now_min) is None
+        p_ch, p_dis = self.battery.limits(dt_min) if usable else (0.0, 0.0)
         return VehicleState(name=self.name, node=self.node, parked=self.parked, dest=self.dest,
                             arrive_min=self.arrive_min, e_mwh=self.battery.e_mwh,
                             soc_frac=self.battery.soc_frac, p_ch_max_mw=p_ch, p_dis_max_mw=p_dis)
@@ -80,16 +97,23 @@ class Vehicle(mesa.Agent):
         path = self.graph.shortest_path(self.node, dest)
         self._set_mode(IDLE, now_min, log)
         self.dest = dest
-        self.arrive_min = now_min + self.graph.path_minutes(path)
+        free = [(u, v, int(self.graph.edge(u, v)["travel_min"])) for u, v in zip(path, path[1:])]
+        self._legs = ([m for _, _, m in free] if self.traffic is None
+                      else self.traffic.leg_minutes(free, now_min))
+        self.arrive_min = now_min + sum(self._legs)
         self.trips += 1
-        log(now_min, self.name, "depart", self.node, f"to {dest}")
+        detail = f"to {dest}"
+        if self.traffic is not None:
+            detail += f", {sum(self._legs)} min (free flow {sum(m for _, _, m in free)} min)"
+        log(now_min, self.name, "depart", self.node, detail)
         return path
 
     def drive(self, env, path: list[str], log: EventLog):
-        """SimPy process: traverse ``path`` edge by edge, taking each edge's travel time."""
-        for u, v in zip(path, path[1:]):
+        """SimPy process: traverse ``path`` edge by edge, taking each edge's realised time (the
+        legs fixed by :meth:`depart`) plus any breakdown that starts on the way."""
+        for (u, v), minutes in zip(zip(path, path[1:]), self._legs):
             edge = self.graph.edge(u, v)
-            yield env.timeout(edge["travel_min"])
+            yield from self._traverse(env, u, v, minutes, log)
             self.battery.draw_traction(edge["energy_mwh"])
             self.km += edge["dist_km"]
             if v != path[-1]:
@@ -99,6 +123,24 @@ class Vehicle(mesa.Agent):
         self.arrive_min = None
         log(int(env.now), self.name, "arrive", self.node, "")
 
+    def _traverse(self, env, u: str, v: str, minutes: int, log: EventLog):
+        left = int(minutes)
+        while True:
+            now = int(env.now)
+            iv = self.outages.starting(now, now + left) if self.outages is not None else None
+            if iv is None:
+                yield env.timeout(left)
+                return
+            start, end = iv
+            if start > now:
+                yield env.timeout(start - now)
+                left -= start - now
+            self._logged.add(start)
+            self.arrive_min += end - start
+            log(start, self.name, "breakdown_start", u, f"on {u}->{v}, until minute {end}")
+            yield env.timeout(end - start)
+            log(end, self.name, "breakdown_end", u, f"on {u}->{v}")
+
     # ---------------------------------------------------------------- power
     def apply_power(self, p_mw: float, dt_min: int, now_min: int, log: EventLog,
                     connected: bool = True) -> StepEnergy:
@@ -107,6 +149,8 @@ class Vehicle(mesa.Agent):
         ``connected`` says whether the vehicle is parked at a grid connection point; only there can
         it exchange power (and its battery management hold the ``e_min`` floor).
         """
+        if self.parked and self.outages is not None:
+            self._log_parked_outage(now_min, log)
         if not self.parked or not connected:
             return self.battery.step(0.0, dt_min, can_hold=False)
         res = self.battery.step(p_mw, dt_min, can_hold=True)
@@ -115,8 +159,23 @@ class Vehicle(mesa.Agent):
         return res
 
     def close(self, now_min: int, log: EventLog) -> None:
-        """End of the run: close an open charge or discharge interval."""
+        """End of the run: close an open charge or discharge interval (and a breakdown that
+        ended by then)."""
         self._set_mode(IDLE, now_min, log)
+        if self._open is not None and self._open[1] <= now_min:
+            log(self._open[1], self.name, "breakdown_end", self.node, "")
+            self._open = None
+
+    def _log_parked_outage(self, now_min: int, log: EventLog) -> None:
+        if self._open is not None and now_min >= self._open[1]:
+            log(self._open[1], self.name, "breakdown_end", self.node, "")
+            self._open = None
+        iv = self.outages.active(now_min)
+        if iv is not None and iv[0] not in self._logged:
+            self._set_mode(IDLE, now_min, log)
+            self._logged.add(iv[0])
+            self._open = iv
+            log(iv[0], self.name, "breakdown_start", self.node, f"until minute {iv[1]}")
 
     def _set_mode(self, mode: str, now_min: int, log: EventLog) -> None:
         if mode == self.mode:
@@ -133,11 +192,15 @@ class FleetModel(mesa.Model):
 
     def __init__(self, graph: TransportGraph, specs: Iterable[VehicleSpec],
                  rng: np.random.Generator | None = None,
-                 degradation: Callable[[VehicleSpec], DegradationModel] | None = None) -> None:
+                 degradation: Callable[[VehicleSpec], DegradationModel] | None = None,
+                 traffic: Traffic | None = None,
+                 outages: Mapping[str, Outages] | None = None) -> None:
         super().__init__(rng=rng)
         self.graph = graph
+        outages = outages or {}
         self.vehicles: list[Vehicle] = [
-            Vehicle(self, spec, graph, degradation(spec) if degradation else None)
+            Vehicle(self, spec, graph, degradation(spec) if degradation else None,
+                    traffic=traffic, outages=outages.get(spec.name))
             for spec in specs
         ]
 

@@ -9,7 +9,9 @@ per-task overhead: ``(wall x workers / scenarios - mean task time) / mean task t
 task time is the worker's own wall time for ``run_scenario``. It therefore counts pool or cluster
 start-up and the idle tail as overhead. ``memory`` samples the resident memory of the client
 process and of every worker process (psutil, every 0.2 s) during 2-worker local sweeps of
-different sizes; flat peaks mean that results stream to disk.
+different sizes; flat peaks mean that results stream to disk. It also notes the client's RSS
+after each finished scenario and prints it at 10 % and at 100 % of the sweep: growth within one
+sweep shows up there even when the peak is set by start-up.
 """
 
 from __future__ import annotations
@@ -66,16 +68,24 @@ class PeakRSS:
 
 def _one(cfg, n, seed, label, **kw):
     out = Path(tempfile.mkdtemp(prefix=f"bench-sweep-{label}-"))
+    me = psutil.Process()
+    after: list[float] = []  # client RSS (MB) after each finished scenario
+
+    def note(_record):
+        after.append(me.memory_info().rss / 2**20)
+
     try:
         with PeakRSS() as mem:
-            s = run_sweep(cfg, out, n, seed, progress=False, **kw)
+            s = run_sweep(cfg, out, n, seed, progress=False, on_result=note, **kw)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     mean_task = s.task_s / max(1, s.ran)
     overhead = (s.wall_s * s.workers / max(1, s.ran) - mean_task) / mean_task
     return {"label": label, "ran": s.ran, "ok": s.ok, "wall_s": s.wall_s,
             "per_min": s.scenarios_per_min, "workers": s.workers, "mean_task_s": mean_task,
-            "overhead": overhead, "client_mb": mem.client_mb, "worker_mb": mem.worker_mb}
+            "overhead": overhead, "client_mb": mem.client_mb, "worker_mb": mem.worker_mb,
+            "client_10pct_mb": after[max(0, len(after) // 10 - 1)] if after else float("nan"),
+            "client_end_mb": after[-1] if after else float("nan")}
 
 
 def throughput(args) -> None:
@@ -103,11 +113,16 @@ def memory(args) -> None:
     cfg = load(ROOT / "experiments/scenarios/three-dn.toml", args.set)
     print(f"three-dn with {' '.join(args.set) or 'no overrides'}; 2 local workers; "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'scenarios':>9} {'ok':>5} {'wall s':>8} {'client MB':>9} {'worker MB':>9}")
+    print("peak RSS of the client and of the largest worker; client RSS after 10 % and 100 % "
+          "of the scenarios")
+    print(f"{'scenarios':>9} {'ok':>5} {'wall s':>8} {'client MB':>9} {'worker MB':>9} "
+          f"{'client@10%':>10} {'client@end':>10}")
     for n in [int(x) for x in args.sizes.split(",")]:
         r = _one(cfg, n, 7, f"mem{n}", workers=2)
         print(f"{n:>9} {r['ok']:>5} {r['wall_s']:>8.1f} {r['client_mb']:>9.0f} "
-              f"{r['worker_mb']:>9.0f}", flush=True)
+              f"{r['worker_mb']:>9.0f} {r['client_10pct_mb']:>10.0f} {r['client_end_mb']:>10.0f}",
+              flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 def main() -> None:

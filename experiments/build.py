@@ -5,10 +5,11 @@ This is the only place where scenario data meet ``agents``, ``grids`` and ``poli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from agents.disruption import Outages, Traffic, draw_outages, draw_traffic
 from agents.graph import TransportGraph
 from agents.vehicle import FleetModel, Vehicle
 from experiments.config import Config, GridConfig, PowerFlowConfig
@@ -80,10 +81,38 @@ class World:
 
 @dataclass(frozen=True)
 class Realisation:
-    """Actual load and PV per site and step (MW), drawn once per seed and shared by policies."""
+    """Actual load and PV per site and step (MW), drawn once per seed and shared by policies,
+    and the road as the vehicles meet it (None: free flow, no breakdowns)."""
 
     load_mw: np.ndarray  # (n_sites, n_steps)
     pv_mw: np.ndarray
+    traffic: Traffic | None = None
+    outages: dict[str, Outages] | None = None
+
+
+def with_road(cfg: Config, actual: Realisation, seq: np.random.SeedSequence) -> Realisation:
+    """``actual`` plus the realised traffic and breakdowns of ``cfg.uncertainty``.
+
+    Drawn from ``seq`` (its own child of the run's SeedSequence, so the load/PV draws do not
+    change), which is split once more so that turning traffic on or off leaves the breakdown
+    schedule unchanged. With both off nothing is drawn and ``actual`` is returned as it is.
+    """
+    u = cfg.uncertainty
+    if u.travel_sigma == 0 and u.breakdown_prob_per_day == 0:
+        return actual
+    step = cfg.scenario.step_min
+    n_steps = cfg.scenario.horizon_min // step
+    traffic_seq, outage_seq = seq.spawn(2)
+    traffic = outages = None
+    if u.travel_sigma > 0:
+        graph = transport_graph(cfg)
+        traffic = draw_traffic(graph.graph.edges, n_steps, step, u.travel_sigma,
+                               np.random.default_rng(traffic_seq))
+    if u.breakdown_prob_per_day > 0:
+        outages = draw_outages([v.name for v in cfg.fleet], n_steps, step,
+                               u.breakdown_prob_per_day, u.breakdown_duration_min,
+                               np.random.default_rng(outage_seq))
+    return replace(actual, traffic=traffic, outages=outages)
 
 
 def realisation(cfg: Config, specs: list[SiteSpec], rng: np.random.Generator) -> Realisation:
@@ -114,7 +143,9 @@ def build_world(cfg: Config, actual: Realisation | None, rng: np.random.Generato
         sites.append(build_site(spec, step, horizon, **kwargs))
     graph = transport_graph(cfg)
     vspecs = [vehicle_spec(v) for v in cfg.fleet]
-    fleet = FleetModel(graph, vspecs, rng=rng)
+    fleet = FleetModel(graph, vspecs, rng=rng,
+                       traffic=actual.traffic if actual is not None else None,
+                       outages=actual.outages if actual is not None else None)
     problem = Problem(step_min=step, horizon_min=horizon, nodes=graph.nodes,
                       travel_min=graph.travel_table(), paths=graph.path_table(),
                       travel_energy_mwh=graph.energy_table(),

@@ -60,6 +60,12 @@ class UncertaintyConfig(_Strict):
 
     ``rho`` is the hour-to-hour autocorrelation; with other step lengths it becomes
     ``rho ** (step_min / 60)`` per step, so the noise has the same time structure at any step.
+
+    Vehicles (agents/disruption.py; off by default): ``travel_sigma`` is the log-sigma of the
+    traffic delay factor ``max(1, exp(sigma z))`` per edge and step of entry, applied to the
+    free-flow ``travel_min`` and rounded up to whole minutes; ``breakdown_prob_per_day`` is each
+    vehicle's chance of a breakdown per day, which keeps it out of service for
+    ``breakdown_duration_min`` (a whole number of steps). Policies plan on the free-flow graph.
     """
 
     load_sigma: float = Field(0.0, ge=0, le=1)
@@ -67,6 +73,9 @@ class UncertaintyConfig(_Strict):
     rho: float = Field(0.8, ge=0, lt=1)
     load_corr: float = Field(0.5, ge=0, le=1)
     pv_corr: float = Field(0.8, ge=0, le=1)
+    travel_sigma: float = Field(0.0, ge=0, le=2)
+    breakdown_prob_per_day: float = Field(0.0, ge=0, le=1)
+    breakdown_duration_min: int = Field(0, ge=0)
 
 
 class PowerFlowConfig(_Strict):
@@ -535,6 +544,15 @@ def meaning_problems(raw: dict) -> list[str]:
         for name in cmp_.params:
             if name not in cmp_.policies:
                 out.append(f"compare.params.{name}: {name!r} is not in compare.policies")
+    unc = _try(UncertaintyConfig, raw.get("uncertainty", {}))
+    if unc is not None and unc.breakdown_prob_per_day > 0:
+        d = unc.breakdown_duration_min
+        if d < 1:
+            out.append(f"uncertainty.breakdown_duration_min: must be >= 1 when "
+                       f"breakdown_prob_per_day is {unc.breakdown_prob_per_day}, got {d}")
+        elif meta is not None and d % meta.step_min:
+            out.append(f"uncertainty.breakdown_duration_min: {d} is not a whole number of steps "
+                       f"of step_min={meta.step_min}")
     pf = _try(PowerFlowConfig, raw.get("power_flow", {}))
     if pf is not None and pf.vm_min_pu >= pf.vm_max_pu:
         out.append(f"power_flow.vm_min_pu: {pf.vm_min_pu} must be < vm_max_pu {pf.vm_max_pu}")

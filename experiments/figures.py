@@ -212,6 +212,23 @@ def vehicle_intervals(tables: Mapping[str, pd.DataFrame], info: Mapping,
 
 
 # ------------------------------------------------------------------------------------ figures
+def _breakdowns(events: pd.DataFrame, horizon_min: int) -> dict[str, list[tuple[int, int]]]:
+    """``(start_min, end_min)`` of every breakdown per vehicle, from the event log."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    if events.empty or "event" not in events.columns:
+        return out
+    open_: dict[str, int] = {}
+    for r in events[events["event"].isin(["breakdown_start", "breakdown_end"])].itertuples():
+        name = str(r.vehicle)
+        if r.event == "breakdown_start":
+            open_[name] = int(r.time_min)
+        elif name in open_:
+            out.setdefault(name, []).append((open_.pop(name), int(r.time_min)))
+    for name, a in open_.items():
+        out.setdefault(name, []).append((a, horizon_min))
+    return out
+
+
 def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                 policy: str | None = None, show_power: bool = True) -> Path:
     """Route states per vehicle (A.9 Fig. 2): parked bars coloured by site, transit hatched grey,
@@ -228,7 +245,8 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
         fig, ax = plt.subplots(figsize=(9.0, 1.4 + 0.75 * max(1, len(names))))
         bar_h = 0.55
         used_sites: list[str] = []
-        has_idle_node = has_ch = has_dis = has_unplugged = False
+        has_idle_node = has_ch = has_dis = has_unplugged = has_breakdown = False
+        down = _breakdowns(_tab(tables, "events", policy), horizon)
         # Steps at which a parked vehicle was left unplugged (``Command(connected=False)``).
         unplugged: set[tuple[str, int]] = set()
         if "connected" in veh.columns:
@@ -268,6 +286,10 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                             linewidth=0.8)
                     if _fits(str(r.node), w, hh):
                         ax.text(x0 + w / 2, i, r.node, ha="center", va="center", fontsize=7)
+            for a, b in down.get(name, []):  # out of service (agents/disruption.py)
+                has_breakdown = True
+                ax.barh(i, (b - a) / 60.0, left=a / 60.0, height=bar_h, color="none",
+                        edgecolor="black", hatch="xx", linewidth=1.0)
             if show_power and not veh.empty:
                 v = veh[veh["vehicle"].astype(str) == name]
                 p = pd.to_numeric(v["p_mw"], errors="coerce").fillna(0.0)
@@ -295,6 +317,9 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                                  label="parked, unplugged"))
         handles.append(Patch(facecolor=TRANSIT_FACE, edgecolor=TRANSIT_EDGE, hatch="///",
                              label="transit"))
+        if has_breakdown:
+            handles.append(Patch(facecolor="none", edgecolor="black", hatch="xx",
+                                 label="broken down"))
         if has_ch:
             handles.append(Patch(facecolor=CHARGE_COLOR, label="charging"))
         if has_dis:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
-from experiments.build import build_world, realisation, site_spec
+from experiments.build import build_world, realisation, site_spec, with_road
 from experiments.config import Config
 from policies.registry import make_policy
 from sim.engine import Engine
@@ -152,6 +152,16 @@ def _solver_failures(report: dict) -> list[dict]:
     return rows
 
 
+def _breakdown_failures(events: pd.DataFrame | None) -> list[dict]:
+    """A failures row for every vehicle breakdown in the event log."""
+    if events is None or events.empty or "event" not in events.columns:
+        return []
+    rows = events[events["event"] == "breakdown_start"]
+    return [{"time_min": int(r.time_min), "kind": "vehicle", "entity": r.vehicle,
+             "status": "breakdown", "message": f"broke down at {r.node}: {r.detail}"}
+            for r in rows.itertuples()]
+
+
 def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) -> RunResult:
     """Run every policy of ``cfg`` on one seeded realisation and return the results.
 
@@ -165,9 +175,12 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
 
     seed = cfg.scenario.seed if seed is None else int(seed)
     started = time.perf_counter()
-    noise_seq, policy_seq, fleet_seq = np.random.SeedSequence(seed).spawn(3)
+    # spawn(4)[:3] == spawn(3): the fourth child (traffic, breakdowns) leaves the others as
+    # they were, so runs without road uncertainty are bit-identical to earlier versions
+    noise_seq, policy_seq, fleet_seq, road_seq = np.random.SeedSequence(seed).spawn(4)
     specs = [site_spec(name, g, cfg.power_flow) for name, g in cfg.grids.items()]
     actual = realisation(cfg, specs, np.random.default_rng(noise_seq))
+    actual = with_road(cfg, actual, road_seq)
 
     per_table: dict[str, list[pd.DataFrame]] = {}
     policies_meta = []
@@ -188,8 +201,8 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
             stopped, recorder = exc, engine.recorder
         stopped = stopped or next((s.failed for s in sites if s.failed), None)
         report = policy.report() if hasattr(policy, "report") else {}
-        extra = _solver_failures(report) + retried
         frames = recorder.frames()
+        extra = _solver_failures(report) + retried + _breakdown_failures(frames.get("events"))
         if extra:
             frames["failures"] = pd.concat([frames.get("failures"), pd.DataFrame(extra)],
                                            ignore_index=True).sort_values(

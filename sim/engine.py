@@ -136,9 +136,11 @@ class Engine:
                 if not np.isfinite(p_req):
                     self._fail(now, "policy", v.name, "invalid_power", f"p_mw={p_req!r} ignored")
                     p_req = 0.0
+                # a broken-down vehicle stays where it is, unplugged (agents/disruption.py)
+                down = v.out_of_service(now) if v.parked else None
                 moving = v.parked and cmd.dest is not None and cmd.dest != v.node
                 if moving:
-                    problem = v.trip_problem(cmd.dest, dt)
+                    problem = down or v.trip_problem(cmd.dest, dt)
                     if problem is None:
                         path = v.depart(cmd.dest, now, self._log)
                         self.env.process(v.drive(self.env, path, self._log))
@@ -154,7 +156,12 @@ class Engine:
                     p_req = 0.0
                 parked = v.parked
                 node = v.node
-                at_site = parked and node in self._site_by_node and cmd.connected
+                at_site = (parked and node in self._site_by_node and cmd.connected
+                           and down is None)
+                if down is not None and p_req != 0.0:
+                    self._fail(now, "vehicle", v.name, "broken_down",
+                               f"p_mw={p_req} ignored: {down}")
+                    p_req = 0.0
                 if not cmd.connected and p_req != 0.0:
                     self._fail(now, "policy", v.name, "power_unplugged",
                                f"p_mw={p_req} ignored: the vehicle is not connected")
