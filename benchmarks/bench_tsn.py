@@ -4,6 +4,8 @@
     python benchmarks/bench_tsn.py --quick         # case 1 only, shorter limits
     python benchmarks/bench_tsn.py --solver cbc
     python benchmarks/bench_tsn.py --warm-start    # case 1 at 20 MW: cold vs OCD-warm-started
+    python benchmarks/bench_tsn.py --levers        # case 1 at 20 MW: formulation levers
+    python benchmarks/bench_tsn.py --levers --case ieee118 --limit-s 600
 
 ``--warm-start`` solves the congested case 1 (line 12-13 at 20 MW) centrally twice with the same
 limit: cold, and with the OCD incumbent's routes, commitment and station modes as a MIP start;
@@ -135,6 +137,51 @@ def warm_vs_cold(solver: str, gap: float, limit_s: float, ocd_iter: int,
           f"wall; load average at end {os.getloadavg()[0]:.2f}")
 
 
+LEVERS = {"base": {}, "prune": {"prune_arcs": True}, "reach": {"reach_bounds": True},
+          "reach+prune": {"reach_bounds": True, "prune_arcs": True}}
+
+
+def levers(case_name: str, gap: float, limit_s: float, which: list[str]) -> None:
+    """Root LP bound (all integrality relaxed, the start rows of the lazy line loop) and a
+    time-limited MIP per formulation lever, in the same run so that the load is comparable."""
+    import pulp
+
+    from policies.solve import solve
+    from policies.tsn_milp import build, initial_line_rows
+
+    ratings = {"ieee30": {"line 12-13": 20.0}, "ieee118": {"line 12-117": 40.0}}[case_name]
+    case, _ = build_case(case_name, "mes", line_rating_overrides_mw=ratings)
+    rows = initial_line_rows(case, TsnOptions())
+    print(f"\n{case_name} MES, {ratings}; MIP gap {gap:g}, limit {limit_s:g} s; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"{'lever':<12} {'vars':>6} {'rows':>6} {'LP bound':>11} {'LP cpu_s':>8} "
+          f"{'wall_s':>7} {'cpu_s':>7} {'status':<11} {'cost_usd':>11} {'bound_usd':>11} "
+          f"{'gap':>8} {'t@1%':>6} {'t@0.5%':>6} {'load':>5}")
+    for name in which:
+        flags = LEVERS[name]
+        m = build(case, "central", TsnOptions(**flags), lines=rows)
+        nv, nr = len(m.prob.variables()), len(m.prob.constraints)
+        for x in m.prob.variables():
+            x.cat = pulp.LpContinuous
+        c0 = time.process_time()
+        lp = solve(m.prob, time_limit_s=limit_s)
+        lp_cpu = time.process_time() - c0
+        lpb = f"{lp.objective:,.2f}" if lp.has_solution else lp.status
+        with Trajectory() as traj:
+            traj.begin()
+            t0, c0 = time.perf_counter(), time.process_time()
+            plan, _ = solve_case(case, TsnOptions(mip_gap=gap, time_limit_s=limit_s, **flags))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        o = plan.outcome
+        tt = [traj.time_to_gap(g) for g in (1e-2, 5e-3)]
+        tts = " ".join(f"{x:6.1f}" if x is not None else f"{'-':>6}" for x in tt)
+        g = "-" if o.gap is None else f"{100 * o.gap:.3f}%"
+        b = "-" if o.bound is None else f"{o.bound:,.2f}"
+        print(f"{name:<12} {nv:6d} {nr:6d} {lpb:>11} {lp_cpu:8.1f} {wall:7.1f} {cpu:7.1f} "
+              f"{o.status:<11} {plan.total_cost:11,.2f} {b:>11} {g:>8} {tts} "
+              f"{os.getloadavg()[0]:5.2f}", flush=True)
+
+
 def row(label, plan, wall):
     o = plan.outcome
     gap = "-" if o.gap is None else f"{100 * o.gap:.3f} %"
@@ -153,11 +200,19 @@ def main(argv=None) -> int:
                     help="only the cold vs OCD-warm-started central solve of case 1 at 20 MW")
     ap.add_argument("--limit-s", type=float, default=120.0, help="--warm-start solve limit")
     ap.add_argument("--ocd-iter", type=int, default=4, help="--warm-start OCD iterations")
+    ap.add_argument("--levers", nargs="?", const="base,reach+prune", default=None,
+                    help="formulation levers to compare (comma list of "
+                         f"{', '.join(LEVERS)}; default base,reach+prune)")
+    ap.add_argument("--case", default="ieee30", choices=["ieee30", "ieee118"],
+                    help="--levers case")
     args = ap.parse_args(argv)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, pulp {md.version('pulp')}, highspy "
           f"{md.version('highspy')}, pandapower {md.version('pandapower')}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; solver {args.solver}, MIP gap {args.gap:g}")
+    if args.levers:
+        levers(args.case, args.gap, args.limit_s, args.levers.split(","))
+        return 0
     if args.warm_start:
         if args.solver != "highs":
             ap.error("--warm-start measures HiGHS (MIP start and callbacks)")
