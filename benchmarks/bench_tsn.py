@@ -5,6 +5,7 @@
     python benchmarks/bench_tsn.py --solver cbc
     python benchmarks/bench_tsn.py --warm-start    # case 1 at 20 MW: cold vs OCD-warm-started
     python benchmarks/bench_tsn.py --levers        # case 1 at 20 MW: formulation levers
+    python benchmarks/bench_tsn.py --where-gap     # case 1 at 20 MW: is the gap UC or routing?
     python benchmarks/bench_tsn.py --levers --case ieee118 --limit-s 600
 
 ``--warm-start`` solves the congested case 1 (line 12-13 at 20 MW) centrally twice with the same
@@ -182,6 +183,40 @@ def levers(case_name: str, gap: float, limit_s: float, which: list[str]) -> None
               f"{os.getloadavg()[0]:5.2f}", flush=True)
 
 
+def where_gap(limit_s: float) -> None:
+    """Case 1 at 20 MW: the root LP; the LP and MILP with the routes fixed to a time-limited
+    incumbent's (how tight the UC part is); the MILP with UC integer and routes relaxed."""
+    import pulp
+
+    from policies.solve import solve
+    from policies.tsn_milp import build
+
+    case, _ = build_case("ieee30", "mes", line_rating_overrides_mw={"line 12-13": 20.0})
+    print(f"\nload average {os.getloadavg()[0]:.2f}")
+    plan, model = solve_case(case, TsnOptions(time_limit_s=limit_s))
+    o = plan.outcome
+    print(f"MILP {limit_s:g} s: {o.status}, {plan.total_cost:,.2f} (bound {o.bound:,.2f})")
+    on = {key for key, var in model.v["x"].items() if (var.varValue or 0) > 0.5}
+    rows = set(model.lines)
+
+    def run(label, fix_routes, integer):
+        m = build(case, "central", TsnOptions(), lines=rows)
+        if fix_routes:
+            for key, var in m.v["x"].items():
+                var.lowBound = var.upBound = 1.0 if key in on else 0.0
+        for x in m.prob.variables():
+            if not x.name.startswith(integer):
+                x.cat = pulp.LpContinuous
+        r = solve(m.prob, time_limit_s=limit_s)
+        print(f"{label:<40} {r.status:<11} {r.objective:12,.2f}")
+
+    run("root LP (all relaxed)", False, ())
+    run("routes fixed, LP", True, ())
+    run("routes fixed, MILP", True, ("u_", "y_", "z_", "uch_", "udis_"))
+    run("UC integer, routes relaxed", False, ("u_", "y_", "z_"))
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
 def row(label, plan, wall):
     o = plan.outcome
     gap = "-" if o.gap is None else f"{100 * o.gap:.3f} %"
@@ -205,11 +240,16 @@ def main(argv=None) -> int:
                          f"{', '.join(LEVERS)}; default base,reach+prune)")
     ap.add_argument("--case", default="ieee30", choices=["ieee30", "ieee118"],
                     help="--levers case")
+    ap.add_argument("--where-gap", action="store_true",
+                    help="case 1 at 20 MW: UC vs routing share of the root gap")
     args = ap.parse_args(argv)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, pulp {md.version('pulp')}, highspy "
           f"{md.version('highspy')}, pandapower {md.version('pandapower')}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; solver {args.solver}, MIP gap {args.gap:g}")
+    if args.where_gap:
+        where_gap(args.limit_s if args.limit_s != 120.0 else 90.0)
+        return 0
     if args.levers:
         levers(args.case, args.gap, args.limit_s, args.levers.split(","))
         return 0
