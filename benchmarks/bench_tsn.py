@@ -186,6 +186,7 @@ def levers(case_name: str, gap: float, limit_s: float, which: list[str]) -> None
 def where_gap(limit_s: float) -> None:
     """Case 1 at 20 MW: the root LP; the LP and MILP with the routes fixed to a time-limited
     incumbent's (how tight the UC part is); the MILP with UC integer and routes relaxed."""
+    import numpy as np
     import pulp
 
     from policies.solve import solve
@@ -209,6 +210,23 @@ def where_gap(limit_s: float) -> None:
                 x.cat = pulp.LpContinuous
         r = solve(m.prob, time_limit_s=limit_s)
         print(f"{label:<40} {r.status:<11} {r.objective:12,.2f}")
+        if not fix_routes and not integer and r.has_solution:
+            # payload per unit of route on the fractional travel arcs: capacity and energy
+            # carried (MW, MWh) divided by the arc's x, against the trains' maxima
+            val = {x.name: x.varValue or 0.0 for x in m.prob.variables()}
+            dens = []
+            for (k, a), var in m.v["x"].items():
+                xv = var.varValue or 0.0
+                if a[0] != a[2] and 1e-3 < xv < 1 - 1e-3:
+                    tag = f"{k}_{a[0]}_{a[1]}_{a[2]}_{a[3]}"
+                    dens.append((val[f"ac0_{tag}"] / xv, val[f"ae0_{tag}"] / xv))
+            if dens:
+                c, e = np.array(dens).T
+                tr = case.trains[0]
+                print(f"  fractional travel arcs: {len(dens)}; payload per unit x: capacity "
+                      f"median {np.median(c):.1f} MW (train max {tr.c_max_mw:g}), share at the "
+                      f"max {np.mean(c > tr.c_max_mw - 1e-3):.0%}; energy median "
+                      f"{np.median(e):.1f} MWh (max {tr.e_max_mwh:g})")
 
     run("root LP (all relaxed)", False, ())
     run("routes fixed, LP", True, ())

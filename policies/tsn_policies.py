@@ -205,13 +205,14 @@ class _PlanReplayPolicy:
         o = self.options
         return o.power if isinstance(o, OcdOptions) else o
 
-    def _diagnose(self, case: TransmissionCase) -> dict:
-        """Diagnosis of ``case``'s central model (every screened line row present)."""
+    def _diagnose(self, case: TransmissionCase, hour0: int = 0) -> dict:
+        """Diagnosis of ``case``'s central model (every screened line row present); hours are
+        the day's (``hour0`` = the day's hour of the model's t = 0, for a re-plan)."""
         opt = self._fallback_options()
         rows = {(int(line), t) for line in screen_lines(case) for t in range(case.T)} \
             if opt.line_limits else set()
         model = build(case, "central", opt, lines=rows)
-        diag = diagnose_infeasible(model.prob, describe_tsn(case))
+        diag = diagnose_infeasible(model.prob, describe_tsn(case, hour0))
         if diag is None:
             return {"diagnosis": "no diagnosis (elastic re-solve failed or the central model is "
                                  "feasible)", "diagnosis_detail": None}
@@ -316,7 +317,7 @@ class _PlanReplayPolicy:
                 entry["kept_previous_plan"] = True
                 entry["problem"] = "; ".join(problems) or "no solution"
                 if plan is None or plan.outcome.status == "infeasible":
-                    entry["diagnosis"] = self._diagnose(sub)["diagnosis"]
+                    entry["diagnosis"] = self._diagnose(sub, h)["diagnosis"]
             else:
                 paths = paths if paths is not None else [[] for _ in kept]
                 self._win = _Window(h, sub, plan, paths, kept)

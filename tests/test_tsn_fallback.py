@@ -11,7 +11,7 @@ import pytest
 
 from experiments.tsn_sim import simulate
 from policies.tsn_milp import TsnOptions, solve_case
-from policies.tsn_policies import OcdPolicy, UcMilpPolicy, park_plan
+from policies.tsn_policies import OcdPolicy, UcMilpPolicy, describe_tsn, park_plan
 from sim.errors import PolicyError
 from tests.test_tsn_sim import tiny_net
 from tests.tsn_cases import tiny_case
@@ -89,3 +89,12 @@ def test_ocd_falls_back_too():
 def test_bad_fallback_name_is_rejected():
     with pytest.raises(ValueError, match="fallback: must be one of park, none"):
         UcMilpPolicy(fallback="greedy")
+
+
+def test_variable_names_map_to_family_entity_and_day_hour():
+    d = describe_tsn(tiny_case(T=6), hour0=3)
+    assert d("es_0_2") == ("station energy (es)", "S1", 5)
+    assert d("dcm_1_2_0") == ("capacity to station (dcm)", "K2 at S3", 3)
+    assert d("x_0_1_4_2_5") == ("train route (x)", "K1 S2->S3", 7)
+    assert d("u_1_0") == ("unit commitment (u)", "g1", 3)
+    assert d("_C12") == ("", "", None)
