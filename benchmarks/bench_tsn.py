@@ -4,6 +4,9 @@
     python benchmarks/bench_tsn.py --quick         # case 1 only, shorter limits
     python benchmarks/bench_tsn.py --solver cbc
     python benchmarks/bench_tsn.py --warm-start    # case 1 at 20 MW: cold vs OCD-warm-started
+    python benchmarks/bench_tsn.py --levers        # case 1 at 20 MW: formulation levers
+    python benchmarks/bench_tsn.py --where-gap     # case 1 at 20 MW: is the gap UC or routing?
+    python benchmarks/bench_tsn.py --levers --case ieee118 --limit-s 600
 
 ``--warm-start`` solves the congested case 1 (line 12-13 at 20 MW) centrally twice with the same
 limit: cold, and with the OCD incumbent's routes, commitment and station modes as a MIP start;
@@ -135,6 +138,103 @@ def warm_vs_cold(solver: str, gap: float, limit_s: float, ocd_iter: int,
           f"wall; load average at end {os.getloadavg()[0]:.2f}")
 
 
+LEVERS = {"base": {}, "prune": {"prune_arcs": True}, "reach": {"reach_bounds": True},
+          "reach+prune": {"reach_bounds": True, "prune_arcs": True}}
+
+
+def levers(case_name: str, gap: float, limit_s: float, which: list[str]) -> None:
+    """Root LP bound (all integrality relaxed, the start rows of the lazy line loop) and a
+    time-limited MIP per formulation lever, in the same run so that the load is comparable."""
+    import pulp
+
+    from policies.solve import solve
+    from policies.tsn_milp import build, initial_line_rows
+
+    ratings = {"ieee30": {"line 12-13": 20.0}, "ieee118": {"line 12-117": 40.0}}[case_name]
+    case, _ = build_case(case_name, "mes", line_rating_overrides_mw=ratings)
+    rows = initial_line_rows(case, TsnOptions())
+    print(f"\n{case_name} MES, {ratings}; MIP gap {gap:g}, limit {limit_s:g} s; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"{'lever':<12} {'vars':>6} {'rows':>6} {'LP bound':>11} {'LP cpu_s':>8} "
+          f"{'wall_s':>7} {'cpu_s':>7} {'status':<11} {'cost_usd':>11} {'bound_usd':>11} "
+          f"{'gap':>8} {'t@1%':>6} {'t@0.5%':>6} {'load':>5}")
+    for name in which:
+        flags = LEVERS[name]
+        m = build(case, "central", TsnOptions(**flags), lines=rows)
+        nv, nr = len(m.prob.variables()), len(m.prob.constraints)
+        for x in m.prob.variables():
+            x.cat = pulp.LpContinuous
+        c0 = time.process_time()
+        lp = solve(m.prob, time_limit_s=limit_s)
+        lp_cpu = time.process_time() - c0
+        lpb = f"{lp.objective:,.2f}" if lp.has_solution else lp.status
+        with Trajectory() as traj:
+            traj.begin()
+            t0, c0 = time.perf_counter(), time.process_time()
+            plan, _ = solve_case(case, TsnOptions(mip_gap=gap, time_limit_s=limit_s, **flags))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        o = plan.outcome
+        tt = [traj.time_to_gap(g) for g in (1e-2, 5e-3)]
+        tts = " ".join(f"{x:6.1f}" if x is not None else f"{'-':>6}" for x in tt)
+        g = "-" if o.gap is None else f"{100 * o.gap:.3f}%"
+        b = "-" if o.bound is None else f"{o.bound:,.2f}"
+        print(f"{name:<12} {nv:6d} {nr:6d} {lpb:>11} {lp_cpu:8.1f} {wall:7.1f} {cpu:7.1f} "
+              f"{o.status:<11} {plan.total_cost:11,.2f} {b:>11} {g:>8} {tts} "
+              f"{os.getloadavg()[0]:5.2f}", flush=True)
+
+
+def where_gap(limit_s: float) -> None:
+    """Case 1 at 20 MW: the root LP; the LP and MILP with the routes fixed to a time-limited
+    incumbent's (how tight the UC part is); the MILP with UC integer and routes relaxed."""
+    import numpy as np
+    import pulp
+
+    from policies.solve import solve
+    from policies.tsn_milp import build
+
+    case, _ = build_case("ieee30", "mes", line_rating_overrides_mw={"line 12-13": 20.0})
+    print(f"\nload average {os.getloadavg()[0]:.2f}")
+    plan, model = solve_case(case, TsnOptions(time_limit_s=limit_s))
+    o = plan.outcome
+    print(f"MILP {limit_s:g} s: {o.status}, {plan.total_cost:,.2f} (bound {o.bound:,.2f})")
+    on = {key for key, var in model.v["x"].items() if (var.varValue or 0) > 0.5}
+    rows = set(model.lines)
+
+    def run(label, fix_routes, integer):
+        m = build(case, "central", TsnOptions(), lines=rows)
+        if fix_routes:
+            for key, var in m.v["x"].items():
+                var.lowBound = var.upBound = 1.0 if key in on else 0.0
+        for x in m.prob.variables():
+            if not x.name.startswith(integer):
+                x.cat = pulp.LpContinuous
+        r = solve(m.prob, time_limit_s=limit_s)
+        print(f"{label:<40} {r.status:<11} {r.objective:12,.2f}")
+        if not fix_routes and not integer and r.has_solution:
+            # payload per unit of route on the fractional travel arcs: capacity and energy
+            # carried (MW, MWh) divided by the arc's x, against the trains' maxima
+            val = {x.name: x.varValue or 0.0 for x in m.prob.variables()}
+            dens = []
+            for (k, a), var in m.v["x"].items():
+                xv = var.varValue or 0.0
+                if a[0] != a[2] and 1e-3 < xv < 1 - 1e-3:
+                    tag = f"{k}_{a[0]}_{a[1]}_{a[2]}_{a[3]}"
+                    dens.append((val[f"ac0_{tag}"] / xv, val[f"ae0_{tag}"] / xv))
+            if dens:
+                c, e = np.array(dens).T
+                tr = case.trains[0]
+                print(f"  fractional travel arcs: {len(dens)}; payload per unit x: capacity "
+                      f"median {np.median(c):.1f} MW (train max {tr.c_max_mw:g}), share at the "
+                      f"max {np.mean(c > tr.c_max_mw - 1e-3):.0%}; energy median "
+                      f"{np.median(e):.1f} MWh (max {tr.e_max_mwh:g})")
+
+    run("root LP (all relaxed)", False, ())
+    run("routes fixed, LP", True, ())
+    run("routes fixed, MILP", True, ("u_", "y_", "z_", "uch_", "udis_"))
+    run("UC integer, routes relaxed", False, ("u_", "y_", "z_"))
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
 def row(label, plan, wall):
     o = plan.outcome
     gap = "-" if o.gap is None else f"{100 * o.gap:.3f} %"
@@ -153,11 +253,24 @@ def main(argv=None) -> int:
                     help="only the cold vs OCD-warm-started central solve of case 1 at 20 MW")
     ap.add_argument("--limit-s", type=float, default=120.0, help="--warm-start solve limit")
     ap.add_argument("--ocd-iter", type=int, default=4, help="--warm-start OCD iterations")
+    ap.add_argument("--levers", nargs="?", const="base,reach+prune", default=None,
+                    help="formulation levers to compare (comma list of "
+                         f"{', '.join(LEVERS)}; default base,reach+prune)")
+    ap.add_argument("--case", default="ieee30", choices=["ieee30", "ieee118"],
+                    help="--levers case")
+    ap.add_argument("--where-gap", action="store_true",
+                    help="case 1 at 20 MW: UC vs routing share of the root gap")
     args = ap.parse_args(argv)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, pulp {md.version('pulp')}, highspy "
           f"{md.version('highspy')}, pandapower {md.version('pandapower')}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; solver {args.solver}, MIP gap {args.gap:g}")
+    if args.where_gap:
+        where_gap(args.limit_s if args.limit_s != 120.0 else 90.0)
+        return 0
+    if args.levers:
+        levers(args.case, args.gap, args.limit_s, args.levers.split(","))
+        return 0
     if args.warm_start:
         if args.solver != "highs":
             ap.error("--warm-start measures HiGHS (MIP start and callbacks)")

@@ -63,6 +63,15 @@ class TsnOptions:
     # split 50/50 between two routes in the LP relaxation then brings only half of its battery
     # to each station, which closes most of the root gap. Exact: it only restates (16)-(23).
     arc_flows: bool = True
+    # tighten the arc-flow big-Ms from the train's capacity/energy maximum to what the train can
+    # hold at that time point: forward from its initial state (it can take at most one station's
+    # capacity / energy per parked hour) and backward from its end target (it can give at most
+    # one station's intake per hour). Exact: only states no integer solution reaches are cut.
+    reach_bounds: bool = False
+    # fix to 0 the TSN arcs no train path can use (not reachable from the train's start at
+    # ``ready_h`` or not able to reach its end station by T); the LP already forces them to 0,
+    # so this only saves HiGHS's presolve the work
+    prune_arcs: bool = False
     max_line_rounds: int = 10
     threads: int | None = None
 
@@ -259,9 +268,13 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
     if K:
         if kind == "central" or opt.mobility == "exact":
             arcs = tsn_arcs(case.travel_h, T)
+            usable = ([usable_arcs(case, k, arcs) for k in range(K)] if opt.prune_arcs
+                      else [None] * K)
             for a in arcs:
                 for k in range(K):
                     v["x"][k, a] = var(f"x_{k}_{a[0]}_{a[1]}_{a[2]}_{a[3]}", cat=Bin)
+                    if usable[k] is not None and a not in usable[k]:
+                        v["x"][k, a].upBound = 0
                     if kind == "central":
                         objective.append((v["x"][k, a], arc_cost(case, a)))
             out_arcs: dict = {}
@@ -285,7 +298,7 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
                     for t in range(T):
                         v["w"][k, i, t] = v["x"][k, (i, t, i, t + 1)]
             if opt.arc_flows:
-                _arc_flows(case, v, arcs, out_arcs, in_arcs, add, var)
+                _arc_flows(case, v, arcs, out_arcs, in_arcs, add, var, opt.reach_bounds)
         else:
             arcs = []
             for k, tr in enumerate(case.trains):
@@ -399,30 +412,80 @@ def build(case: TransmissionCase, kind: str = "central", opt: TsnOptions | None 
     return model
 
 
-def _arc_flows(case, v, arcs, out_arcs, in_arcs, add, var) -> None:
+def reach_bounds(case: TransmissionCase, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T+1,) upper bounds on train ``k``'s capacity (MW) and energy (MWh) at each time point.
+
+    Forward from its initial state at ``ready_h``: in one parked hour a train takes at most what
+    one station holds at the start of that hour ((7): ``cout <= cs_{t-1}``; ``c0`` / ``e0`` of the
+    stations at t = 0, their maxima later). Backward from its end target: in one hour it gives at
+    most one station's intake (``sum_k dcm <= c_max``, ``dem <= gamma dcm`` and ``<= e_max``).
+    Both capped by the train's maxima, the fleet's total capacity (conserved) and
+    ``gamma_h`` times the capacity bound. Valid for every integer (and LP) point of the model."""
+    T, gam, tr = case.T, case.gamma_h, case.trains[k]
+    st = case.stations
+    c_tot = sum(s.c0_mw for s in st) + sum(t.c0_mw for t in case.trains)
+    cf, ef = np.full(T + 1, float(tr.c_max_mw)), np.full(T + 1, float(tr.e_max_mwh))
+    cf[tr.ready_h], ef[tr.ready_h] = tr.c0_mw, tr.e0_mwh
+    for th in range(tr.ready_h, T):
+        give_c = max(s.c0_mw if th == 0 else s.c_max_mw for s in st)
+        give_e = max(s.e0_mwh if th == 0 else min(s.e_max_mwh, gam * s.c_max_mw) for s in st)
+        cf[th + 1] = min(tr.c_max_mw, c_tot, cf[th] + give_c)
+        ef[th + 1] = min(tr.e_max_mwh, gam * cf[th + 1], ef[th] + give_e)
+    cb, eb = np.full(T + 1, float(tr.c_max_mw)), np.full(T + 1, float(tr.e_max_mwh))
+    cb[T], eb[T] = tr.c_end_mw, tr.e_end_mwh
+    take_c = max(s.c_max_mw for s in st)
+    take_e = max(min(s.e_max_mwh, gam * s.c_max_mw) for s in st)
+    for th in range(T - 1, -1, -1):
+        cb[th] = min(tr.c_max_mw, c_tot, cb[th + 1] + take_c)
+        eb[th] = min(tr.e_max_mwh, gam * cb[th], eb[th + 1] + take_e)
+    return np.minimum(cf, cb), np.minimum(np.minimum(ef, eb), gam * np.minimum(cf, cb))
+
+
+def usable_arcs(case: TransmissionCase, k: int, arcs: list) -> set:
+    """Arcs of ``arcs`` on some path of train ``k`` from (start, ready_h) to (end, T)."""
+    tr, T = case.trains[k], case.T
+    src, dst = (case.station_pos(tr.start), tr.ready_h), (case.station_pos(tr.end), T)
+    fwd, bwd = {src}, {dst}
+    for a in sorted(arcs, key=lambda a: a[1]):
+        if (a[0], a[1]) in fwd:
+            fwd.add((a[2], a[3]))
+    for a in sorted(arcs, key=lambda a: -a[3]):
+        if (a[2], a[3]) in bwd:
+            bwd.add((a[0], a[1]))
+    return {a for a in arcs if (a[0], a[1]) in fwd and (a[2], a[3]) in bwd}
+
+
+def _arc_flows(case, v, arcs, out_arcs, in_arcs, add, var, tight: bool = False) -> None:
     """Capacity and energy of each train on each arc it uses (see ``TsnOptions.arc_flows``).
 
     ``c0/e0`` at the start of an arc, ``c1/e1`` at its end; they differ only on station arcs,
     by the exchanges of that hour. Conservation at every TSN node; start and end nodes carry the
-    train's initial (= terminal, (21)) capacity and energy."""
+    train's initial (= terminal, (21)) capacity and energy. With ``tight`` the big-Ms are the
+    time-dependent :func:`reach_bounds` (a route arc holds the state of both its ends)."""
     T, gam = case.T, case.gamma_h
     for k, tr in enumerate(case.trains):
         cmax, emax = tr.c_max_mw, tr.e_max_mwh
+        if tight:
+            cub, eub = reach_bounds(case, k)
+        else:
+            cub, eub = np.full(T + 1, float(cmax)), np.full(T + 1, float(emax))
         c0, e0, c1, e1 = {}, {}, {}, {}
         for a in arcs:
             x = v["x"][k, a]
             tag = f"{k}_{a[0]}_{a[1]}_{a[2]}_{a[3]}"
+            mc = float(min(cub[a[1]], cub[a[3]] if a[0] != a[2] else cmax))
+            me = float(min(eub[a[1]], eub[a[3]] if a[0] != a[2] else emax))
             c0[a] = var(f"ac0_{tag}", 0, cmax)
             e0[a] = var(f"ae0_{tag}", 0, emax)
-            add(_lin([(c0[a], 1), (x, -cmax)]) <= 0)
-            add(_lin([(e0[a], 1), (x, -emax)]) <= 0)
+            add(_lin([(c0[a], 1), (x, -mc)]) <= 0)
+            add(_lin([(e0[a], 1), (x, -me)]) <= 0)
             add(_lin([(e0[a], 1), (c0[a], -gam)]) <= 0)
             if a[0] == a[2]:
                 i, t = a[0], a[1]
                 c1[a] = var(f"ac1_{tag}", 0, cmax)
                 e1[a] = var(f"ae1_{tag}", 0, emax)
-                add(_lin([(c1[a], 1), (x, -cmax)]) <= 0)
-                add(_lin([(e1[a], 1), (x, -emax)]) <= 0)
+                add(_lin([(c1[a], 1), (x, -float(cub[a[3]]))]) <= 0)
+                add(_lin([(e1[a], 1), (x, -float(eub[a[3]]))]) <= 0)
                 add(_lin([(e1[a], 1), (c1[a], -gam)]) <= 0)
                 add(_lin([(c1[a], 1), (c0[a], -1), (v["dcp"][k, i, t], -1),
                           (v["dcm"][k, i, t], 1)]) == 0)

@@ -24,12 +24,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from policies.ocd import OcdOptions, run_ocd
+from policies.solve import diagnose_infeasible
 from policies.tsn_milp import (
     TsnOptions,
     TsnPlan,
     WarmStart,
     arc_cost,
+    build,
     operating_cost,
+    screen_lines,
     solve_case,
 )
 from sim.errors import PolicyError
@@ -146,13 +149,26 @@ class _PlanReplayPolicy:
     ``k`` hours from the simulated state (:func:`rolling_case`); with ``replan_on_deviation``
     also whenever the simulated state has left the plan (a train not where the plan has it,
     capacity or energy off by more than ``deviation_tol``). A re-plan that finds no solution
-    keeps the plan being followed and is logged in ``plan_info["replans"]``."""
+    keeps the plan being followed and is logged in ``plan_info["replans"]``.
+
+    When the day's first plan has no solution, an infeasible model is diagnosed
+    (:func:`policies.solve.diagnose_infeasible`, naming the constraint family, entity and hour)
+    and, with ``fallback = "park"``, the policy follows a safe plan: every train stays at its
+    station (a train in transit stays where it arrives), the stations neither charge nor
+    discharge nor exchange, and the units follow an economic dispatch with unit commitment and
+    line limits. The diagnosis, the planner's status and the fallback are in ``plan_info``.
+    With ``fallback = "none"`` reset raises :class:`~sim.errors.PolicyError` with the diagnosis."""
 
     name = "plan-replay"
+    FALLBACKS = ("park", "none")
 
     def __init__(self, exchange_mode: str = "track", keep_plan: bool = False,
                  replan_every_h: int = 0, replan_on_deviation: bool = False,
-                 deviation_tol: float = 1e-4) -> None:
+                 deviation_tol: float = 1e-4, fallback: str = "park") -> None:
+        if fallback not in self.FALLBACKS:
+            raise ValueError(f"fallback: must be one of {', '.join(self.FALLBACKS)}, got "
+                             f"{fallback!r}")
+        self.fallback = fallback
         if exchange_mode not in ("track", "delta"):
             raise ValueError(f"exchange_mode: must be 'track' or 'delta', got {exchange_mode!r}")
         if int(replan_every_h) != replan_every_h or replan_every_h < 0:
@@ -182,7 +198,48 @@ class _PlanReplayPolicy:
         return {"exchange_mode": self.exchange_mode, "keep_plan": self.keep_plan,
                 "replan_every_h": self.replan_every_h,
                 "replan_on_deviation": self.replan_on_deviation,
-                "deviation_tol": self.deviation_tol}
+                "deviation_tol": self.deviation_tol, "fallback": self.fallback}
+
+    def _fallback_options(self) -> TsnOptions:
+        """Options of the safe plan's economic dispatch and of the diagnosis model."""
+        o = self.options
+        return o.power if isinstance(o, OcdOptions) else o
+
+    def _diagnose(self, case: TransmissionCase, hour0: int = 0) -> dict:
+        """Diagnosis of ``case``'s central model (every screened line row present); hours are
+        the day's (``hour0`` = the day's hour of the model's t = 0, for a re-plan)."""
+        opt = self._fallback_options()
+        rows = {(int(line), t) for line in screen_lines(case) for t in range(case.T)} \
+            if opt.line_limits else set()
+        model = build(case, "central", opt, lines=rows)
+        diag = diagnose_infeasible(model.prob, describe_tsn(case, hour0))
+        if diag is None:
+            return {"diagnosis": "no diagnosis (elastic re-solve failed or the central model is "
+                                 "feasible)", "diagnosis_detail": None}
+        # The elastic re-solve spreads the violation over several rows; the element relaxed the
+        # most is the headline (the shared helper's message names the earliest one).
+        v = max(diag.violations, key=lambda x: x.amount)
+        where = f" at hour {v.step}" if v.step is not None else ""
+        of = f" of {v.entity}" if v.entity else ""
+        msg = (f"{v.family}{of} broken{where}: {v.kind} {v.name} relaxed by {v.amount:.6g} "
+               f"({len(diag.violations)} elements relaxed in all; earliest: {diag.message})")
+        detail = dict(diag.as_dict(), family=v.family, entity=v.entity, step=v.step)
+        return {"diagnosis": msg, "diagnosis_detail": detail}
+
+    def _safe_plan(self, case: TransmissionCase, why: dict):
+        """The ``"park"`` fallback plan (see the class docstring), or PolicyError."""
+        plan, paths = park_plan(case, self._fallback_options())
+        if not plan.has_solution:
+            raise PolicyError(f"{self.name}: planning found no solution ({why['status']}): "
+                              f"{why['diagnosis']}; the park fallback found none either "
+                              f"({plan.outcome.status})")
+        info = _plan_info(plan, {"planner": "fallback park (economic dispatch, trains parked, "
+                                            "stations idle)", "fallback": "park",
+                                 "planner_status": why["status"],
+                                 "planner_info": why.get("planner_info"),
+                                 "diagnosis": why["diagnosis"],
+                                 "diagnosis_detail": why["diagnosis_detail"]})
+        return plan, paths, info
 
     def reset(self, case: TransmissionCase, rng: np.random.Generator | None = None) -> None:
         """Plan the horizon of ``case``. With ``keep_plan`` a plan already made for this very
@@ -194,7 +251,15 @@ class _PlanReplayPolicy:
             plan, paths, info = self._make_plan(case)
             if plan is None or not plan.has_solution:
                 status = plan.outcome.status if plan is not None else "no plan"
-                raise PolicyError(f"{self.name}: planning found no solution ({status})")
+                why = {"status": status, "planner_info": info,
+                       "diagnosis": "not diagnosed (the planner did not prove infeasibility)",
+                       "diagnosis_detail": None}
+                if status in ("infeasible", "no plan"):
+                    why.update(self._diagnose(case))
+                if self.fallback == "none":
+                    raise PolicyError(f"{self.name}: planning found no solution ({status}): "
+                                      f"{why['diagnosis']}")
+                plan, paths, info = self._safe_plan(case, why)
             paths = paths if paths is not None else [[] for _ in case.trains]
             problems = check_paths(case, paths, plan.w)
             if problems:
@@ -251,6 +316,8 @@ class _PlanReplayPolicy:
             if plan is None or not plan.has_solution or problems:
                 entry["kept_previous_plan"] = True
                 entry["problem"] = "; ".join(problems) or "no solution"
+                if plan is None or plan.outcome.status == "infeasible":
+                    entry["diagnosis"] = self._diagnose(sub, h)["diagnosis"]
             else:
                 paths = paths if paths is not None else [[] for _ in kept]
                 self._win = _Window(h, sub, plan, paths, kept)
@@ -342,6 +409,87 @@ class _PlanReplayPolicy:
             note=f"{self.name} plan of hour {win.offset}, hour {t}")
 
 
+#: Variable-name prefixes of the TSN/UC model (policies/tsn_milp.py): (entity kind, label).
+TSN_FAMILIES = {
+    "u": ("unit", "unit commitment (u)"), "y": ("unit", "unit start-up (y)"),
+    "z": ("unit", "unit shut-down (z)"), "p": ("unit", "unit output (p)"),
+    "c": ("unit", "unit cost (c)"), "pw": ("wind", "wind output (pw)"),
+    "cs": ("station", "station capacity (cs)"), "es": ("station", "station energy (es)"),
+    "pch": ("station", "station charging (pch)"),
+    "pdis": ("station", "station discharging (pdis)"),
+    "uch": ("station", "station charge mode (uch)"),
+    "udis": ("station", "station discharge mode (udis)"),
+    "ct": ("train", "train capacity (ct)"), "et": ("train", "train energy (et)"),
+    "dcp": ("exchange", "capacity to train (dcp)"),
+    "dcm": ("exchange", "capacity to station (dcm)"),
+    "dep": ("exchange", "energy to train (dep)"), "dem": ("exchange", "energy to station (dem)"),
+    "x": ("arc", "train route (x)"), "ac0": ("arc", "train capacity on arc (ac0)"),
+    "ac1": ("arc", "train capacity on arc (ac1)"), "ae0": ("arc", "train energy on arc (ae0)"),
+    "ae1": ("arc", "train energy on arc (ae1)"),
+    "fch": ("fixed", "storage charging (fch)"), "fdis": ("fixed", "storage discharging (fdis)"),
+    "fe": ("fixed", "storage energy (fe)"),
+}
+
+
+def describe_tsn(case: TransmissionCase, hour0: int = 0):
+    """Variable name -> (family, entity, hour of the day) for :func:`diagnose_infeasible`.
+    ``hour0`` is the day's hour of the model's t = 0 (a re-plan's window)."""
+    names = {"unit": [g.name for g in case.units], "wind": [w.name for w in case.wind],
+             "station": [s.name for s in case.stations], "train": [t.name for t in case.trains],
+             "fixed": [s.name for s in case.fixed_storage]}
+
+    def describe(name: str) -> tuple[str, str, int | None]:
+        parts = name.split("_")
+        fam = parts[0]
+        idx = [int(p) for p in parts[1:] if p.isdigit()]
+        if fam not in TSN_FAMILIES or len(idx) < 2:
+            return fam, "", None
+        kind, label = TSN_FAMILIES[fam]
+        try:
+            if kind == "exchange":  # k, i, t
+                entity = f"{names['train'][idx[0]]} at {names['station'][idx[1]]}"
+                step = idx[2]
+            elif kind == "arc":  # k, i, t0, j, t1
+                entity = (f"{names['train'][idx[0]]} {names['station'][idx[1]]}->"
+                          f"{names['station'][idx[3]]}")
+                step = idx[2]
+            else:
+                entity, step = names[kind][idx[0]], idx[1]
+        except (IndexError, KeyError):
+            return label, "", None
+        return label, entity, hour0 + step
+
+    return describe
+
+
+def park_plan(case: TransmissionCase, opt: TsnOptions) -> tuple[TsnPlan, list[list[Arc]]]:
+    """The safe plan: trains parked where they are (or arrive), stations idle at their current
+    capacity and energy, and the units' economic dispatch (UC with line limits) of the load
+    less wind. Its outcome is that of the dispatch solve."""
+    sub = replace(case, name=f"{case.name}-park", stations=(), trains=(), fixed_storage=())
+    ed, _ = solve_case(sub, opt, kind="central")
+    T = case.T
+    I, K, J = len(case.stations), len(case.trains), len(case.fixed_storage)  # noqa: E741
+    w = np.zeros((K, I, T))
+    paths = []
+    for k, tr in enumerate(case.trains):
+        i = case.station_pos(tr.start)
+        w[k, i, tr.ready_h:] = 1.0
+        paths.append([(i, t, i, t + 1) for t in range(tr.ready_h, T)])
+
+    def hold(vals):
+        return np.repeat(np.asarray(vals, dtype=float).reshape(-1, 1), T + 1, axis=1)
+
+    plan = replace(
+        ed, case_name=case.name, pch_mw=np.zeros((I, T)), pdis_mw=np.zeros((I, T)),
+        cs_mw=hold([s.c0_mw for s in case.stations]),
+        es_mwh=hold([s.e0_mwh for s in case.stations]),
+        ct_mw=hold([t.c0_mw for t in case.trains]), et_mwh=hold([t.e0_mwh for t in case.trains]),
+        w=w, fch_mw=np.zeros((J, T)), fdis_mw=np.zeros((J, T)),
+        fe_mwh=hold([s.e0_mwh for s in case.fixed_storage]), transport_cost=0.0)
+    return plan, paths
+
+
 def _planned_location(path: list[Arc], train, tau: int, names: list[str]) -> str | None:
     """Where a planned path has the train at time point ``tau``: a station name, or None in
     transit (before ``ready_h`` the train is still travelling to its start)."""
@@ -366,7 +514,7 @@ def _plan_info(plan: TsnPlan | None, extra: dict) -> dict:
 
 
 _ROLLING = ("exchange_mode", "keep_plan", "replan_every_h", "replan_on_deviation",
-            "deviation_tol")
+            "deviation_tol", "fallback")
 
 
 class UcMilpPolicy(_PlanReplayPolicy):
@@ -381,9 +529,9 @@ class UcMilpPolicy(_PlanReplayPolicy):
                  line_limits: bool = True, threads: int | None = None,
                  exchange_mode: str = "track", keep_plan: bool = False,
                  replan_every_h: int = 0, replan_on_deviation: bool = False,
-                 deviation_tol: float = 1e-4) -> None:
+                 deviation_tol: float = 1e-4, fallback: str = "park") -> None:
         super().__init__(exchange_mode, keep_plan, replan_every_h, replan_on_deviation,
-                         deviation_tol)
+                         deviation_tol, fallback)
         self.pwl_segments = int(pwl_segments)
         self.options = TsnOptions(solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                   pwl_segments=pwl_segments, mode_binaries=mode_binaries,
@@ -422,9 +570,9 @@ class OcdPolicy(_PlanReplayPolicy):
                  power_time_limit_s: float = 120.0, power_mip_gap: float = 1e-4,
                  exchange_mode: str = "track", keep_plan: bool = False,
                  replan_every_h: int = 0, replan_on_deviation: bool = False,
-                 deviation_tol: float = 1e-4) -> None:
+                 deviation_tol: float = 1e-4, fallback: str = "park") -> None:
         super().__init__(exchange_mode, keep_plan, replan_every_h, replan_on_deviation,
-                         deviation_tol)
+                         deviation_tol, fallback)
         self.options = OcdOptions(
             variant=variant, max_iter=max_iter, eps=eps, rho0=rho0, mobility=mobility,
             request_candidates=request_candidates, polish=polish,
@@ -440,7 +588,11 @@ class OcdPolicy(_PlanReplayPolicy):
 
     def _make_plan(self, case, prev=None):
         initial = prev[1] if prev is not None else None
-        res = run_ocd(case, self.options, initial_routes=initial)
+        try:
+            res = run_ocd(case, self.options, initial_routes=initial)
+        except RuntimeError as exc:  # the power layer found no bound (e.g. infeasible)
+            self.result = None
+            return None, None, {"planner": "run_ocd", "ocd_error": str(exc)}
         self.result = res
         extra = {"planner": "run_ocd", "ocd_ub": res.ub, "ocd_lb": res.lb, "ocd_gap": res.gap,
                  "ocd_iterations": res.iterations, "ocd_stop": res.stop_reason,
