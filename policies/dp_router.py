@@ -294,6 +294,36 @@ def solve(p: TruckDayProblem, available: tuple[bool, ...] | None = None,
 
 
 # ================================================================ applying actions
+def action_problem(p: TruckDayProblem, phase: int, k: int, v: int, code: int, a: int,
+                   available: tuple[bool, ...]) -> str:
+    """Why ``(code, a)`` cannot be taken at ``(phase, k, v)`` whatever the SOC ("" if it can).
+
+    The checks shared by :func:`apply_action` (SOC bucket) and :func:`apply_continuous` (exact
+    SOC); the SOC-dependent ones stay with each.
+    """
+    name = ACTION_NAMES[code]
+    if code == END:
+        return "" if v == p.depot else f"END away from the depot (node {v})"
+    if k >= p.n_steps:
+        return f"step {k}: the day is over"
+    if code == SERVE:
+        if phase != FRESH or a < 0 or a >= len(p.customers) or p.customers[a] != v:
+            return f"SERVE customer index {a} not possible at node {v}"
+        if not available[a]:
+            return f"customer {p.customers[a]} already served"
+    elif code == MOVE:
+        if a < 0 or a >= p.n_nodes or a == v or not np.isfinite(p.dist_km[v, a]):
+            return f"no road {v} -> {a}"
+    elif code in (CHARGE, DISCHARGE):
+        if v not in p.charging_nodes:
+            return f"{name.upper()} at node {v}, which is not a charging site"
+        if not 0 <= a < p.n_soc:
+            return f"{name.upper()} target bucket {a} outside the SOC grid"
+        if code == DISCHARGE and not p.allow_v2g:
+            return "DISCHARGE with allow_v2g off"
+    return ""
+
+
 def apply_action(p: TruckDayProblem, phase: int, k: int, v: int, j: int, code: int, a: int,
                  available: tuple[bool, ...] | None = None, busy: np.ndarray | None = None
                  ) -> tuple[PlanStep | None, tuple[int, int, int, int] | None, str]:
@@ -302,19 +332,14 @@ def apply_action(p: TruckDayProblem, phase: int, k: int, v: int, j: int, code: i
     s0 = float(p.soc_grid_frac[j])
     available = available if available is not None else (True,) * len(p.customers)
     name = ACTION_NAMES[code]
+    problem = action_problem(p, phase, k, v, code, a, available)
+    if problem:
+        return None, None, problem
     if code == END:
-        if v != p.depot:
-            return None, None, f"END away from the depot (node {v})"
         if phase == OLD and s0 < p.soc_end_frac - 1e-9:
             return None, None, f"END with SOC {s0:.2f} < soc_end {p.soc_end_frac}"
         return PlanStep(name, k, k, v, v, phase, s0, s0), None, ""
-    if k >= p.n_steps:
-        return None, None, f"step {k}: the day is over"
     if code == SERVE:
-        if phase != FRESH or a < 0 or a >= len(p.customers) or p.customers[a] != v:
-            return None, None, f"SERVE customer index {a} not possible at node {v}"
-        if not available[a]:
-            return None, None, f"customer {p.customers[a]} already served"
         k_s, k_e, feas, delivered, parts = serve_outcome(p, k, a, jv)
         if not feas[0]:
             return None, None, f"SERVE at node {v}, step {k}: SOC or window infeasible"
@@ -324,8 +349,6 @@ def apply_action(p: TruckDayProblem, phase: int, k: int, v: int, j: int, code: i
                       **{x: float(y[0]) for x, y in parts.items()})
         return st, (OLD, k_e, v, j2), ""
     if code == MOVE:
-        if not np.isfinite(p.dist_km[v, a]) or a == v:
-            return None, None, f"no road {v} -> {a}"
         n, jn, feas, parts = move_outcome(p, k, v, a, jv)
         if not feas[0]:
             return None, None, f"MOVE {v} -> {a} at step {k}: SOC below minimum or past the day"
@@ -335,12 +358,6 @@ def apply_action(p: TruckDayProblem, phase: int, k: int, v: int, j: int, code: i
                       **{x: float(y[0]) for x, y in parts.items()})
         return st, (phase, k + n, a, int(jn[0])), ""
     if code in (CHARGE, DISCHARGE):
-        if v not in p.charging_nodes:
-            return None, None, f"{name.upper()} at node {v}, which is not a charging site"
-        if not 0 <= a < p.n_soc:
-            return None, None, f"{name.upper()} target bucket {a} outside the SOC grid"
-        if code == DISCHARGE and not p.allow_v2g:
-            return None, None, "DISCHARGE with allow_v2g off"
         free = _free_cum(p, busy, v) if busy is not None else None
         fn = charge_outcome if code == CHARGE else discharge_outcome
         q, feas, e_grid, parts = fn(p, k, v, jv, np.array([a]), free)
@@ -415,19 +432,14 @@ def apply_continuous(p: TruckDayProblem, phase: int, k: int, v: int, soc: float,
     j = max(p.bucket(soc), 0)
     jv = np.array([j])
     top = float(p.soc_grid_frac[-1])
+    problem = action_problem(p, phase, k, v, code, a, available)
+    if problem:
+        return None, None, problem
     if code == END:
-        if v != p.depot:
-            return None, None, f"END away from the depot (node {v})"
         if phase == OLD and soc < p.soc_end_frac - 1e-9:
             return None, None, f"END with SOC {soc:.3f} < soc_end {p.soc_end_frac}"
         return PlanStep(name, k, k, v, v, phase, soc, soc), None, ""
-    if k >= p.n_steps:
-        return None, None, f"step {k}: the day is over"
     if code == SERVE:
-        if phase != FRESH or a < 0 or a >= len(p.customers) or p.customers[a] != v:
-            return None, None, f"SERVE customer index {a} not possible at node {v}"
-        if not available[a]:
-            return None, None, f"customer {p.customers[a]} already served"
         k_s = max(k, p.window_start_steps[a])
         k_e = k_s + p.serve_steps
         if soc < p.soc_deliver_min_frac - 1e-9 or k_s > p.window_end_steps[a] or k_e > p.n_steps:
@@ -442,8 +454,6 @@ def apply_continuous(p: TruckDayProblem, phase: int, k: int, v: int, soc: float,
                       penalty_usd=pen)
         return st, (OLD, k_e, v, p.soc_old_frac), ""
     if code == MOVE:
-        if a < 0 or a >= p.n_nodes or a == v or not np.isfinite(p.dist_km[v, a]):
-            return None, None, f"no road {v} -> {a}"
         n = int(p.move_steps[k, v, a])
         e = float(p.move_e_kwh[k, v, a])
         peak = max(float(p.move_epeak_kwh[k, v, a]), 0.0)
@@ -457,12 +467,6 @@ def apply_continuous(p: TruckDayProblem, phase: int, k: int, v: int, soc: float,
                       degradation_usd=p.deg_usd(soc, s1, hours))
         return st, (phase, k + n, a, s1), ""
     if code in (CHARGE, DISCHARGE):
-        if v not in p.charging_nodes:
-            return None, None, f"{name.upper()} at node {v}, which is not a charging site"
-        if not 0 <= a < p.n_soc:
-            return None, None, f"{name.upper()} target bucket {a} outside the SOC grid"
-        if code == DISCHARGE and not p.allow_v2g:
-            return None, None, "DISCHARGE with allow_v2g off"
         s2 = float(p.soc_grid_frac[a])
         if code == CHARGE:
             ok = s2 > soc + 1e-12 and s2 <= p.soc_chg_max_frac + 1e-9
