@@ -57,8 +57,21 @@ class WindFarm:
         object.__setattr__(self, "p_avail_mw", _ro(self.p_avail_mw))
 
 
+class _EndTargets:
+    """End-of-horizon capacity and energy: the targets ``cT_mw`` / ``eT_mwh`` if set, else the
+    initial ``c0_mw`` / ``e0_mwh`` (shared by :class:`Station` and :class:`Train`)."""
+
+    @property
+    def c_end_mw(self) -> float:
+        return self.c0_mw if self.cT_mw is None else self.cT_mw
+
+    @property
+    def e_end_mwh(self) -> float:
+        return self.e0_mwh if self.eT_mwh is None else self.eT_mwh
+
+
 @dataclass(frozen=True)
-class Station:
+class Station(_EndTargets):
     """An energy-storage station hosting movable battery capacity (B.5).
 
     ``cT_mw`` / ``eT_mwh`` are the end-of-horizon targets of (8), (12); None means the initial
@@ -74,17 +87,9 @@ class Station:
     cT_mw: float | None = None
     eT_mwh: float | None = None
 
-    @property
-    def c_end_mw(self) -> float:
-        return self.c0_mw if self.cT_mw is None else self.cT_mw
-
-    @property
-    def e_end_mwh(self) -> float:
-        return self.e0_mwh if self.eT_mwh is None else self.eT_mwh
-
 
 @dataclass(frozen=True)
-class Train:
+class Train(_EndTargets):
     """A battery train (B.6); ``start``/``end`` are station names.
 
     ``ready_h`` > 0: the train is in transit and reaches ``start`` at hour ``ready_h`` (it has
@@ -101,14 +106,6 @@ class Train:
     ready_h: int = 0
     cT_mw: float | None = None
     eT_mwh: float | None = None
-
-    @property
-    def c_end_mw(self) -> float:
-        return self.c0_mw if self.cT_mw is None else self.cT_mw
-
-    @property
-    def e_end_mwh(self) -> float:
-        return self.e0_mwh if self.eT_mwh is None else self.eT_mwh
 
 
 @dataclass(frozen=True)

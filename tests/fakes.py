@@ -46,6 +46,17 @@ class FakeSite:
                               pv_mw=0.0, flex_up_mw=0.0, flex_dn_mw=0.0)
 
 
+#: The tiny world's timetable (SchedulePolicy entries): out to a, charge, to b, discharge, back.
+TINY_PLAN = [
+    {"time_min": 0, "vehicle": "truck", "dest": "a"},
+    {"time_min": 60, "vehicle": "truck", "p_mw": 0.2},
+    {"time_min": 120, "vehicle": "truck", "p_mw": 0.0},
+    {"time_min": 180, "vehicle": "truck", "dest": "b"},
+    {"time_min": 300, "vehicle": "truck", "p_mw": -0.2},
+    {"time_min": 360, "vehicle": "truck", "dest": "a"},
+]
+
+
 def tiny_world(step_min: int = 60, horizon_min: int = 480, e_init_mwh: float = 0.25):
     """1 truck, 3 nodes (depot, a, b): the topology of the built-in 'tiny' scenario."""
     graph = TransportGraph.from_edges(

@@ -10,16 +10,9 @@ from hypothesis import strategies as st
 from policies.baselines import SchedulePolicy
 from sim.engine import Engine
 from sim.types import Command, Decision
-from tests.fakes import tiny_world
+from tests.fakes import TINY_PLAN, tiny_world
 
-PLAN = [
-    {"time_min": 0, "vehicle": "truck", "dest": "a"},
-    {"time_min": 60, "vehicle": "truck", "p_mw": 0.2},
-    {"time_min": 120, "vehicle": "truck", "p_mw": 0.0},
-    {"time_min": 180, "vehicle": "truck", "dest": "b"},
-    {"time_min": 300, "vehicle": "truck", "p_mw": -0.2},
-    {"time_min": 360, "vehicle": "truck", "dest": "a"},
-]
+PLAN = TINY_PLAN
 
 GOLDEN = [
     (0, "depart", "depot"),

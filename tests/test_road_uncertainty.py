@@ -23,7 +23,7 @@ from policies.baselines import SchedulePolicy
 from sim.engine import Engine
 from sim.errors import ScenarioError
 from sim.types import Command, Decision
-from tests.fakes import tiny_world
+from tests.fakes import TINY_PLAN, tiny_world
 
 TINY = "experiments/scenarios/tiny.toml"
 ROAD = ["uncertainty.travel_sigma=0.3", "uncertainty.breakdown_prob_per_day=0.5",
@@ -92,14 +92,7 @@ def test_bad_draw_arguments_are_refused():
 
 # ----------------------------------------------------------------------------- the engine
 
-PLAN = [  # tiny's timetable, plus a charge request while the truck may be broken down
-    {"time_min": 0, "vehicle": "truck", "dest": "a"},
-    {"time_min": 60, "vehicle": "truck", "p_mw": 0.2},
-    {"time_min": 120, "vehicle": "truck", "p_mw": 0.0},
-    {"time_min": 180, "vehicle": "truck", "dest": "b"},
-    {"time_min": 300, "vehicle": "truck", "p_mw": -0.2},
-    {"time_min": 360, "vehicle": "truck", "dest": "a"},
-]
+PLAN = TINY_PLAN  # Blind below adds a charge request while the truck may be broken down
 
 
 class Blind(SchedulePolicy):
