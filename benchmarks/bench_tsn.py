@@ -6,6 +6,7 @@
     python benchmarks/bench_tsn.py --warm-start    # case 1 at 20 MW: cold vs OCD-warm-started
     python benchmarks/bench_tsn.py --levers        # case 1 at 20 MW: formulation levers
     python benchmarks/bench_tsn.py --where-gap     # case 1 at 20 MW: is the gap UC or routing?
+    python benchmarks/bench_tsn.py --branching     # case 1 at 20 MW: aggregates to branch on
     python benchmarks/bench_tsn.py --levers --case ieee118 --limit-s 600
 
 ``--warm-start`` solves the congested case 1 (line 12-13 at 20 MW) centrally twice with the same
@@ -183,6 +184,72 @@ def levers(case_name: str, gap: float, limit_s: float, which: list[str]) -> None
               f"{os.getloadavg()[0]:5.2f}", flush=True)
 
 
+#: Integer aggregates HiGHS may branch on (``--branching``): each is an integer variable set
+#: equal to a sum of route binaries, so the model and its optimum are unchanged; only the
+#: branching candidates differ. ``trips``: route arcs per train; ``parked``: train k parked
+#: (anywhere) in hour t; ``visits``: trains parked at station i in hour t; ``arrivals``:
+#: arrivals of train k at station i over the day.
+AGGREGATES = ("trips", "parked", "visits", "arrivals")
+
+
+def add_aggregates(model, which: set[str]) -> None:
+    import pulp
+
+    case, v, add = model.case, model.v, model.prob.addConstraint
+    K, I, T = len(case.trains), len(case.stations), case.T  # noqa: E741
+    Int = pulp.LpInteger
+
+    def agg(name, hi, terms):
+        add(pulp.lpSum(terms) == pulp.LpVariable(name, 0, hi, cat=Int))
+
+    for k in range(K):
+        route = [(a, x) for (kk, a), x in v["x"].items() if kk == k and a[0] != a[2]]
+        if "trips" in which:
+            agg(f"agg_trips_{k}", T, [x for _, x in route])
+        if "arrivals" in which:
+            for i in range(I):
+                agg(f"agg_arr_{k}_{i}", T, [x for a, x in route if a[2] == i])
+        if "parked" in which:
+            for t in range(T):
+                agg(f"agg_parked_{k}_{t}", 1, [v["w"][k, i, t] for i in range(I)])
+    if "visits" in which:
+        for i in range(I):
+            for t in range(T):
+                agg(f"agg_visits_{i}_{t}", K, [v["w"][k, i, t] for k in range(K)])
+
+
+def branching(limit_s: float, which: list[str], highs_options: list[dict]) -> None:
+    """Case 1 at 20 MW: the central MILP with extra integer aggregates to branch on, and with
+    HiGHS options, each for ``limit_s`` in the same run (no lazy line rounds: the screened start
+    rows only, the same for every run)."""
+    import json
+
+    from policies.solve import solve
+    from policies.tsn_milp import build, initial_line_rows
+
+    case, _ = build_case("ieee30", "mes", line_rating_overrides_mw={"line 12-13": 20.0})
+    rows = initial_line_rows(case, TsnOptions())
+    print(f"\ncase 1 MES, line 12-13 at 20 MW; MIP gap 1e-4, limit {limit_s:g} s")
+    print(f"{'run':<44} {'status':<11} {'cost_usd':>11} {'bound_usd':>11} {'gap':>7} "
+          f"{'wall_s':>7} {'cpu_s':>7} {'load':>5}")
+    runs = [(f"aggregates: {w}", set(w.split("+")), {}) for w in which]
+    runs += [(f"HiGHS {json.dumps(o)}", set(), o) for o in highs_options]
+    for label, aggs, options in runs:
+        unknown = aggs - set(AGGREGATES) - {"base"}
+        if unknown:
+            raise SystemExit(f"--branching: unknown aggregate(s) {sorted(unknown)}; "
+                             f"valid: base, {', '.join(AGGREGATES)} (join with +)")
+        m = build(case, "central", TsnOptions(), lines=rows)
+        add_aggregates(m, aggs)
+        t0, c0 = time.perf_counter(), time.process_time()
+        o = solve(m.prob, time_limit_s=limit_s, mip_gap=1e-4, options=options)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        g = "-" if o.gap is None else f"{100 * o.gap:.2f}%"
+        print(f"{label:<44} {o.status:<11} {o.objective or float('nan'):11,.2f} "
+              f"{o.bound or float('nan'):11,.2f} {g:>7} {wall:7.1f} {cpu:7.1f} "
+              f"{os.getloadavg()[0]:5.2f}", flush=True)
+
+
 def where_gap(limit_s: float) -> None:
     """Case 1 at 20 MW: the root LP; the LP and MILP with the routes fixed to a time-limited
     incumbent's (how tight the UC part is); the MILP with UC integer and routes relaxed."""
@@ -260,11 +327,27 @@ def main(argv=None) -> int:
                     help="--levers case")
     ap.add_argument("--where-gap", action="store_true",
                     help="case 1 at 20 MW: UC vs routing share of the root gap")
+    ap.add_argument("--branching", nargs="?", const="base,trips,parked,trips+arrivals,visits",
+                    default=None,
+                    help="case 1 at 20 MW: integer aggregates to branch on (comma list of runs, "
+                         f"each base or a +-joined subset of {', '.join(AGGREGATES)})")
+    ap.add_argument("--highs-option", action="append", default=[], metavar="JSON",
+                    help="with --branching: also a run with these HiGHS options, e.g. "
+                         "'{\"mip_heuristic_effort\": 0.3}' (repeatable)")
     args = ap.parse_args(argv)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, pulp {md.version('pulp')}, highspy "
           f"{md.version('highspy')}, pandapower {md.version('pandapower')}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; solver {args.solver}, MIP gap {args.gap:g}")
+    if args.branching:
+        import json
+
+        try:
+            opts = [json.loads(o) for o in args.highs_option]
+        except json.JSONDecodeError as exc:
+            ap.error(f"--highs-option: not JSON ({exc})")
+        branching(args.limit_s, args.branching.split(","), opts)
+        return 0
     if args.where_gap:
         where_gap(args.limit_s if args.limit_s != 120.0 else 90.0)
         return 0
