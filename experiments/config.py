@@ -533,14 +533,24 @@ def meaning_problems(raw: dict) -> list[str]:
                                           symmetric=road.symmetric, kind=road.kind)
         out.extend(graph.problems([n for n in must_reach if n in nodes], "road"))
 
+    # what the scenario says, for the policies' own value checks (e.g. a timetable's entries)
+    # (the vehicle names only when every vehicle has one: a broken entry is reported above and
+    # must not make the timetable's references to it look unknown as well)
+    context: dict[str, Any] = {}
+    if all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in fleet_raw):
+        context["vehicles"] = {v["name"] for v in fleet_raw}
+    if road is not None:
+        context["nodes"] = nodes
+    if meta is not None:
+        context.update(horizon_min=meta.horizon_min, step_min=meta.step_min)
     pol = _try(PolicyConfig, raw.get("policy", {}))
     if pol is not None:
-        out.extend(policy_problems(pol.name, pol.params, "policy"))
+        out.extend(policy_problems(pol.name, pol.params, "policy", context))
     cmp_ = _try(CompareConfig, raw.get("compare", {}))
     if cmp_ is not None:
         for i, name in enumerate(cmp_.policies):
             out.extend(policy_problems(name, cmp_.params.get(name, {}),
-                                       f"compare.policies[{i}]"))
+                                       f"compare.policies[{i}]", context))
         for name in cmp_.params:
             if name not in cmp_.policies:
                 out.append(f"compare.params.{name}: {name!r} is not in compare.policies")

@@ -149,33 +149,55 @@ class SchedulePolicy(BasePolicy):
     def __init__(self, plan: list) -> None:
         self.plan = plan
 
-    def reset(self, problem: Problem, rng: np.random.Generator) -> None:
-        super().reset(problem, rng)
-        names = {v.name for v in problem.vehicles}
+    @classmethod
+    def param_problems(cls, params: dict, path: str = "policy.params",
+                       context: dict | None = None) -> list[str]:
+        """Every problem with the timetable's entries. ``context`` (``horizon_min``, ``nodes``,
+        ``vehicles``) adds the checks against the scenario when it is known: ``mescosim
+        check`` passes what the scenario file says, :meth:`reset` what the problem holds."""
+        context = context or {}
+        horizon = context.get("horizon_min")
+        nodes, names = context.get("nodes"), context.get("vehicles")
+        plan = params.get("plan", [])
+        if not isinstance(plan, list):
+            return [f"{path}.plan: expected a list of tables, got {type(plan).__name__}"]
         problems = []
-        entries = []
-        for i, e in enumerate(self.plan):
-            path = f"policy.params.plan[{i}]"
+        for i, e in enumerate(plan):
+            at = f"{path}.plan[{i}]"
             if not isinstance(e, dict):
-                problems.append(f"{path}: expected a table")
+                problems.append(f"{at}: expected a table")
                 continue
-            extra = set(e) - {"time_min", "vehicle", "dest", "p_mw"}
-            for k in sorted(extra):
-                problems.append(f"{path}.{k}: unknown key")
+            for k in sorted(set(e) - {"time_min", "vehicle", "dest", "p_mw"}):
+                problems.append(f"{at}.{k}: unknown key")
             t = e.get("time_min")
-            if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < problem.horizon_min:
-                problems.append(
-                    f"{path}.time_min: must be an integer in [0, {problem.horizon_min})")
-            if e.get("vehicle") not in names:
-                problems.append(f"{path}.vehicle: unknown vehicle {e.get('vehicle')!r}")
-            if "dest" in e and e["dest"] not in problem.nodes:
-                problems.append(f"{path}.dest: unknown node {e['dest']!r}")
+            if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+                problems.append(f"{at}.time_min: must be an integer >= 0, got {t!r}")
+            elif horizon is not None and t >= horizon:
+                problems.append(f"{at}.time_min: must be an integer in [0, {horizon}), got {t}")
+            if "vehicle" not in e:
+                problems.append(f"{at}.vehicle: missing")
+            elif not isinstance(e["vehicle"], str):
+                problems.append(f"{at}.vehicle: expected a vehicle name, got {e['vehicle']!r}")
+            elif names is not None and e["vehicle"] not in names:
+                problems.append(f"{at}.vehicle: unknown vehicle {e['vehicle']!r}")
+            if "dest" in e and not isinstance(e["dest"], str):
+                problems.append(f"{at}.dest: expected a node name, got {e['dest']!r}")
+            elif "dest" in e and nodes is not None and e["dest"] not in nodes:
+                problems.append(f"{at}.dest: unknown node {e['dest']!r}")
             p = e.get("p_mw", 0.0)
             if isinstance(p, bool) or not isinstance(p, (int, float)) or not np.isfinite(p):
-                problems.append(f"{path}.p_mw: must be a finite number")
-            entries.append(e)
+                problems.append(f"{at}.p_mw: must be a finite number")
+        return problems
+
+    def reset(self, problem: Problem, rng: np.random.Generator) -> None:
+        super().reset(problem, rng)
+        problems = self.param_problems(
+            {"plan": self.plan}, "policy.params",
+            {"horizon_min": problem.horizon_min, "nodes": set(problem.nodes),
+             "vehicles": {v.name for v in problem.vehicles}})
         if problems:
             raise ScenarioError(problems)
+        entries = self.plan
         self._by_step: dict[int, list[dict]] = {}
         for e in sorted(entries, key=lambda e: e["time_min"]):
             self._by_step.setdefault(e["time_min"] // problem.step_min, []).append(e)

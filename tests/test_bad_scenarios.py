@@ -168,6 +168,13 @@ CASES = {
         _set("policy", {"name": "milp", "params": {"fallback": "schedule"}}),
         ["policy.params.fallback: the safe policy a failed window falls back to must be one of "
          "greedy, idle, stationary, got 'schedule'"]),
+    "timetable entries that do not fit the scenario": (
+        _set("policy.params.plan", [{"time_min": 0, "vehicle": "truck", "dest": "c"},
+                                    {"time_min": 480, "vehicle": "truck", "p_mw": 0.1},
+                                    {"time_min": 60, "vehicle": "van", "p_mw": 0.1}]),
+        ["policy.params.plan[0].dest: unknown node 'c'",
+         "policy.params.plan[1].time_min: must be an integer in [0, 480), got 480",
+         "policy.params.plan[2].vehicle: unknown vehicle 'van'"]),
     "negative MILP time limit": (
         _set("policy", {"name": "milp", "params": {"time_limit_s": -5.0}}),
         ["policy.params.time_limit_s: must be > 0, got -5.0"]),
