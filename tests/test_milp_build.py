@@ -1,19 +1,30 @@
-"""The hand-over of a PuLP model to its solver (``SolveOutcome.transfer_s``), and run metadata.
+"""MILP build paths (issue 8): the hand-over of a PuLP model to its solver
+(``SolveOutcome.transfer_s``), the ``milp`` policy's matrix build, and run metadata.
 
 ``transfer_s`` is the part of ``solve_s`` that PuLP spends handing the built model to the solver
 (HiGHS: ``buildSolverModel``; CBC: the MPS file); ``benchmarks/bench_milp.py`` counts it as build
-time.
+time. The ``milp`` policy builds its windows as arrays for highspy (``build = "matrix"``, the
+default with HiGHS): every window's model must be the PuLP reference model, and both paths must
+plan the same day.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
+import tomllib
 
 import pulp
 import pytest
 
-from experiments.run import versions
+import policies.milp as milp_mod
+from experiments.cli import SCENARIO_DIR
+from experiments.config import validate
+from experiments.run import run_one, versions
+from policies.milp import MilpPolicy
+from policies.sfi_milp import build
 from policies.solve import solve
+from tests.test_sfi_highs import canon_matrix, canon_pulp
 
 N, HI, CAP = 6, 3, 17
 
@@ -73,3 +84,63 @@ def test_versions_record_the_solver_and_power_flow_libraries():
     for name in ("highspy", "pulp", "scipy", "lightsim2grid", "pandapower"):
         assert name in v
     assert v["lightsim2grid"] != "not installed"  # a dependency of the fast power-flow path
+
+
+# ----------------------------------------------------------------------------- the milp policy
+TINY = tomllib.loads((SCENARIO_DIR / "tiny.toml").read_text())
+
+
+def tiny_milp(build_path: str):
+    """The 8-hour ``tiny`` scenario under the ``milp`` policy: 4-step windows every 3 steps
+    (three windows), solved to optimality so that both build paths must agree."""
+    raw = copy.deepcopy(TINY)
+    raw["policy"] = {"name": "milp", "params": {
+        "horizon_steps": 4, "replan_every": 3, "weights": "equal", "mip_gap": 1e-7,
+        "build": build_path}}
+    raw["compare"] = {"policies": []}
+    return validate(raw)
+
+
+def test_milp_policy_windows_are_the_pulp_model(monkeypatch):
+    """Every window the policy builds as arrays has PuLP's columns (names, bounds, integrality),
+    objective and rows after canonical sorting, on the simulated states of a real run."""
+    seen = []
+    real = milp_mod.build_matrix
+
+    def both(inst):
+        mat = real(inst)
+        seen.append((canon_pulp(build(inst)), canon_matrix(mat)))
+        return mat
+
+    monkeypatch.setattr(milp_mod, "build_matrix", both)
+    res = run_one(tiny_milp("matrix"), record_arrays=False)
+    solves = res.meta["policies"][0]["report"]["solves"]
+    assert len(seen) == len(solves) == 3
+    assert [s["build"] for s in solves] == ["matrix"] * 3
+    for (c1, o1, r1), (c2, o2, r2) in seen:
+        assert c1 == c2
+        assert o1.keys() == o2.keys()
+        assert max(abs(o1[k] - o2[k]) for k in o1) < 1e-12
+        assert r1 == r2
+
+
+def test_milp_policy_build_paths_plan_the_same_day():
+    runs = {b: run_one(tiny_milp(b), record_arrays=False) for b in ("pulp", "matrix")}
+    solves = {b: r.meta["policies"][0]["report"]["solves"] for b, r in runs.items()}
+    assert [s["build"] for s in solves["pulp"]] == ["pulp"] * 3
+    for a, b in zip(solves["pulp"], solves["matrix"]):
+        assert a["status"] == b["status"] == "optimal"
+        assert a["objective"] == pytest.approx(b["objective"], abs=1e-6)
+    plans = {b: r.tables["plan"] for b, r in runs.items()}
+    assert (plans["pulp"].site == plans["matrix"].site).all()
+    assert plans["pulp"].p_mw.to_numpy() == pytest.approx(plans["matrix"].p_mw.to_numpy(),
+                                                          abs=1e-6)
+
+
+def test_milp_policy_build_parameter_is_validated():
+    assert MilpPolicy.param_problems({"build": "numpy"}) == [
+        "policy.params.build: must be 'auto', 'matrix' or 'pulp', got 'numpy'"]
+    assert MilpPolicy.param_problems({"build": "matrix", "solver": "cbc"}) == [
+        "policy.params.build: 'matrix' hands the model to HiGHS; with solver 'cbc' use 'pulp' "
+        "or 'auto'"]
+    assert MilpPolicy.param_problems({"build": "auto", "solver": "cbc"}) == []
