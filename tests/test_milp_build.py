@@ -14,6 +14,7 @@ import copy
 import itertools
 import tomllib
 
+import numpy as np
 import pulp
 import pytest
 
@@ -21,10 +22,12 @@ import policies.milp as milp_mod
 from experiments.cli import SCENARIO_DIR
 from experiments.config import validate
 from experiments.run import run_one, versions
+from policies.coopt_milp import build_graph, fleet_arrays, fleet_pulp, solve_fleet
 from policies.milp import MilpPolicy
 from policies.sfi_milp import build
 from policies.solve import solve
-from tests.test_sfi_highs import canon_matrix, canon_pulp
+from tests.test_coopt_milp import fleet_problem
+from tests.test_sfi_highs import _row, canon_matrix, canon_pulp
 
 N, HI, CAP = 6, 3, 17
 
@@ -144,3 +147,67 @@ def test_milp_policy_build_parameter_is_validated():
         "policy.params.build: 'matrix' hands the model to HiGHS; with solver 'cbc' use 'pulp' "
         "or 'auto'"]
     assert MilpPolicy.param_problems({"build": "auto", "solver": "cbc"}) == []
+
+
+# ----------------------------------------------------------------------------- the fleet MILP
+def fleet(seed: int, trucks: int = 3):
+    return tuple(fleet_problem(seed, f"t{i}", wage=5.0 + 3 * i, e_scale=1.0 + 0.3 * i)
+                 for i in range(trucks))
+
+
+def canon_pulp_min(prob: pulp.LpProblem) -> tuple[dict, dict, list]:
+    cols = {v.name: (v.lowBound, v.upBound, v.cat == pulp.LpInteger) for v in prob.variables()}
+    obj = {v.name: c for v, c in prob.objective.items() if c != 0}
+    rows = []
+    for c in prob.constraints():
+        terms = {v.name: a for v, a in c.items()}
+        rhs = -c.constant
+        lo, hi = {pulp.LpConstraintLE: (-np.inf, rhs), pulp.LpConstraintEQ: (rhs, rhs)}[c.sense]
+        rows.append(_row(terms, lo, hi))
+    return cols, obj, sorted(rows)
+
+
+def canon_fleet_arrays(fa) -> tuple[dict, dict, list]:
+    names = fa.names()
+    cols = {n: (fa.lb[i], fa.ub[i], bool(fa.integ[i])) for i, n in enumerate(names)}
+    obj = {names[i]: -fa.cost[i] for i in np.flatnonzero(fa.cost)}  # arrays hold -cost (max)
+    a = fa.a.tocsr()
+    rows = []
+    for r in range(fa.num_row):
+        sl = slice(a.indptr[r], a.indptr[r + 1])
+        rows.append(_row(dict(zip((names[c] for c in a.indices[sl]), a.data[sl])),
+                         fa.row_lo[r], fa.row_hi[r]))
+    return cols, obj, sorted(rows)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fleet_arrays_are_the_pulp_model(seed):
+    """Same columns (names, bounds, integrality), objective and rows (flow conservation, one
+    truck per site, the charger rows) after canonical sorting; three trucks share one plug."""
+    graphs = [build_graph(q) for q in fleet(seed)]
+    prob, _ = fleet_pulp(graphs)
+    fa = fleet_arrays(graphs)
+    assert fa.num_col == len(prob.variables()) and fa.num_row == prob.numConstraints()
+    names = [n for n in prob._constraints]
+    assert any(n.startswith("charger_") for n in names)
+    assert any(n.startswith("site_") for n in names)
+    c1, o1, r1 = canon_pulp_min(prob)
+    c2, o2, r2 = canon_fleet_arrays(fa)
+    assert c1 == {n: (0, 1, True) for n in c2} and c2 == {n: (0.0, 1.0, True) for n in c2}
+    assert o1.keys() == o2.keys()
+    assert max(abs(o1[k] - o2[k]) for k in o1) < 1e-12
+    assert r1 == r2
+
+
+def test_fleet_build_paths_reach_the_same_optimum():
+    probs = fleet(1)
+    res = {b: solve_fleet(probs, time_limit_s=30, build=b) for b in ("pulp", "matrix")}
+    for r in res.values():
+        assert r.outcome.status == "optimal"
+    assert res["matrix"].objective_usd == pytest.approx(res["pulp"].objective_usd, abs=1e-6)
+    # the outcome's objective and bound are in USD (minimisation), not HiGHS's negated form
+    assert res["matrix"].outcome.objective == pytest.approx(res["pulp"].objective_usd, abs=1e-6)
+    assert res["matrix"].bound_usd <= res["matrix"].objective_usd + 1e-6
+    assert res["matrix"].bound_usd == pytest.approx(res["pulp"].bound_usd, abs=1e-3)
+    with pytest.raises(ValueError, match="build 'matrix' hands the model to HiGHS"):
+        solve_fleet(probs, build="matrix", solver="cbc")
