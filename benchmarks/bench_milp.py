@@ -24,15 +24,20 @@ Models:
   model's build by PuLP (with its HiGHS transfer and its MPS write for CBC) and by the matrix
   path (with ``passModel``), for the ratio PuLP / matrix;
 * ``milp``: the ``milp`` rolling-horizon policy over one simulated day of ``three-dn``
-  (``horizon_steps = 8``, ``replan_every = 4``); the same run times the local operators'
-  one-step MILP (``op``, ``grids/operator.py``, ``scipy.optimize.milp``) per call;
+  (``horizon_steps = 8``, ``replan_every = 4``), with PuLP window builds and with the matrix
+  builds (its default with HiGHS); the matrix run also times the local operators' one-step
+  MILP (``grids/operator.py``, ``scipy.optimize.milp``) per call;
 * ``uc``: the central UC of case 1 (IEEE 30, line 12-13 at 20 MW), HiGHS and CBC, 60 s limit
   (``--quick``) or 120 s; case 2 (IEEE 118, line 12-117 at 40 MW, 600 s) in full mode only;
 * ``ocd``: OCD on case 1 (enhanced, exact E1, request candidates; 3 iterations quick, 6 full):
   the power layer is built once and re-solved (re-transferred) by every PuLP solve;
 * ``ucroll``: the ``uc-milp`` policy re-planning every 6 h in the case-1 co-simulation;
 * ``coopt``: the seed-002 fleet MILP on ``coopt-small`` (first degradation model, the study's
-  0.05 SOC grid and 60 s limit; ``--quick``: 2 trucks, full: the study's 4).
+  0.05 SOC grid and 60 s limit; ``--quick``: 2 trucks, full: the study's 4), PuLP build and
+  matrix build (its default with HiGHS) with HiGHS, and PuLP with CBC in full mode.
+
+The "rule" lines check the issue's trigger for a faster build path (PuLP build + transfer over
+10 % of the solve, or over 1 s in one rolling-horizon window) on the PuLP rows.
 
 Times are wall clock on a possibly shared machine (the load average is printed); the ratios,
 measured in the same process, are what to read. Peak RSS is printed at the end.
