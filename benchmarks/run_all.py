@@ -1,7 +1,7 @@
 """Run every benchmark of the project and write ``BENCHMARKS.md``.
 
-    python benchmarks/run_all.py --quick       # a few minutes: power flow, reduction, DP router
-    python benchmarks/run_all.py --quick --milp   # + the MILPs (SFI, UC/OCD) in quick form
+    python benchmarks/run_all.py --quick       # power flow, reduction, DP router, sweep throughput
+    python benchmarks/run_all.py --quick --milp   # + the MILPs (build vs solve, SFI, UC/OCD)
     python benchmarks/run_all.py               # everything, full settings (tens of minutes)
 
 Each benchmark runs in its own process (so peak memory is its own: ``ru_maxrss`` at exit) with
@@ -48,13 +48,16 @@ def jobs(quick: bool, milp: bool) -> list[tuple[str, list[str], float]]:
            ("bench_reduction.py", ["--reps", "3"] if quick else [], 300.0),
            ("bench_dp.py", q, 300.0 if quick else 1200.0)]
     if milp or not quick:
-        out += [("bench_sfi.py", q, 900.0 if quick else 3600.0),
+        out += [("bench_milp.py", q, 900.0 if quick else 5400.0),
+                ("bench_sfi.py", q, 900.0 if quick else 3600.0),
                 ("bench_tsn.py", q + ["--solver", "highs"], 900.0 if quick else 3600.0),
                 ("bench_tsn.py", q + ["--solver", "cbc"], 900.0 if quick else 3600.0)]
-    # Sweep throughput (1 and 2 workers) belongs to the sweep benchmark of issue 6; it is run
-    # here as soon as benchmarks/bench_sweep.py exists.
-    if (BENCH / "bench_sweep.py").exists():
-        out.append(("bench_sweep.py", q, 1200.0))
+    # Sweep throughput with 1 and 2 workers (and a 2-worker Dask cluster); the memory of a
+    # 100-scenario sweep in full mode only. bench_sweep.py takes a subcommand, not --quick.
+    out.append(("bench_sweep.py", ["throughput", "--scenarios", "6" if quick else "40"],
+                1800.0 if quick else 7200.0))
+    if not quick:
+        out.append(("bench_sweep.py", ["memory", "--sizes", "100"], 3600.0))
     return out
 
 
@@ -135,9 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         md_lines.append(f"| `{r['script']} {' '.join(r['args'])}` | {r['status']} | "
                         f"{r['wall_s']:.1f} | {r['peak_mib'] if r['peak_mib'] else '-'} |")
-    if not (BENCH / "bench_sweep.py").exists():
-        md_lines += ["", "Sweep throughput (1 and 2 workers): not measured; the hook in "
-                     "`run_all.jobs` runs `benchmarks/bench_sweep.py` once it exists."]
     for r in results:
         md_lines += ["", f"## `{r['script']} {' '.join(r['args'])}`", "", "```", r["out"].rstrip()]
         if r["err_tail"]:

@@ -36,8 +36,8 @@ from policies.registry import make_policy
 from sim.engine import Engine
 from sim.errors import ScenarioError
 
-PACKAGES = ("mescosim", "simpy", "mesa", "networkx", "pandapower", "numpy", "pandas", "scipy",
-            "pulp", "highspy", "pydantic", "pyarrow", "matplotlib")
+PACKAGES = ("mescosim", "simpy", "mesa", "networkx", "pandapower", "lightsim2grid", "numpy",
+            "pandas", "scipy", "pulp", "highspy", "pydantic", "pyarrow", "matplotlib")
 
 
 @dataclass

@@ -30,10 +30,11 @@ never "optimal" after a time limit.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pulp
+import scipy.sparse as sp
 
 from policies import solve as solve_mod
 from policies.dp_router import (
@@ -47,6 +48,7 @@ from policies.dp_router import (
     serve_outcome,
     wait_outcome,
 )
+from policies.sfi_highs import solve_matrix
 from sim.coopt import (
     CHARGE,
     DISCHARGE,
@@ -185,17 +187,75 @@ class MilpResult:
     graph_s: float
 
 
-def solve_fleet(problems: tuple[TruckDayProblem, ...], time_limit_s: float = 60.0,
-                mip_gap: float = 1e-4, solver: str = "highs") -> MilpResult:
-    """Solve the fleet MILP (module docstring); plans of the trucks that serve a site."""
-    if not problems:
-        raise ValueError("solve_fleet: no trucks")
-    p0 = problems[0]
-    if any(q.customers != p0.customers or q.n_steps != p0.n_steps for q in problems):
-        raise ValueError("solve_fleet: all trucks must share the customer list and the day")
-    t0 = time.perf_counter()
-    graphs = [build_graph(q) for q in problems]
-    graph_s = time.perf_counter() - t0
+@dataclass
+class FleetArrays:
+    """The fleet MILP as arrays for ``highspy`` (:func:`fleet_arrays`): columns are the arcs of
+    truck 0, then truck 1, ... (``offsets``); rows are PuLP's, in PuLP's order. ``cost`` is the
+    negated arc cost, because :func:`policies.sfi_highs.solve_matrix` hands HiGHS a
+    maximisation: max -cost x is the same model as min cost x."""
+
+    cost: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    integ: np.ndarray
+    a: sp.csc_matrix
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    offsets: np.ndarray  # first column of each truck, and the column count at the end
+    build_s: float = 0.0
+    col_value: np.ndarray | None = None
+
+    @property
+    def num_col(self) -> int:
+        return len(self.cost)
+
+    @property
+    def num_row(self) -> int:
+        return len(self.row_lo)
+
+    def names(self) -> list[str]:
+        """PuLP's variable names, in column order (tests compare the two builds by name)."""
+        return [f"x_{ti}_{a}" for ti in range(len(self.offsets) - 1)
+                for a in range(self.offsets[ti + 1] - self.offsets[ti])]
+
+
+def _site_terms(graphs: list[TruckGraph], ci: int) -> list[tuple[int, np.ndarray]]:
+    """(truck, SERVE arcs of customer ``ci``) of every truck."""
+    return [(ti, np.flatnonzero((g.code == SERVE) & (g.arg == ci))) for ti, g in enumerate(graphs)]
+
+
+def _charger_rows(graphs: list[TruckGraph]) -> list[tuple[int, int, list[tuple[int, np.ndarray]]]]:
+    """(node, step, [(truck, arcs)]) of every charger row: the CHARGE/DISCHARGE arcs at a
+    charging node that occupy step ``k``, for the (node, step) pairs that more trucks than the
+    site has chargers can reach. One pass over each truck's charging arcs (no mask per step)."""
+    p0 = graphs[0].problem
+    hits: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    for ti, g in enumerate(graphs):
+        arcs = np.flatnonzero((g.code == CHARGE) | (g.code == DISCHARGE))
+        length = (g.k_to[arcs] - g.k_from[arcs]).clip(min=0)
+        arc = np.repeat(arcs, length)
+        step = np.repeat(g.k_from[arcs], length) + (
+            np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length))
+        node = g.node[arc]
+        order = np.lexsort((arc, step, node))
+        arc, step, node = arc[order], step[order], node[order]
+        key = node * (p0.n_steps + 1) + step
+        cut = np.flatnonzero(np.diff(key)) + 1
+        for a_grp, v, k in zip(np.split(arc, cut), node[np.r_[0, cut]] if key.size else [],
+                               step[np.r_[0, cut]] if key.size else []):
+            hits.setdefault((int(v), int(k)), []).append((ti, a_grp))
+    rows = []
+    for v in p0.charging_nodes:
+        for k in range(p0.n_steps):
+            terms = hits.get((v, k), [])
+            if len(terms) > p0.chargers_per_site:
+                rows.append((v, k, terms))
+    return rows
+
+
+def fleet_pulp(graphs: list[TruckGraph]) -> tuple[pulp.LpProblem, list[list[pulp.LpVariable]]]:
+    """The fleet MILP with PuLP (the reference build, and CBC's)."""
+    p0 = graphs[0].problem
     prob = pulp.LpProblem("coopt_fleet", pulp.LpMinimize)
     xs = []
     obj = []
@@ -217,33 +277,103 @@ def solve_fleet(problems: tuple[TruckDayProblem, ...], time_limit_s: float = 60.
     prob += pulp.LpAffineExpression(obj)
     # each site swapped at most once
     for ci in range(len(p0.customers)):
-        terms = [xs[ti][a] for ti, g in enumerate(graphs)
-                 for a in np.flatnonzero((g.code == SERVE) & (g.arg == ci))]
+        terms = [xs[ti][a] for ti, arcs in _site_terms(graphs, ci) for a in arcs]
         if len(terms) > 1:
             prob += pulp.lpSum(terms) <= 1, f"site_{ci}"
     # charger capacity per site and step
-    for v in p0.charging_nodes:
-        for k in range(p0.n_steps):
-            terms = []
-            owners = set()
-            for ti, g in enumerate(graphs):
-                hit = np.flatnonzero(((g.code == CHARGE) | (g.code == DISCHARGE)) & (g.node == v)
-                                     & (g.k_from <= k) & (g.k_to > k))
-                terms.extend(xs[ti][a] for a in hit)
-                if hit.size:
-                    owners.add(ti)
-            if len(owners) > p0.chargers_per_site:
-                prob += pulp.lpSum(terms) <= p0.chargers_per_site, f"charger_{v}_{k}"
-    build_s = time.perf_counter() - t0
-    out = solve_mod.solve(prob, solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
-                          build_s=build_s)
+    for v, k, terms in _charger_rows(graphs):
+        prob += (pulp.lpSum(xs[ti][a] for ti, arcs in terms for a in arcs)
+                 <= p0.chargers_per_site), f"charger_{v}_{k}"
+    return prob, xs
+
+
+def fleet_arrays(graphs: list[TruckGraph]) -> FleetArrays:
+    """The same model as :func:`fleet_pulp`, as numpy arrays (no PuLP objects, no hand-over of
+    PuLP's rows one by one): flow conservation from each graph's ``tail``/``head`` arrays, then
+    the site and charger rows."""
+    p0 = graphs[0].problem
+    offsets = np.cumsum([0] + [g.n_arcs for g in graphs])
+    ri, ci, val, lo = [], [], [], []
+    r0 = 0
+    for ti, g in enumerate(graphs):
+        cols = offsets[ti] + np.arange(g.n_arcs)
+        has_head = g.head >= 0
+        ri += [r0 + g.tail, r0 + g.head[has_head]]
+        ci += [cols, cols[has_head]]
+        val += [np.ones(g.n_arcs), -np.ones(int(has_head.sum()))]
+        rhs = np.zeros(len(g.states))
+        rhs[g.states[g.start]] = 1.0
+        lo.append(rhs)
+        r0 += len(g.states)
+    hi = list(lo)
+    extra = []
+    for c in range(len(p0.customers)):
+        terms = _site_terms(graphs, c)
+        if sum(a.size for _, a in terms) > 1:
+            extra.append((terms, 1.0))
+    extra += [(terms, float(p0.chargers_per_site)) for _, _, terms in _charger_rows(graphs)]
+    for terms, cap in extra:
+        cols = np.concatenate([offsets[ti] + a for ti, a in terms])
+        ri.append(np.full(cols.size, r0))
+        ci.append(cols)
+        val.append(np.ones(cols.size))
+        lo.append(np.array([-np.inf]))
+        hi.append(np.array([cap]))
+        r0 += 1
+    n = int(offsets[-1])
+    a = sp.coo_matrix((np.concatenate(val), (np.concatenate(ri), np.concatenate(ci))),
+                      shape=(r0, n)).tocsc()
+    a.sum_duplicates()
+    cost = -np.concatenate([g.cost_usd for g in graphs]).astype(float)
+    return FleetArrays(cost, np.zeros(n), np.ones(n), np.ones(n, dtype=int), a,
+                       np.concatenate(lo), np.concatenate(hi), offsets)
+
+
+def solve_fleet(problems: tuple[TruckDayProblem, ...], time_limit_s: float = 60.0,
+                mip_gap: float = 1e-4, solver: str = "highs", build: str = "auto") -> MilpResult:
+    """Solve the fleet MILP (module docstring); plans of the trucks that serve a site.
+
+    ``build``: ``"matrix"`` (:func:`fleet_arrays` handed straight to highspy; HiGHS only),
+    ``"pulp"`` (:func:`fleet_pulp`, the reference) or ``"auto"`` (matrix with HiGHS, PuLP with
+    CBC). The model is the same (``tests/test_coopt_milp.py``)."""
+    if not problems:
+        raise ValueError("solve_fleet: no trucks")
+    if build not in ("auto", "matrix", "pulp"):
+        raise ValueError(f"solve_fleet: build must be 'auto', 'matrix' or 'pulp', got {build!r}")
+    if build == "matrix" and solver != "highs":
+        raise ValueError(f"solve_fleet: build 'matrix' hands the model to HiGHS, not {solver!r}")
+    p0 = problems[0]
+    if any(q.customers != p0.customers or q.n_steps != p0.n_steps for q in problems):
+        raise ValueError("solve_fleet: all trucks must share the customer list and the day")
+    matrix = build == "matrix" or (build == "auto" and solver == "highs")
+    t0 = time.perf_counter()
+    graphs = [build_graph(q) for q in problems]
+    graph_s = time.perf_counter() - t0
+    if matrix:
+        fa = fleet_arrays(graphs)
+        fa.build_s = time.perf_counter() - t0
+        out = solve_matrix(fa, time_limit_s, mip_gap)
+        # HiGHS maximised -cost: the objective and the bound back in USD (a lower bound)
+        out = replace(out, objective=None if out.objective is None else -out.objective,
+                      bound=None if out.bound is None else -out.bound)
+        vals = ([fa.col_value[fa.offsets[i]:fa.offsets[i + 1]] for i in range(len(graphs))]
+                if out.has_solution else None)
+        n_vars, n_cons = fa.num_col, fa.num_row
+    else:
+        prob, xs = fleet_pulp(graphs)
+        build_s = time.perf_counter() - t0
+        out = solve_mod.solve(prob, solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
+                              build_s=build_s)
+        vals = ([np.array([v.varValue or 0.0 for v in x]) for x in xs]
+                if out.has_solution else None)
+        n_vars, n_cons = sum(len(x) for x in xs), prob.numConstraints()
     plans: dict[str, TruckPlan] = {}
     objective = None
-    if out.has_solution:
+    if vals is not None:
         objective = 0.0
         chosen: dict[str, list[tuple[int, int]]] = {}
-        for g, x in zip(graphs, xs):
-            val = np.array([v.varValue or 0.0 for v in x]) > 0.5
+        for g, v in zip(graphs, vals):
+            val = v > 0.5
             objective += float(g.cost_usd[val].sum())
             chosen[g.problem.name] = _path(g, val)
         busy_all = np.zeros((p0.n_steps, p0.n_nodes), dtype=int)
@@ -267,9 +397,7 @@ def solve_fleet(problems: tuple[TruckDayProblem, ...], time_limit_s: float = 60.
                                    f"{pl.reason}")
             if pl.served_customer >= 0:
                 plans[q.name] = pl
-    n_vars = sum(len(x) for x in xs)
-    return MilpResult(out, plans, objective, out.bound, n_vars,
-                      prob.numConstraints(), graph_s)
+    return MilpResult(out, plans, objective, out.bound, n_vars, n_cons, graph_s)
 
 
 def _path(g: TruckGraph, val: np.ndarray) -> list[tuple[int, int]]:
@@ -299,23 +427,26 @@ class FleetMILP:
     name = "milp"
 
     def __init__(self, time_limit_s: float = 60.0, mip_gap: float = 1e-4,
-                 solver: str = "highs") -> None:
+                 solver: str = "highs", build: str = "auto") -> None:
         if time_limit_s <= 0:
             raise ValueError(f"FleetMILP.time_limit_s: must be > 0, got {time_limit_s}")
         self.time_limit_s = float(time_limit_s)
         self.mip_gap = float(mip_gap)
         self.solver = solver
+        self.build = build
 
     def params(self) -> dict:
         return {"time_limit_s": self.time_limit_s, "mip_gap": self.mip_gap,
-                "solver": self.solver}
+                "solver": self.solver, "build": self.build}
 
     def reset(self, problems, rng=None) -> None:
-        self.result = solve_fleet(tuple(problems), self.time_limit_s, self.mip_gap, self.solver)
+        self.result = solve_fleet(tuple(problems), self.time_limit_s, self.mip_gap, self.solver,
+                                  self.build)
         self._plans = dict(self.result.plans)
 
     def plans(self) -> dict[str, TruckPlan]:
         return dict(self._plans)
 
 
-__all__ = ["FleetMILP", "MilpResult", "TruckGraph", "build_graph", "solve_fleet", "MOVE", "WAIT"]
+__all__ = ["FleetArrays", "FleetMILP", "MilpResult", "TruckGraph", "build_graph", "fleet_arrays",
+           "fleet_pulp", "solve_fleet", "MOVE", "WAIT"]

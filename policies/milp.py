@@ -9,6 +9,11 @@ plan. Energy neutrality and the storage cyclic condition apply when the window r
 of the horizon. With ``horizon_steps=0`` (whole horizon) and ``replan_every=0`` (plan once) it is
 the deterministic plan of A.7.
 
+Each window's model is built as numpy arrays and handed straight to ``highspy``
+(:mod:`policies.sfi_highs`, ``build = "matrix"``, the default with HiGHS): the same model as the
+PuLP build (``build = "pulp"``, the reference and CBC's path; tests compare the two on the
+policy's own windows), without PuLP's build and its column-by-column hand-over to HiGHS, which
+took about half as long as the solve itself on ``three-dn`` (``benchmarks/bench_milp.py``).
 A window that fails (no solution) falls back to the ``fallback`` baseline policy, and the
 decision's note says so. Every solve's typed outcome is kept in :meth:`report`; the plan it
 followed is in :meth:`plan_table`.
@@ -23,6 +28,7 @@ import pandas as pd
 
 from policies.base import BasePolicy
 from policies.sfi import Options, SfiContext, instance, make_weights
+from policies.sfi_highs import build_matrix, solve_matrix
 from policies.sfi_milp import build, extract, solve_model
 from policies.solve import diagnose_infeasible
 from sim.errors import ScenarioError
@@ -37,7 +43,7 @@ class MilpPolicy(BasePolicy):
     def __init__(self, horizon_steps: int = 0, replan_every: int = 0, weights: str = "dynamic",
                  kappa: float = 0.5, alpha: float = 1.0, beta: float = 1.0, eps: float = 1e-3,
                  solver: str = "highs", time_limit_s: float = 30.0, mip_gap: float = 5e-3,
-                 fallback: str = "greedy") -> None:
+                 fallback: str = "greedy", build: str = "auto") -> None:
         self.horizon_steps = horizon_steps
         self.replan_every = replan_every
         self.weights = weights
@@ -49,6 +55,7 @@ class MilpPolicy(BasePolicy):
         self.time_limit_s = time_limit_s
         self.mip_gap = mip_gap
         self.fallback = fallback
+        self.build = build
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -70,6 +77,11 @@ class MilpPolicy(BasePolicy):
             out.append(f"{path}.weights: must be 'dynamic' or 'equal', got {p['weights']!r}")
         if p["solver"] not in ("highs", "cbc"):
             out.append(f"{path}.solver: must be 'highs' or 'cbc', got {p['solver']!r}")
+        if p["build"] not in ("auto", "matrix", "pulp"):
+            out.append(f"{path}.build: must be 'auto', 'matrix' or 'pulp', got {p['build']!r}")
+        elif p["build"] == "matrix" and p["solver"] == "cbc":
+            out.append(f"{path}.build: 'matrix' hands the model to HiGHS; with solver 'cbc' "
+                       f"use 'pulp' or 'auto'")
         for key in ("time_limit_s", "kappa", "eps"):
             if not p[key] > 0:
                 out.append(f"{path}.{key}: must be > 0, got {p[key]}")
@@ -95,6 +107,7 @@ class MilpPolicy(BasePolicy):
         self._fallback.reset(problem, rng)
         self.ctx = SfiContext.from_problem(problem)
         self.opt = Options(self.solver, self.time_limit_s, self.mip_gap)
+        self._matrix = self.build == "matrix" or (self.build == "auto" and self.solver == "highs")
         load, pv = self.ctx.forecast
         self.w = make_weights(self.ctx, load, pv, np.ones(1), self.weights, self.opt, self.kappa,
                               self.alpha, self.beta, self.eps)
@@ -149,12 +162,19 @@ class MilpPolicy(BasePolicy):
                         gen_prev_mw=gen_prev,
                         dr_prev_mw=np.array([s.dr_mw for s in sites]),
                         dr_left_mwh=dr_left, symmetry=False)
-        model = build(inst)
-        out = solve_model(model, self.opt.solver, self.opt.time_limit_s, self.opt.mip_gap)
+        if self._matrix:
+            model = build_matrix(inst)
+            out = solve_matrix(model, self.opt.time_limit_s, self.opt.mip_gap)
+        else:
+            model = build(inst)
+            out = solve_model(model, self.opt.solver, self.opt.time_limit_s, self.opt.mip_gap)
         plan = extract(model, out) if out.has_solution else None
-        rec = {"step": k, "time_min": state.time_min, "horizon_steps": H, **out.as_dict()}
+        rec = {"step": k, "time_min": state.time_min, "horizon_steps": H,
+               "build": "matrix" if self._matrix else "pulp", **out.as_dict()}
         if out.status == "infeasible":
-            diag = diagnose_infeasible(model.prob, self._describe(inst, k))
+            # the elastic re-solve works on the PuLP model (variable names): built only here
+            prob = build(inst).prob if self._matrix else model.prob
+            diag = diagnose_infeasible(prob, self._describe(inst, k))
             rec["diagnosis"] = diag.message if diag else "no diagnosis (elastic re-solve failed)"
             rec["diagnosis_detail"] = diag.as_dict() if diag else None
         self._solves.append(rec)

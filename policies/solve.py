@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pulp
 
@@ -29,6 +29,10 @@ class SolveOutcome:
     build_s: float
     solve_s: float
     message: str = ""
+    #: Time PuLP spent handing the built model to the solver (HiGHS: ``buildSolverModel``, which
+    #: adds columns and rows one by one; CBC: writing the MPS file). It is part of ``solve_s``
+    #: but is model-building cost: the solver's own time is ``solve_s - transfer_s``.
+    transfer_s: float = 0.0
 
     @property
     def has_solution(self) -> bool:
@@ -39,11 +43,20 @@ class SolveOutcome:
 
 
 class _HiGHS(pulp.HiGHS):
-    """PuLP's HiGHS interface plus a MIP start (``setSolution``) from variables' initial values."""
+    """PuLP's HiGHS interface plus a MIP start (``setSolution``) from variables' initial values;
+    the hand-over of the model (``buildSolverModel``) is timed in ``transfer_s``."""
 
     def __init__(self, *args, start: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.start = start or {}
+        self.transfer_s = 0.0
+
+    def buildSolverModel(self, lp):
+        t0 = time.perf_counter()
+        try:
+            super().buildSolverModel(lp)
+        finally:
+            self.transfer_s += time.perf_counter() - t0
 
     def callSolver(self, lp):
         if self.start:
@@ -69,6 +82,31 @@ class _HiGHS(pulp.HiGHS):
         lp.solverModel.run()
 
 
+class _CBC(pulp.PULP_CBC_CMD):
+    """PuLP's CBC command; the MPS file it writes for CBC (the hand-over) is timed in
+    ``transfer_s``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.transfer_s = 0.0
+
+    def solve_CBC(self, lp, use_mps=True):
+        write = lp.writeMPS
+
+        def timed_write(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return write(*args, **kwargs)
+            finally:
+                self.transfer_s += time.perf_counter() - t0
+
+        lp.writeMPS = timed_write  # this solve only: the instance attribute is removed below
+        try:
+            return super().solve_CBC(lp, use_mps=use_mps)
+        finally:
+            del lp.writeMPS
+
+
 def solve(prob: pulp.LpProblem, solver: str = "highs", time_limit_s: float | None = 60.0,
           mip_gap: float = 1e-4, build_s: float = 0.0, start: dict | None = None,
           threads: int | None = None, options: dict | None = None) -> SolveOutcome:
@@ -77,26 +115,31 @@ def solve(prob: pulp.LpProblem, solver: str = "highs", time_limit_s: float | Non
     ``start`` maps PuLP variables to values for a MIP start (HiGHS only). ``mip_gap`` is the
     relative gap at which the solver may stop; a solution within it is ``optimal``.
     ``options`` are extra HiGHS options by name (e.g. ``{"random_seed": 1}``; HiGHS only).
+    The outcome's ``solve_s`` is the whole ``prob.solve`` call; ``transfer_s`` the part of it
+    that PuLP spent handing the model to the solver.
     """
     t0 = time.perf_counter()
     solver = solver.lower()
+    s = None
     try:
         if solver == "highs":
             s = _HiGHS(msg=False, timeLimit=time_limit_s, gapRel=mip_gap, threads=threads,
                        start=start, **(options or {}))
         elif solver == "cbc":
-            s = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap,
-                                  threads=threads)
+            s = _CBC(msg=False, timeLimit=time_limit_s, gapRel=mip_gap, threads=threads)
         else:
             raise ValueError(f"unknown solver {solver!r}; valid: highs, cbc")
         prob.solve(s)
     except Exception as exc:  # noqa: BLE001 - a solver crash is an outcome, not a traceback
         return SolveOutcome("error", solver, None, None, None, build_s,
-                            time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
+                            time.perf_counter() - t0, f"{type(exc).__name__}: {exc}",
+                            s.transfer_s if s is not None else 0.0)
     solve_s = time.perf_counter() - t0
     if solver == "highs":
-        return _classify_highs(prob, build_s, solve_s, mip_gap)
-    return _classify_pulp(prob, solver, build_s, solve_s, time_limit_s)
+        out = _classify_highs(prob, build_s, solve_s, mip_gap)
+    else:
+        out = _classify_pulp(prob, solver, build_s, solve_s, time_limit_s)
+    return replace(out, transfer_s=s.transfer_s)
 
 
 def _classify_highs(prob, build_s, solve_s, mip_gap) -> SolveOutcome:
