@@ -17,7 +17,7 @@ vector of one path can start the other. Units as in :mod:`policies.sfi_milp` (MW
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -486,11 +486,14 @@ def solve_matrix(model: MatrixModel, time_limit_s: float | None = 60.0, mip_gap:
         h.setOptionValue(k, val)
     a = model.a
     is_mip = bool(model.integ.any())
+    transfer_s = 0.0
     try:
+        t1 = time.perf_counter()
         h.passModel(model.num_col, model.num_row, a.nnz, 1, -1, 0.0,
                     model.cost, model.lb, model.ub, model.row_lo, model.row_hi,
                     a.indptr.astype(np.int32), a.indices.astype(np.int32),
                     a.data.astype(np.float64), model.integ.astype(np.int32))
+        transfer_s = time.perf_counter() - t1
         if start is not None:
             sol = highspy.HighsSolution()
             sol.col_value = np.asarray(start, dtype=np.float64)
@@ -501,7 +504,8 @@ def solve_matrix(model: MatrixModel, time_limit_s: float | None = 60.0, mip_gap:
         return SolveOutcome("error", "highs", None, None, None, model.build_s,
                             time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
     solve_s = time.perf_counter() - t0
-    out = highs_outcome(h, True, is_mip, model.build_s, solve_s, mip_gap)
+    out = replace(highs_outcome(h, True, is_mip, model.build_s, solve_s, mip_gap),
+                  transfer_s=transfer_s)
     if out.has_solution:
         model.col_value = np.asarray(h.getSolution().col_value, dtype=float)
     return out

@@ -743,10 +743,11 @@ def solve_lazy(model: TsnModel, start: dict | None = None) -> tuple[SolveOutcome
     """Solve, then add violated line rows and solve again until none is violated.
 
     Returns the last outcome (its status says whether the final model was solved to the gap)
-    and the number of rounds. The build time of added rows is counted in ``build_s``.
+    and the number of rounds. The build time of added rows is counted in ``build_s``;
+    ``solve_s`` and ``transfer_s`` (PuLP's hand-over to the solver) are summed over the rounds.
     """
     opt = model.opt
-    rounds, total_solve = 0, 0.0
+    rounds, total_solve, total_transfer = 0, 0.0, 0.0
     t_start = time.perf_counter()
     while True:
         remaining = None
@@ -755,6 +756,7 @@ def solve_lazy(model: TsnModel, start: dict | None = None) -> tuple[SolveOutcome
         out = solve(model.prob, solver=opt.solver, time_limit_s=remaining, mip_gap=opt.mip_gap,
                     build_s=model.build_s, start=start, threads=opt.threads)
         total_solve += out.solve_s
+        total_transfer += out.transfer_s
         rounds += 1
         if not out.has_solution or not opt.line_limits:
             break
@@ -768,7 +770,8 @@ def solve_lazy(model: TsnModel, start: dict | None = None) -> tuple[SolveOutcome
         add_line_rows(model, viol)
         model.build_s += time.perf_counter() - t0
         start = None
-    return replace(out, solve_s=total_solve, build_s=model.build_s), rounds
+    return replace(out, solve_s=total_solve, build_s=model.build_s,
+                   transfer_s=total_transfer), rounds
 
 
 def initial_line_rows(case: TransmissionCase, opt: TsnOptions) -> set[tuple[int, int]]:
