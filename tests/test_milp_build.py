@@ -167,19 +167,6 @@ def canon_pulp_min(prob: pulp.LpProblem) -> tuple[dict, dict, list]:
     return cols, obj, sorted(rows)
 
 
-def canon_fleet_arrays(fa) -> tuple[dict, dict, list]:
-    names = fa.names()
-    cols = {n: (fa.lb[i], fa.ub[i], bool(fa.integ[i])) for i, n in enumerate(names)}
-    obj = {names[i]: -fa.cost[i] for i in np.flatnonzero(fa.cost)}  # arrays hold -cost (max)
-    a = fa.a.tocsr()
-    rows = []
-    for r in range(fa.num_row):
-        sl = slice(a.indptr[r], a.indptr[r + 1])
-        rows.append(_row(dict(zip((names[c] for c in a.indices[sl]), a.data[sl])),
-                         fa.row_lo[r], fa.row_hi[r]))
-    return cols, obj, sorted(rows)
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_fleet_arrays_are_the_pulp_model(seed):
     """Same columns (names, bounds, integrality), objective and rows (flow conservation, one
@@ -192,7 +179,7 @@ def test_fleet_arrays_are_the_pulp_model(seed):
     assert any(n.startswith("charger_") for n in names)
     assert any(n.startswith("site_") for n in names)
     c1, o1, r1 = canon_pulp_min(prob)
-    c2, o2, r2 = canon_fleet_arrays(fa)
+    c2, o2, r2 = canon_matrix(fa, sign=-1.0)  # arrays hold -cost (max)
     assert c1 == {n: (0, 1, True) for n in c2} and c2 == {n: (0.0, 1.0, True) for n in c2}
     assert o1.keys() == o2.keys()
     assert max(abs(o1[k] - o2[k]) for k in o1) < 1e-12

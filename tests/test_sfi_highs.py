@@ -55,10 +55,11 @@ def canon_pulp(model) -> tuple[dict, dict, list]:
     return cols, obj, sorted(rows)
 
 
-def canon_matrix(model) -> tuple[dict, dict, list]:
+def canon_matrix(model, sign: float = 1.0) -> tuple[dict, dict, list]:
+    """Columns, objective (times ``sign``) and sorted rows of an array model, by column name."""
     names = model.names()
     cols = {n: (model.lb[i], model.ub[i], bool(model.integ[i])) for i, n in enumerate(names)}
-    obj = {names[i]: model.cost[i] for i in np.flatnonzero(model.cost)}
+    obj = {names[i]: sign * model.cost[i] for i in np.flatnonzero(model.cost)}
     a = model.a.tocsr()
     rows = []
     for r in range(model.num_row):
