@@ -533,7 +533,7 @@ def test_operator_falls_back_to_merit_order(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr(operator_mod, "milp", broken)
+    monkeypatch.setattr(operator_mod, "solve_arrays", broken)
     spec = SPECS["dn2"]
     op = LocalOperator(spec.resources)
     load = spec.load_profile.per_step(60, 1440) * spec.peak_load_mw
@@ -547,3 +547,42 @@ def test_operator_falls_back_to_merit_order(monkeypatch):
         assert supply + res.residual_mw == pytest.approx(load[k], abs=TOL)
         assert min(d["es_ch"], d["es_dis"]) == 0.0
     assert set(OPERATOR_STATUSES) >= {"optimal", "fallback", "invalid_input"}
+
+
+@pytest.mark.parametrize("enumerate_max", [operator_mod.ENUMERATE_MAX, 0])
+def test_operator_solve_equals_scipy_milp_on_its_own_models(monkeypatch, enumerate_max):
+    """The operator's models of a day on each A.11 DN (15-min steps, a random MESS power),
+    solved by :func:`grids.operator.solve_arrays` (one LP per storage mode, or HiGHS's MILP when
+    enumeration is off) and by ``scipy.optimize.milp``: the same optimal objective, and the
+    returned point satisfies every bound and row (HiGHS's feasibility tolerance)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    monkeypatch.setattr(operator_mod, "ENUMERATE_MAX", enumerate_max)
+    models = []
+    orig = operator_mod.solve_arrays
+
+    def capture(*args):
+        models.append(args)
+        return orig(*args)
+
+    monkeypatch.setattr(operator_mod, "solve_arrays", capture)
+    rng = np.random.default_rng(5)
+    for spec in SPECS.values():
+        op = LocalOperator(spec.resources)
+        load = spec.load_profile.per_step(15, 1440) * spec.peak_load_mw
+        pv = spec.pv_profile.per_step(15, 1440) * spec.pv_cap_mw
+        for k in range(0, 96, 4):
+            op.dispatch(15 * k, 15, load[k], pv[k], float(rng.uniform(-0.6, 0.6)))
+    assert len(models) == 3 * 24
+    assert any(m[6].any() for m in models)  # storage mode binaries are among them
+    for c, a, lo, hi, lb, ub, integ, limit in models:
+        x, status, _ = orig(c, a, lo, hi, lb, ub, integ, limit)
+        ref = milp(c, constraints=LinearConstraint(a, lo, hi), integrality=integ,
+                   bounds=Bounds(lb, ub), options={"mip_rel_gap": 1e-12})
+        assert status == "optimal" and ref.status == 0
+        # 1e-6 is the tie-breakers' price of 1 MW, 3e-6 MW of flexibility: solver tolerances
+        assert c @ x == pytest.approx(ref.fun, abs=1e-6)
+        ax = a @ x
+        assert np.all(ax >= lo - 1e-7) and np.all(ax <= hi + 1e-7)
+        assert np.all(x >= lb - 1e-9) and np.all(x <= ub + 1e-9)
+        assert np.all(np.abs(x[integ > 0] - np.round(x[integ > 0])) < 1e-9)
