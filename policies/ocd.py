@@ -135,11 +135,11 @@ class OcdOptions:
 @dataclass(frozen=True)
 class OcdIteration:
     v: int
-    lb_v: float  # phi(lambda^v) from the power layer's dual bound
+    lb_v: float  # phi(lambda^v) from the power layer's dual bound; -inf without one
     lb: float
     ub: float
     phi_t: float
-    phi_p_bound: float
+    phi_p_bound: float  # nan when the power layer's solve gave no dual bound (CBC)
     phi_p_status: str
     g_norm2: float
     step: float
@@ -235,14 +235,20 @@ def run_ocd(case: TransmissionCase, opt: OcdOptions | None = None,
         model.set_multipliers(lam)
         out, _ = solve_lazy(model)
         t_pw = time.perf_counter() - t0
-        if out.bound is None:
-            raise RuntimeError(f"OCD power layer failed at iteration {v}: {out.status} "
-                               f"({out.message})")
+        if not out.has_solution:
+            # no connections to price: stop with what the iterations so far found
+            stop = f"power_layer_{out.status}"
+            break
         w_hat = np.zeros_like(lam)
         for key, var in model.v["w"].items():
             w_hat[key] = round(var.varValue or 0.0)
-        lb_v = phi_t + out.bound
-        lb = max(lb, lb_v)
+        if out.bound is not None:
+            lb_v = phi_t + out.bound
+            lb = max(lb, lb_v)
+        else:
+            # a time-limited solve without a dual bound (CBC through PuLP): no valid lower
+            # bound this iteration; the step uses the incumbent's value, which is above phi
+            lb_v = phi_t + out.objective
         # step 4: upper bounds
         t0 = time.perf_counter()
         before = len(rs)
@@ -264,7 +270,10 @@ def run_ocd(case: TransmissionCase, opt: OcdOptions | None = None,
         if v > opt.halve_after:
             rho = rho / 2
         step = rho * (ub - lb_v) / g2 if g2 > 0 and np.isfinite(ub) else 0.0
-        history.append(OcdIteration(v, lb_v, lb, ub, phi_t, float(out.bound), out.status, g2,
+        history.append(OcdIteration(v, lb_v if out.bound is not None else float("-inf"), lb,
+                                    ub, phi_t,
+                                    float(out.bound) if out.bound is not None else float("nan"),
+                                    out.status, g2,
                                     step, rho, len(rs), new, t_pw, t_tr, t_ub))
         # step 5: convergence
         if np.isfinite(ub) and (ub - lb) / abs(ub) <= opt.eps:

@@ -177,6 +177,44 @@ def test_ocd_literal_runs_the_textbook_algorithm(central6):
     assert res.history[0].lb_v <= res.history[0].ub
 
 
+def test_ocd_without_dual_bounds_or_power_solutions_is_an_outcome(central6, monkeypatch):
+    """A power layer solved without a dual bound (CBC stopped by its time limit) gives no
+    lower bound that iteration but OCD goes on; one without a solution stops OCD with the
+    status as its stop reason, keeping what earlier iterations found (no exception)."""
+    import dataclasses
+
+    import policies.ocd as ocd_mod
+
+    case, plan = central6
+    real = ocd_mod.solve_lazy
+    calls = {"n": 0}
+
+    def no_bound(model, start=None):
+        out, rounds = real(model, start)
+        calls["n"] += 1
+        if model.kind == "power" and calls["n"] % 2 == 0:
+            out = dataclasses.replace(out, bound=None, status="time_limit")
+        return out, rounds
+
+    monkeypatch.setattr(ocd_mod, "solve_lazy", no_bound)
+    power = TsnOptions(mip_gap=GAP, time_limit_s=60)
+    res = run_ocd(case, OcdOptions(variant="enhanced", max_iter=4, power=power))
+    assert res.stop_reason in ("max_iter", "gap", "routes_unchanged")
+    assert any(h.lb_v == float("-inf") and np.isnan(h.phi_p_bound) for h in res.history)
+    assert all(h.lb_v <= plan.total_cost + 1e-4 for h in res.history)
+    assert np.isfinite(res.ub) and res.ub >= plan.total_cost - 1e-4
+
+    def failed(model, start=None):
+        out, rounds = real(model, start)
+        if model.kind == "power":
+            out = dataclasses.replace(out, status="error", objective=None, bound=None)
+        return out, rounds
+
+    monkeypatch.setattr(ocd_mod, "solve_lazy", failed)
+    res = run_ocd(case, OcdOptions(variant="enhanced", max_iter=4, power=power))
+    assert res.stop_reason == "power_layer_error" and res.iterations == 0
+
+
 # ------------------------------------------------------------------ against pandapower
 def test_one_period_dispatch_equals_pandapower_dcopf_within_pwl_error():
     """T = 1, every unit committed, no storage: our UC dispatch vs ``pandapower.rundcopp``."""
