@@ -26,7 +26,7 @@ Models:
 * ``milp``: the ``milp`` rolling-horizon policy over one simulated day of ``three-dn``
   (``horizon_steps = 8``, ``replan_every = 4``), with PuLP window builds and with the matrix
   builds (its default with HiGHS); the matrix run also times the local operators' one-step
-  MILP (``grids/operator.py``, ``scipy.optimize.milp``) per call;
+  MILP (``grids/operator.py``, ``solve_arrays``: one LP per storage mode in highspy) per call;
 * ``uc``: the central UC of case 1 (IEEE 30, line 12-13 at 20 MW), HiGHS and CBC, 60 s limit
   (``--quick``) or 120 s; case 2 (IEEE 118, line 12-117 at 40 MW, 600 s) in full mode only;
 * ``ocd``: OCD on case 1 (enhanced, exact E1, request candidates; 3 iterations quick, 6 full):
@@ -309,7 +309,7 @@ def bench_sto(args) -> None:
 def _milp_day(build: str, ops: list | None = None) -> tuple[list[dict], list[list[Call]]]:
     """One simulated day of ``three-dn`` under the ``milp`` policy with window builds ``build``;
     every window's record and its solver calls. With ``ops`` (a list), the local operators'
-    one-step MILPs are timed into it as (whole ``_solve_milp``, ``scipy.optimize.milp``)."""
+    one-step MILPs are timed into it as (whole ``_solve_milp``, ``solve_arrays``)."""
     import grids.operator as op_mod
     from experiments.cli import resolve
     from experiments.config import load
@@ -320,7 +320,7 @@ def _milp_day(build: str, ops: list | None = None) -> tuple[list[dict], list[lis
         'policy.name="milp"',
         f'policy.params={{horizon_steps = 8, replan_every = 4, build = "{build}"}}',
         "compare.policies=[]"])
-    orig_milp, orig_solve = op_mod.milp, op_mod.LocalOperator._solve_milp
+    orig_milp, orig_solve = op_mod.solve_arrays, op_mod.LocalOperator._solve_milp
     orig_window = MilpPolicy._plan_window
     inner: list[float] = []
     n_window = [0]
@@ -351,11 +351,11 @@ def _milp_day(build: str, ops: list | None = None) -> tuple[list[dict], list[lis
 
         MilpPolicy._plan_window = window
         if ops is not None:
-            op_mod.milp, op_mod.LocalOperator._solve_milp = timed_milp, timed_solve
+            op_mod.solve_arrays, op_mod.LocalOperator._solve_milp = timed_milp, timed_solve
         try:
             res = run_one(cfg, record_arrays=False)
         finally:
-            op_mod.milp, op_mod.LocalOperator._solve_milp = orig_milp, orig_solve
+            op_mod.solve_arrays, op_mod.LocalOperator._solve_milp = orig_milp, orig_solve
             MilpPolicy._plan_window = orig_window
     solves = res.meta["policies"][0]["report"]["solves"]
     calls = [log.since(0, f"window {i + 1}") for i in range(len(solves))]
@@ -387,10 +387,11 @@ def bench_milp_policy(args) -> None:
     if ops:
         build = [t - m for t, m in ops]
         solve = [m for _, m in ops]
-        add(Row("local operator one-step MILP, per call (median)", "scipy",
+        add(Row("local operator one-step MILP, per call (median)", "highs",
                 statistics.median(build), 0.0, statistics.median(solve), "-",
-                f"{len(ops)} calls; the arrays built in Python, scipy.optimize.milp timed "
-                f"whole as the solve; day totals {sum(build):.3f} s vs {sum(solve):.3f} s",
+                f"{len(ops)} calls; the arrays built in Python, solve_arrays (one LP per "
+                f"storage mode, highspy) timed whole as the solve; day totals "
+                f"{sum(build):.3f} s vs {sum(solve):.3f} s",
                 pulp_build=False))
 
 
