@@ -242,13 +242,11 @@ def run_ocd(case: TransmissionCase, opt: OcdOptions | None = None,
         w_hat = np.zeros_like(lam)
         for key, var in model.v["w"].items():
             w_hat[key] = round(var.varValue or 0.0)
-        if out.bound is not None:
-            lb_v = phi_t + out.bound
-            lb = max(lb, lb_v)
-        else:
-            # a time-limited solve without a dual bound (CBC through PuLP): no valid lower
-            # bound this iteration; the step uses the incumbent's value, which is above phi
-            lb_v = phi_t + out.objective
+        # a time-limited solve without a dual bound (CBC through PuLP) gives no valid lower
+        # bound this iteration; the step then uses the incumbent's value, which is above phi
+        lb_v = phi_t + out.bound if out.bound is not None else float("-inf")
+        lb = max(lb, lb_v)
+        phi_v = lb_v if out.bound is not None else phi_t + out.objective
         # step 4: upper bounds
         t0 = time.perf_counter()
         before = len(rs)
@@ -269,12 +267,10 @@ def run_ocd(case: TransmissionCase, opt: OcdOptions | None = None,
         g2 = float((g ** 2).sum())
         if v > opt.halve_after:
             rho = rho / 2
-        step = rho * (ub - lb_v) / g2 if g2 > 0 and np.isfinite(ub) else 0.0
-        history.append(OcdIteration(v, lb_v if out.bound is not None else float("-inf"), lb,
-                                    ub, phi_t,
+        step = rho * (ub - phi_v) / g2 if g2 > 0 and np.isfinite(ub) else 0.0
+        history.append(OcdIteration(v, lb_v, lb, ub, phi_t,
                                     float(out.bound) if out.bound is not None else float("nan"),
-                                    out.status, g2,
-                                    step, rho, len(rs), new, t_pw, t_tr, t_ub))
+                                    out.status, g2, step, rho, len(rs), new, t_pw, t_tr, t_ub))
         # step 5: convergence
         if np.isfinite(ub) and (ub - lb) / abs(ub) <= opt.eps:
             stop = "gap"
