@@ -89,14 +89,17 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
     combos = math.prod(len(r) for r in values)
     enumerate_ = combos <= ENUMERATE_MAX
 
+    # the matrix in HiGHS's types once, for every LP of the enumeration
+    start, index, value = (a.indptr.astype(np.int32), a.indices.astype(np.int32),
+                           a.data.astype(np.float64))
+
     def run(lo: np.ndarray, hi: np.ndarray, integ: np.ndarray):
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(time_limit_s))
         h.setOptionValue("mip_rel_gap", 1e-9)
         h.passModel(a.shape[1], a.shape[0], a.nnz, 1, 1, 0.0, c, lo, hi, row_lo, row_hi,
-                    a.indptr.astype(np.int32), a.indices.astype(np.int32),
-                    a.data.astype(np.float64), integ.astype(np.int32))
+                    start, index, value, integ.astype(np.int32))
         h.run()
         return h, h.getModelStatus(), h.getInfo()
 
