@@ -197,9 +197,8 @@ class SchedulePolicy(BasePolicy):
              "vehicles": {v.name for v in problem.vehicles}})
         if problems:
             raise ScenarioError(problems)
-        entries = self.plan
         self._by_step: dict[int, list[dict]] = {}
-        for e in sorted(entries, key=lambda e: e["time_min"]):
+        for e in sorted(self.plan, key=lambda e: e["time_min"]):
             self._by_step.setdefault(e["time_min"] // problem.step_min, []).append(e)
         self._power = {v.name: 0.0 for v in problem.vehicles}
 
