@@ -22,7 +22,7 @@ from policies.sfi_milp import (
     route_start,
     solve_model,
 )
-from policies.sfi_weights import Weights, dynamic_weights, equal_weights
+from policies.sfi_weights import DEFICIT_TOL_MW, Weights, dynamic_weights, equal_weights
 from policies.solve import STATUSES, SolveOutcome
 from sim.types import Problem, SiteInfo, VehicleSpec
 
@@ -158,7 +158,7 @@ def _lexicographic(inst: SfiInstance, opt: Options, kappas: tuple[float, ...],
     up1 = plan1.flex_stat_up_mw[0, 0]
     for kappa in kappas:
         req = kappa * nl_pos
-        if (up1 >= req - 1e-9).all():  # no deficit at the SFI optimum: nothing to minimise
+        if (up1 >= req - DEFICIT_TOL_MW).all():  # no deficit at the SFI optimum: nothing to do
             plans[kappa] = plan1
             outs2.append(replace(o1, build_s=0.0, solve_s=0.0, message=SKIPPED))
             continue

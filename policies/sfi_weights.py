@@ -6,7 +6,8 @@ baseline solve, so the SFI objective stays linear:
 1. net load ``NL = L - PV`` and ``NL+ = max(0, NL)``;
 2. network importance ``NI_n = sum_t NL+_n / sum_k sum_t NL+_k``;
 3. the baseline A0 (no MESS, equal weights) gives the stationary upward flexibility ``F_up^A``;
-4. the deficit ``FD_n,t = max(0, kappa NL+ - F_up^A) / (kappa NL+)`` (0 where ``NL+ = 0``);
+4. the deficit ``FD_n,t = max(0, kappa NL+ - F_up^A) / (kappa NL+)`` (0 where ``NL+ = 0``, and
+   where the shortfall is within ``DEFICIT_TOL_MW``);
 5. eq. (1): ``w = (NI + eps)^alpha (FD + eps)^beta / sum_k (...)``. An hour without any deficit
    falls back to importance-proportional weights, which eq. (1) already gives through ``eps``.
 
@@ -19,6 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+
+#: A shortfall at most this large (MW) is no deficit. It is HiGHS's primal feasibility tolerance
+#: (1e-7, the default of ``primal_feasibility_tolerance``): the baseline's ``F_up^A`` comes out of
+#: a solve that cannot tell apart values closer than that, so a requirement covered to within it
+#: (e.g. a rounding residue of 1e-17 MW, which turned one hour of a DN into a deficit hour with
+#: one solver version and not with another) is covered.
+DEFICIT_TOL_MW = 1e-7
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ def deficit(load_mw: np.ndarray, pv_mw: np.ndarray, f_up_baseline_mw: np.ndarray
     """``FD`` (S, N, T) in [0, 1]: shortfall of baseline upward flexibility vs ``kappa NL+``."""
     req = kappa * np.maximum(load_mw - pv_mw, 0.0)
     short = np.maximum(0.0, req - f_up_baseline_mw)
+    short = np.where(short > DEFICIT_TOL_MW, short, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         fd = np.where(req > 0, short / np.where(req > 0, req, 1.0), 0.0)
     return np.clip(fd, 0.0, 1.0)

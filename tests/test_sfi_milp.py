@@ -751,9 +751,18 @@ def test_multi_scenario_baseline_is_lexicographic_and_unique(a11):
         assert plan.outcome.status == "optimal", plan.outcome
         assert "stage 2: optimal 6" in plan.outcome.message, plan.outcome.message
         ws.append(dynamic_weights(Ls, PVs, p, plan.flex_stat_up_mw, 0.5))
+    # Tolerance from the solver's own: stage 2 (maximise sum_t c_t / R_t = sum_t (1 - FD_t) over
+    # T = 24 hours) stops within BASELINE_GAP relative or HiGHS's mip_abs_gap (1e-6) absolute,
+    # so two runs' sums of FD over a day agree to 2 (BASELINE_GAP T + 1e-6); both stages also stop
+    # at their own gaps, so single hours are held to 1e-4 (a solver-choice shift between deficit
+    # hours, the failure this test guards against, moved weights by up to 0.45).
+    from policies.sfi import BASELINE_GAP
+    T = ws[0].fd.shape[-1]
+    day_tol = 2 * (BASELINE_GAP * T + 1e-6)
     for w in ws[1:]:
-        np.testing.assert_allclose(w.fd, ws[0].fd, atol=1e-6)
-        np.testing.assert_allclose(w.w, ws[0].w, atol=1e-6)
+        np.testing.assert_allclose(w.fd.sum(axis=-1), ws[0].fd.sum(axis=-1), atol=day_tol)
+        np.testing.assert_allclose(w.fd, ws[0].fd, atol=1e-4)
+        np.testing.assert_allclose(w.w, ws[0].w, atol=1e-4)
     assert (ws[0].fd > 0).any()  # the check is not vacuous: there are deficit hours
 
 
