@@ -14,8 +14,7 @@ import time
 import numpy as np
 
 from experiments.build import build_world
-from experiments.cli import resolve
-from experiments.config import load
+from experiments.config import load, resolve
 from policies.sfi import Options, SfiContext, instance, make_weights, run
 
 REFERENCE = {  # MODELS.md A.11: weights -> (A, B, fixed DN1)

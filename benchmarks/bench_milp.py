@@ -198,8 +198,7 @@ def print_table() -> None:
 # ----------------------------------------------------------------------------- SFI (seed 000)
 def _three_dn():
     from experiments.build import build_world
-    from experiments.cli import resolve
-    from experiments.config import load
+    from experiments.config import load, resolve
     from policies.sfi import Options, SfiContext, make_weights
 
     cfg = load(resolve("three-dn"))
@@ -311,8 +310,7 @@ def _milp_day(build: str, ops: list | None = None) -> tuple[list[dict], list[lis
     every window's record and its solver calls. With ``ops`` (a list), the local operators'
     one-step MILPs are timed into it as (whole ``_solve_milp``, ``solve_arrays``)."""
     import grids.operator as op_mod
-    from experiments.cli import resolve
-    from experiments.config import load
+    from experiments.config import load, resolve
     from experiments.run import run_one
     from policies.milp import MilpPolicy
 

@@ -180,9 +180,9 @@ def bench_batched(reps: int, scenarios: int, out: list[dict]) -> None:
 
 
 def _engine_run(backend: str, step_min: int):
-    from experiments.build import build_world, realisation, site_spec
-    from experiments.cli import resolve
-    from experiments.config import load
+    from experiments.build import build_world, realisation
+    from experiments.config import load, resolve
+    from experiments.specs import site_spec
     from policies.registry import make_policy
     from sim.engine import Engine
 

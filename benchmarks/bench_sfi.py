@@ -58,8 +58,7 @@ import warnings  # noqa: E402
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # PuLP 3 -> 4 API notices
 
 from experiments.build import build_world  # noqa: E402
-from experiments.cli import resolve  # noqa: E402
-from experiments.config import load  # noqa: E402
+from experiments.config import load, resolve  # noqa: E402
 from experiments.scenarios_mc import monte_carlo, reduce  # noqa: E402
 from policies.sfi import (  # noqa: E402
     Options,

@@ -20,10 +20,9 @@ import sys
 import tomllib
 from pathlib import Path
 
+from experiments.config import DEFAULT_EXPERIMENT, builtin, resolve
 from sim.errors import ScenarioError
 
-SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
-DEFAULT_EXPERIMENT = "sfi-quick"
 EXIT_SCENARIO = 2
 EXIT_STOPPED = 3
 # Seed 002 studies: settings live in experiments.coopt_study.STUDIES (their own schema).
@@ -33,25 +32,6 @@ COOPT_STUDIES = {
     "coopt-large": "Seed 002: DP router vs greedy / shortest on the 16-node network, "
                    "NMC / LFP / generalised degradation",
 }
-
-
-def builtin() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.toml"))}
-
-
-def resolve(target: str | None) -> Path:
-    """A built-in experiment name or a path to a TOML file."""
-    target = target or DEFAULT_EXPERIMENT
-    names = builtin()
-    if target in names:
-        return names[target]
-    path = Path(target)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ScenarioError([f"{target}: no such scenario file"])
-        return path
-    raise ScenarioError([f"{target}: not a built-in experiment ({', '.join(names)}) "
-                         "and not a .toml file"])
 
 
 def describe(path: Path) -> str:

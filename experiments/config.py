@@ -419,7 +419,7 @@ def meaning_problems(raw: dict) -> list[str]:
     """Second pass: cross-checks on every section that has a valid shape."""
     # Imported here: building feeders pulls in pandapower, which the first pass does not need.
     from agents.graph import TransportGraph
-    from experiments.build import site_spec
+    from experiments.specs import site_spec
     from grids.profiles import SHAPES, Profile
     from grids.site import check_site_spec
     from policies.registry import policy_problems
@@ -629,6 +629,30 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+DEFAULT_EXPERIMENT = "sfi-quick"
+
+
+def builtin() -> dict[str, Path]:
+    """The built-in scenarios by name (``experiments/scenarios/*.toml``)."""
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.toml"))}
+
+
+def resolve(target: str | None) -> Path:
+    """A built-in experiment name or a path to a TOML file."""
+    target = target or DEFAULT_EXPERIMENT
+    names = builtin()
+    if target in names:
+        return names[target]
+    path = Path(target)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ScenarioError([f"{target}: no such scenario file"])
+        return path
+    raise ScenarioError([f"{target}: not a built-in experiment ({', '.join(names)}) "
+                         "and not a .toml file"])
+
+
 def read_raw(path: str | Path) -> dict:
     """Read a TOML scenario file as plain data (never executed)."""
     path = Path(path)
@@ -643,6 +667,8 @@ def read_raw(path: str | Path) -> dict:
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read and validate a TOML scenario file, after optional ``KEY=VALUE`` overrides."""
+    """Read and validate a scenario, after optional ``KEY=VALUE`` overrides. ``path`` is a TOML
+    file or the name of a built-in scenario (``load("three-dn")``)."""
+    path = resolve(str(path))
     raw = apply_overrides(read_raw(path), overrides or [])
     return validate(raw, source=str(path))

@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
-from experiments.build import build_world, realisation, site_spec, with_road
+from experiments.build import build_world, realisation, with_road
 from experiments.config import Config
+from experiments.specs import site_spec
 from policies.registry import make_policy
 from sim.engine import Engine
 from sim.errors import ScenarioError

@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         params["mip_gap" if a.policy == "uc-milp" else "power_mip_gap"] = a.mip_gap
     case_name, overrides = a.case, {}
     if a.scenario:
-        from experiments.cli import resolve
+        from experiments.config import resolve
         from experiments.tsn_config import load_tsn
 
         cfg = load_tsn(resolve(a.scenario))

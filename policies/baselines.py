@@ -221,3 +221,12 @@ class SchedulePolicy(BasePolicy):
             else:
                 cmds.append(Command(v.name))
         return Decision(tuple(cmds))
+
+
+#: The rule policies a planner may fall back to when a solve fails: they need no parameter and
+#: always return a decision.
+SAFE_RULES: dict[str, type[BasePolicy]] = {
+    "idle": IdlePolicy,
+    "stationary": StationaryPolicy,
+    "greedy": GreedyPolicy,
+}

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from policies.base import BasePolicy
+from policies.baselines import SAFE_RULES
 from policies.sfi import Options, SfiContext, instance, make_weights
 from policies.sfi_highs import build_matrix, solve_matrix
 from policies.sfi_milp import build, extract, solve_model
@@ -62,8 +63,6 @@ class MilpPolicy(BasePolicy):
     def param_problems(cls, params: dict, path: str = "policy.params",
                        context: dict | None = None) -> list[str]:
         """Values the constructor accepts by type but the model cannot use."""
-        from policies.registry import POLICIES
-
         p = {**{k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
                 if k != "self"}, **params}
         out = []
@@ -87,23 +86,18 @@ class MilpPolicy(BasePolicy):
                 out.append(f"{path}.{key}: must be > 0, got {p[key]}")
         if not 0 < p["mip_gap"] < 1:
             out.append(f"{path}.mip_gap: must be in (0, 1), got {p['mip_gap']}")
-        safe = sorted(n for n, c in POLICIES.items() if n != "milp" and
-                      not inspect.signature(c.__init__).parameters.keys() - {"self"} - {
-                          k for k, v in inspect.signature(c.__init__).parameters.items()
-                          if v.default is not inspect.Parameter.empty})
+        safe = sorted(SAFE_RULES)
         if p["fallback"] not in safe:
             out.append(f"{path}.fallback: the safe policy a failed window falls back to must be "
                        f"one of {', '.join(safe)}, got {p['fallback']!r}")
         return out
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
-        from policies.registry import make_policy
-
         super().reset(problem, rng)
         problems = self.param_problems(self.params(), "policy.params")
         if problems:
             raise ScenarioError(problems)
-        self._fallback = make_policy(self.fallback)
+        self._fallback = SAFE_RULES[self.fallback]()
         self._fallback.reset(problem, rng)
         self.ctx = SfiContext.from_problem(problem)
         self.opt = Options(self.solver, self.time_limit_s, self.mip_gap)

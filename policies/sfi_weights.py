@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 #: A shortfall at most this large (MW) is no deficit. It is HiGHS's primal feasibility tolerance
 #: (1e-7, the default of ``primal_feasibility_tolerance``): the baseline's ``F_up^A`` comes out of
 #: a solve that cannot tell apart values closer than that, so a requirement covered to within it

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from experiments.cli import SCENARIO_DIR, main
+from experiments.cli import main
+from experiments.config import SCENARIO_DIR
 
 TINY = tomllib.loads((SCENARIO_DIR / "tiny.toml").read_text())
 SOLAR = [0.0] * 6 + [0.05, 0.15, 0.32, 0.50, 0.65, 0.75, 0.78, 0.74, 0.64, 0.48, 0.30, 0.12,

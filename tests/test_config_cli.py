@@ -9,8 +9,8 @@ import tomllib
 
 import pytest
 
-from experiments.cli import SCENARIO_DIR, main, resolve
-from experiments.config import validate
+from experiments.cli import main
+from experiments.config import SCENARIO_DIR, resolve, validate
 from sim.errors import ScenarioError
 
 
@@ -123,7 +123,8 @@ def test_cli_list_shows_builtins(capsys):
 
 def test_every_builtin_experiment_checks_clean(capsys):
     """``mescosim check NAME`` passes for every built-in experiment, whatever its schema."""
-    from experiments.cli import COOPT_STUDIES, builtin
+    from experiments.cli import COOPT_STUDIES
+    from experiments.config import builtin
 
     for name in [*builtin(), *COOPT_STUDIES]:
         assert main(["check", name]) == 0, name

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.build import build_world
-from experiments.cli import resolve
-from experiments.config import load
+from experiments.config import load, resolve
 from policies.registry import POLICIES, make_policy
 from sim.engine import Engine
 from sim.types import Decision

@@ -12,8 +12,8 @@ import pulp
 import pytest
 import tomli_w
 
-from experiments.cli import SCENARIO_DIR, main
-from experiments.config import validate
+from experiments.cli import main
+from experiments.config import SCENARIO_DIR, validate
 from experiments.run import inside, run_one, write_run
 from grids.adapter import PandapowerAdapter
 from grids.feeders import make_feeder

@@ -18,8 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import grids.site
-from experiments.cli import SCENARIO_DIR
-from experiments.config import Config, validate
+from experiments.config import SCENARIO_DIR, Config, validate
 from grids.feeders import make_feeder
 from sim.errors import ScenarioError
 

@@ -19,8 +19,7 @@ import pulp
 import pytest
 
 import policies.milp as milp_mod
-from experiments.cli import SCENARIO_DIR
-from experiments.config import validate
+from experiments.config import SCENARIO_DIR, validate
 from experiments.run import run_one, versions
 from policies.coopt_milp import build_graph, fleet_arrays, fleet_pulp, solve_fleet
 from policies.milp import MilpPolicy

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from agents.disruption import Outages, Traffic, draw_outages, draw_traffic
 from agents.vehicle import FleetModel
-from experiments.build import realisation, site_spec
+from experiments.build import realisation
 from experiments.config import load
 from experiments.run import run_one
+from experiments.specs import site_spec
 from experiments.sweep import read_results, run_sweep
 from policies.baselines import SchedulePolicy
 from sim.engine import Engine

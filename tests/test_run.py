@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.cli import main, resolve
-from experiments.config import load
+from experiments.cli import main
+from experiments.config import load, resolve
 from experiments.run import run_one
 
 FIGURES = ["route_gantt", "power", "soc", "voltage"]

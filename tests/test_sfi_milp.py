@@ -314,8 +314,7 @@ def test_no_dispatch_unless_parked_for_the_step(hetero_plan):
 @pytest.fixture(scope="module")
 def a11():
     from experiments.build import build_world
-    from experiments.cli import resolve
-    from experiments.config import load
+    from experiments.config import load, resolve
 
     cfg = load(resolve("three-dn"))
     w = build_world(cfg, None, np.random.default_rng(0))

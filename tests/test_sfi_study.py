@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from experiments import sfi_study
-from experiments.cli import main, resolve
-from experiments.config import load
+from experiments.cli import main
+from experiments.config import load, resolve
 from experiments.sfi_study import (
     StudySettings,
     md_table,
