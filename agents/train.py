@@ -16,7 +16,8 @@ import numpy as np
 
 from agents.graph import TransportGraph
 from sim.tsn import Train
-from sim.tsn_sim_types import TrainSnapshot, TsnStationLike
+from sim.tsn_sim_types import TsnStationLike
+from sim.types import VehicleState
 
 #: Tolerance (MW / MWh) on the state bounds: plans come from LP solvers with ~1e-7 noise.
 STATE_TOL = 1e-6
@@ -58,6 +59,7 @@ class TrainAgent(mesa.Agent):
         self.c_mw = float(self.spec.c0_mw)
         self.e_mwh = float(self.spec.e0_mwh)
         self.station: str | None = self.spec.start
+        self.origin: str = self.spec.start  # the station of the last departure
         self.dest: str | None = None
         self.arrive_min: int | None = None
         self.trips = 0
@@ -67,9 +69,13 @@ class TrainAgent(mesa.Agent):
     def parked(self) -> bool:
         return self.station is not None
 
-    def snapshot(self) -> TrainSnapshot:
-        return TrainSnapshot(self.name, self.station, self.dest, self.arrive_min, self.c_mw,
-                             self.e_mwh)
+    def snapshot(self) -> VehicleState:
+        """The train as a policy sees it: parked at its station, or in transit from ``origin``
+        (the station it left) to ``dest``; SOC is energy over the capacity it carries."""
+        soc = self.e_mwh / self.c_mw if self.c_mw > 0 else 0.0
+        return VehicleState(self.name, self.station if self.parked else self.origin, self.parked,
+                            self.dest, self.arrive_min, self.e_mwh, soc, kind="train",
+                            c_mw=self.c_mw)
 
     # ---------------------------------------------------------------- trips
     def trip_problem(self, path: tuple[str, ...]) -> str | None:
@@ -94,6 +100,7 @@ class TrainAgent(mesa.Agent):
         delay = self.delays_min.get(self.trips + 1, 0)
         log(now_min, self.name, "depart", self.station or "", f"to {path[-1]} via "
             f"{'-'.join(path)}, {minutes} min" + (f" + {delay} min delay" if delay else ""))
+        self.origin = path[0]
         self.station = None
         self.dest = path[-1]
         self.arrive_min = now_min + minutes + delay

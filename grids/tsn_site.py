@@ -22,7 +22,8 @@ import numpy as np
 
 from grids.transmission import evaluate_dispatch
 from sim.tsn import Station, TransmissionCase
-from sim.tsn_sim_types import StationSnapshot, TsnGridResult
+from sim.tsn_sim_types import TsnGridResult
+from sim.types import StationState
 
 STATE_TOL = 1e-6
 
@@ -66,8 +67,8 @@ class StorageStation:
         self.c_mw = float(self.spec.c0_mw)
         self.e_mwh = float(self.spec.e0_mwh)
 
-    def snapshot(self) -> StationSnapshot:
-        return StationSnapshot(self.name, self.bus, self.c_mw, self.e_mwh)
+    def snapshot(self) -> StationState:
+        return StationState(self.name, self.bus, self.c_mw, self.e_mwh)
 
     # ---------------------------------------------------------------- exchange with a train
     def exchange_problem(self, dc_mw: float, de_mwh: float) -> str | None:

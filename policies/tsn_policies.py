@@ -9,9 +9,10 @@ with the existing solvers and then issue each hour's decision from the plan:
   its incumbent's TSN paths.
 
 Hourly decision for hour ``t`` (0-based): unit outputs and commitment, wind, station charge and
-discharge of the plan's column ``t``; a :class:`~sim.tsn_sim_types.TrainMove` for every route arc
-that starts at time point ``t``; an :class:`~sim.tsn_sim_types.Exchange` for every train whose plan
-parks it at a station during hour ``t``. With ``exchange_mode="track"`` (default) the exchange
+discharge of the plan's column ``t`` as :class:`~sim.types.Setpoints`; a
+:class:`~sim.types.Command` with a ``path`` for every route arc that starts at time point ``t``;
+an exchange :class:`~sim.types.Command` for every train whose plan parks it at a station during
+hour ``t``. With ``exchange_mode="track"`` (default) the exchange
 takes the train from its **simulated** state to the plan's end-of-hour state
 (``ct[k, t+1] - c_sim``, the same for energy); with ``"delta"`` it replays the plan's change
 ``ct[k, t+1] - ct[k, t]`` open-loop. Both equal the plan when the simulation follows it.
@@ -37,7 +38,7 @@ from policies.tsn_milp import (
 )
 from sim.errors import PolicyError
 from sim.tsn import TransmissionCase, WindFarm
-from sim.tsn_sim_types import Exchange, TrainMove, TsnDecision, TsnState
+from sim.types import Command, Decision, Setpoints, State
 
 Arc = tuple[int, int, int, int]
 
@@ -78,7 +79,7 @@ def check_paths(case: TransmissionCase, paths: list[list[Arc]], w: np.ndarray) -
     return out
 
 
-def rolling_case(case: TransmissionCase, state: TsnState) -> tuple[TransmissionCase, list[int]]:
+def rolling_case(case: TransmissionCase, state: State) -> tuple[TransmissionCase, list[int]]:
     """The rest of the day from the **simulated** state at the start of hour ``state.hour``.
 
     Hours ``h .. T-1`` of the loads and wind; units with the previous hour's simulated on/off
@@ -270,7 +271,7 @@ class _PlanReplayPolicy:
         self._win = _Window(0, case, plan, paths, list(range(len(case.trains))))
 
     # ------------------------------------------------------------------ re-planning
-    def deviation(self, state: TsnState) -> str | None:
+    def deviation(self, state: State) -> str | None:
         """Why the simulated ``state`` is not where the plan being followed expects, or None."""
         win, tol = self._win, self.deviation_tol
         tau = int(state.hour) - win.offset
@@ -297,7 +298,7 @@ class _PlanReplayPolicy:
                     return f"{st.name} {label} {sv:.6f}, plan {pv:.6f}"
         return None
 
-    def _replan(self, state: TsnState, reason: str) -> None:
+    def _replan(self, state: State, reason: str) -> None:
         case, h, win = self.case, int(state.hour), self._win
         entry: dict = {"hour": h, "reason": reason}
         try:
@@ -327,7 +328,7 @@ class _PlanReplayPolicy:
             entry.update(kept_previous_plan=True, problem=f"{type(exc).__name__}: {exc}")
         self.plan_info["replans"].append(entry)
 
-    def _stitch(self, state: TsnState, win: _Window) -> None:
+    def _stitch(self, state: State, win: _Window) -> None:
         """``self.plan`` / ``self.paths``: the hours before ``win.offset`` as followed, the rest
         from the new window (trains left out stay in transit with their simulated state)."""
         h, old, new = win.offset, self.plan, win.plan
@@ -361,7 +362,7 @@ class _PlanReplayPolicy:
         self.paths = paths
 
     # ------------------------------------------------------------------ decisions
-    def decide(self, state: TsnState) -> TsnDecision:
+    def decide(self, state: State) -> Decision:
         case = self.case
         if case is None or self._win is None:
             raise PolicyError(f"{self.name}: decide() before a successful reset()")
@@ -388,7 +389,7 @@ class _PlanReplayPolicy:
                 if t0 != tau:
                     continue
                 if i != j:
-                    moves.append(TrainMove(tr.name, (names[i], names[j])))
+                    moves.append(Command(tr.name, dest=names[j], path=(names[i], names[j])))
                 else:
                     if self.exchange_mode == "track":
                         snap = state.train(tr.name)
@@ -398,14 +399,16 @@ class _PlanReplayPolicy:
                         dc = plan.ct_mw[n, tau + 1] - plan.ct_mw[n, tau]
                         de = plan.et_mwh[n, tau + 1] - plan.et_mwh[n, tau]
                     if abs(dc) > EXCHANGE_EPS or abs(de) > EXCHANGE_EPS:
-                        exchanges.append(Exchange(tr.name, names[i], float(dc), float(de)))
+                        exchanges.append(Command(tr.name, station=names[i], dc_mw=float(dc),
+                                                 de_mwh=float(de)))
         on = plan.u[:, tau] > 0.5
-        return TsnDecision(
-            unit_p_mw=np.where(on, np.maximum(plan.p_mw[:, tau], 0.0), 0.0), unit_on=tuple(on),
-            wind_mw=np.maximum(plan.wind_mw[:, tau], 0.0),
-            station_pch_mw=np.maximum(plan.pch_mw[:, tau], 0.0),
-            station_pdis_mw=np.maximum(plan.pdis_mw[:, tau], 0.0),
-            moves=tuple(moves), exchanges=tuple(exchanges),
+        return Decision(
+            commands=tuple(moves + exchanges),
+            setpoints=Setpoints(
+                unit_p_mw=np.where(on, np.maximum(plan.p_mw[:, tau], 0.0), 0.0),
+                unit_on=tuple(on), wind_mw=np.maximum(plan.wind_mw[:, tau], 0.0),
+                station_pch_mw=np.maximum(plan.pch_mw[:, tau], 0.0),
+                station_pdis_mw=np.maximum(plan.pdis_mw[:, tau], 0.0)),
             note=f"{self.name} plan of hour {win.offset}, hour {t}")
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.arrays import frozen_array as _ro
 from sim.errors import ScenarioError
-from sim.types import frozen_array as _ro
 
 
 @dataclass(frozen=True)

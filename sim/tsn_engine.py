@@ -3,10 +3,12 @@
 Every hour ``h`` at ``time_min = 60 h`` (after every train arrival due at that minute, thanks to
 the low-priority controller event):
 
-1. snapshot trains and stations into a frozen :class:`~sim.tsn_sim_types.TsnState` and record it
+1. snapshot trains, stations and units into a frozen :class:`~sim.types.State` and record it
    (the state at the start of hour ``h`` = the plan's time point ``h``);
-2. ask the policy for a :class:`~sim.tsn_sim_types.TsnDecision` (a failing policy is recorded and
-   the hour is skipped: no moves, no exchanges, no storage power, no power flow);
+2. ask the policy for a :class:`~sim.types.Decision`: train commands (a ``path`` to depart
+   along, or an exchange with the ``station``) and the grid's :class:`~sim.types.Setpoints`
+   (a failing policy is recorded and the hour is skipped: no moves, no exchanges, no storage
+   power, no power flow);
 3. apply it: trains depart (SimPy processes taking the rail edges' ``travel_min``; a train in
    transit cannot exchange), parked trains exchange capacity and energy with their station,
    stations charge / discharge for the hour (clipped to their limits, clipping recorded);
@@ -24,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import networkx as nx
 import numpy as np
 import simpy
 
@@ -31,14 +34,8 @@ from sim.engine import _Late  # the controller wakes after the arrivals of the s
 from sim.errors import RunFailure
 from sim.recorder import Recorder
 from sim.tsn import TransmissionCase
-from sim.tsn_sim_types import (
-    TsnDecision,
-    TsnGridLike,
-    TsnPolicyLike,
-    TsnState,
-    TsnTrainLike,
-    UnitSnapshot,
-)
+from sim.tsn_sim_types import TsnGridLike, TsnTrainLike
+from sim.types import Command, Decision, State, UnitState
 from sim.units import MIN_PER_H, hours
 
 
@@ -54,7 +51,7 @@ class TsnEngine:
     """Runs one transmission co-simulation of ``case.T`` hours."""
 
     def __init__(self, case: TransmissionCase, trains: Sequence[TsnTrainLike], grid: TsnGridLike,
-                 policy: TsnPolicyLike, rng: np.random.Generator,
+                 policy, rng: np.random.Generator,
                  recorder: Recorder | None = None, step_min: int = MIN_PER_H) -> None:
         if step_min != MIN_PER_H or case.dt_h != 1.0:
             raise ValueError("the seed-001 plans are hourly: step_min must be 60 and dt_h 1")
@@ -72,7 +69,7 @@ class TsnEngine:
         self.env = simpy.Environment()
         self.reset_ok = False
         # units as they ran in the previous hour (the case's initial condition before hour 0)
-        self._units = [UnitSnapshot(g.name, bool(g.u0), float(g.p0_mw), g.hours_in_state0_h)
+        self._units = [UnitState(g.name, bool(g.u0), float(g.p0_mw), g.hours_in_state0_h)
                        for g in case.units]
 
     # ------------------------------------------------------------------ public
@@ -98,26 +95,27 @@ class TsnEngine:
     def _fail(self, time_min: int, kind: str, entity: str, status: str, message: str) -> None:
         self.recorder.failure(RunFailure(int(time_min), kind, entity, status, message))
 
-    def state(self, now: int) -> TsnState:
-        return TsnState(time_min=now, hour=now // self.step_min, step_min=self.step_min,
-                        trains=tuple(t.snapshot() for t in self.trains),
-                        stations=tuple(s.snapshot() for s in self.stations),
-                        units=tuple(self._units))
+    def state(self, now: int) -> State:
+        return State(time_min=now, step=now // self.step_min, step_min=self.step_min,
+                     vehicles=tuple(t.snapshot() for t in self.trains),
+                     stations=tuple(s.snapshot() for s in self.stations),
+                     units=tuple(self._units))
 
-    def _advance_units(self, decision: TsnDecision | None) -> None:
+    def _advance_units(self, decision: Decision | None) -> None:
         """The units' state after an hour: a skipped hour (no decision) keeps them as they
         were; otherwise they ran as decided."""
         out = []
         for gi, u in enumerate(self._units):
-            on = u.on if decision is None else bool(decision.unit_on[gi])
-            p = u.p_mw if decision is None else float(decision.unit_p_mw[gi]) * on
+            sp = None if decision is None else decision.setpoints
+            on = u.on if sp is None else bool(sp.unit_on[gi])
+            p = u.p_mw if sp is None else float(sp.unit_p_mw[gi]) * on
             h = u.hours_in_state_h
             h = (h + 1 if h is not None else None) if on == u.on else 1
-            out.append(UnitSnapshot(u.name, on, p, h))
+            out.append(UnitState(u.name, on, p, h))
         self._units = out
 
-    def _record_state(self, state: TsnState) -> None:
-        for tr in state.trains:
+    def _record_state(self, state: State) -> None:
+        for tr in state.vehicles:
             self.recorder.row("train_states", time_min=state.time_min, train=tr.name,
                               station=tr.station or "", status="parked" if tr.station else
                               "transit", dest=tr.dest or "", c_mw=tr.c_mw, e_mwh=tr.e_mwh)
@@ -125,7 +123,7 @@ class TsnEngine:
             self.recorder.row("station_states", time_min=state.time_min, station=st.name,
                               bus=st.bus, c_mw=st.c_mw, e_mwh=st.e_mwh)
 
-    def _decide(self, state: TsnState) -> TsnDecision | None:
+    def _decide(self, state: State) -> Decision | None:
         t = time.perf_counter()
         decision = None
         try:
@@ -141,14 +139,17 @@ class TsnEngine:
         return decision
 
     def _decision_problem(self, d) -> str | None:
-        if not isinstance(d, TsnDecision):
-            return f"decide() returned {type(d).__name__}, not TsnDecision"
-        c = self.case
-        for name, arr, n in (("unit_p_mw", d.unit_p_mw, len(c.units)),
-                             ("unit_on", d.unit_on, len(c.units)),
-                             ("wind_mw", d.wind_mw, len(c.wind)),
-                             ("station_pch_mw", d.station_pch_mw, len(self.stations)),
-                             ("station_pdis_mw", d.station_pdis_mw, len(self.stations))):
+        if not isinstance(d, Decision):
+            return f"decide() returned {type(d).__name__}, not Decision"
+        if d.setpoints is None:
+            return ("no set-points: the transmission grid's units, wind and stations are "
+                    "dispatched by the policy (Decision.setpoints)")
+        c, sp = self.case, d.setpoints
+        for name, arr, n in (("unit_p_mw", sp.unit_p_mw, len(c.units)),
+                             ("unit_on", sp.unit_on, len(c.units)),
+                             ("wind_mw", sp.wind_mw, len(c.wind)),
+                             ("station_pch_mw", sp.station_pch_mw, len(self.stations)),
+                             ("station_pdis_mw", sp.station_pdis_mw, len(self.stations))):
             if len(arr) != n:
                 return f"{name}: expected {n} values, got {len(arr)}"
         return None
@@ -166,20 +167,25 @@ class TsnEngine:
                 self._advance_units(None)
                 yield _Late(self.env, self.step_min)
                 continue
+            moves = [c for c in decision.commands if c.station is None and
+                     (c.path is not None or c.dest is not None)]
+            exchanges = [c for c in decision.commands if c.station is not None]
+            sp = decision.setpoints
             self.recorder.row("decisions", time_min=now, note=decision.note,
-                              moves=len(decision.moves), exchanges=len(decision.exchanges))
+                              moves=len(moves), exchanges=len(exchanges))
             # trains: departures first (a train that leaves at the start of the hour is in
             # transit during it), then exchanges of the parked trains
-            for m in decision.moves:
-                tr = self._train.get(m.train)
+            for m in moves:
+                tr = self._train.get(m.vehicle)
                 if tr is None:
                     self._fail(now, "policy", self.policy.name, "unknown_train",
-                               f"move for unknown train {m.train!r} ignored")
+                               f"move for unknown train {m.vehicle!r} ignored")
                     continue
-                problem = tr.depart(self.env, tuple(m.path), now, self._log)
+                path = tuple(m.path) if m.path is not None else self._path(tr, m.dest)
+                problem = tr.depart(self.env, path, now, self._log)
                 if problem:
-                    self._fail(now, "train", m.train, "trip_refused", problem)
-            self._exchanges(now, decision.exchanges)
+                    self._fail(now, "train", m.vehicle, "trip_refused", problem)
+            self._exchanges(now, exchanges)
             for tr in self.trains:  # where each train spends this hour
                 snap = tr.snapshot()
                 self.recorder.row("train_hours", time_min=now, hour=hour, train=tr.name,
@@ -189,8 +195,8 @@ class TsnEngine:
             # stations: one hour of charging / discharging
             p_by_bus: dict[int, float] = {}
             for i, st in enumerate(self.stations):
-                res = st.run_hour(float(decision.station_pch_mw[i]),
-                                  float(decision.station_pdis_mw[i]), dt_h)
+                res = st.run_hour(float(sp.station_pch_mw[i]), float(sp.station_pdis_mw[i]),
+                                  dt_h)
                 if res.problem:
                     self._fail(now, "station", st.name, "power_clipped", res.problem)
                 p_by_bus[st.bus] = p_by_bus.get(st.bus, 0.0) + res.pch_mw - res.pdis_mw
@@ -202,19 +208,27 @@ class TsnEngine:
                                   loss_mwh=res.loss_mwh, clipped=res.problem is not None)
             # grid: DC and AC power flow of the hour
             t0 = time.perf_counter()
-            g = self.grid.step(hour, decision.unit_p_mw, decision.unit_on, decision.wind_mw,
-                               p_by_bus)
+            g = self.grid.step(hour, sp.unit_p_mw, sp.unit_on, sp.wind_mw, p_by_bus)
             self.timings.grid_s += time.perf_counter() - t0
             self._record_grid(now, hour, decision, g, p_by_bus)
             for gi, unit in enumerate(self.case.units):
                 self.recorder.row("units", time_min=now, hour=hour, unit=unit.name,
-                                  on=bool(decision.unit_on[gi]),
-                                  p_mw=float(decision.unit_p_mw[gi]) * bool(decision.unit_on[gi]))
+                                  on=bool(sp.unit_on[gi]),
+                                  p_mw=float(sp.unit_p_mw[gi]) * bool(sp.unit_on[gi]))
             self._advance_units(decision)
             yield _Late(self.env, self.step_min)
         self._record_state(self.state(int(self.env.now)))
 
-    def _exchanges(self, now: int, exchanges) -> None:
+    def _path(self, train, dest) -> tuple:
+        """The shortest rail path from where ``train`` stands to ``dest`` (a move given by its
+        destination only)."""
+        try:
+            return tuple(nx.shortest_path(train.graph.graph, train.station, dest,
+                                          weight="travel_min"))
+        except (nx.NetworkXException, KeyError):
+            return (train.station, dest)  # refused by the train with the reason
+
+    def _exchanges(self, now: int, exchanges: list[Command]) -> None:
         """Apply the hour's exchanges station by station. The exchanges of all trains at one
         station in one hour happen together (as in the plan, where only their sum enters the
         station's balance): each train's own limits are checked, then the station's limits on
@@ -222,42 +236,42 @@ class TsnEngine:
         groups: dict[str, list] = {}
         seen: set[str] = set()
         for x in exchanges:
-            if x.train not in self._train or x.station not in self._station:
+            if x.vehicle not in self._train or x.station not in self._station:
                 self._fail(now, "policy", self.policy.name, "unknown_entity",
-                           f"exchange {x.train!r}<->{x.station!r} ignored")
+                           f"exchange {x.vehicle!r}<->{x.station!r} ignored")
                 continue
-            if x.train in seen:
+            if x.vehicle in seen:
                 self._fail(now, "policy", self.policy.name, "duplicate_exchange",
-                           f"second exchange of {x.train!r} in one hour ignored")
+                           f"second exchange of {x.vehicle!r} in one hour ignored")
                 continue
-            seen.add(x.train)
+            seen.add(x.vehicle)
             groups.setdefault(x.station, []).append(x)
         for name, xs in groups.items():
             st = self._station[name]
             problems = []
             for x in xs:
-                p = self._train[x.train].own_exchange_problem(float(x.dc_mw), float(x.de_mwh),
-                                                              name)
+                p = self._train[x.vehicle].own_exchange_problem(float(x.dc_mw),
+                                                                float(x.de_mwh), name)
                 if p:
-                    problems.append(f"{x.train}: {p}")
+                    problems.append(f"{x.vehicle}: {p}")
             dc = float(sum(x.dc_mw for x in xs))
             de = float(sum(x.de_mwh for x in xs))
             if not problems:
                 p = st.exchange_problem(dc, de)
                 if p:
-                    problems.append(f"{'+'.join(x.train for x in xs)} together: {p}")
+                    problems.append(f"{'+'.join(x.vehicle for x in xs)} together: {p}")
             if problems:
                 msg = "; ".join(problems)
                 for x in xs:
-                    self._log(now, x.train, "exchange_refused", name, msg)
-                    self._fail(now, "train", x.train, "exchange_refused", msg)
+                    self._log(now, x.vehicle, "exchange_refused", name, msg)
+                    self._fail(now, "train", x.vehicle, "exchange_refused", msg)
                 continue
             st.apply_exchange(dc, de)
             for x in xs:
-                self._train[x.train].apply_own_exchange(float(x.dc_mw), float(x.de_mwh), name,
-                                                        now, self._log)
+                self._train[x.vehicle].apply_own_exchange(float(x.dc_mw), float(x.de_mwh),
+                                                          name, now, self._log)
 
-    def _record_grid(self, now: int, hour: int, d: TsnDecision, g, p_by_bus) -> None:
+    def _record_grid(self, now: int, hour: int, d: Decision, g, p_by_bus) -> None:
         names = self.case.line_names
 
         def _max(a):
@@ -274,8 +288,9 @@ class TsnEngine:
             voltage_violation_buses=";".join(str(b) for b in g.voltage_violations),
             ac_losses_mw=g.ac_losses_mw, slack_p_dc_mw=g.slack_p_dc_mw,
             slack_p_ac_mw=g.slack_p_ac_mw, dc_imbalance_mw=g.dc_imbalance_mw,
-            units_p_mw=float(np.sum(d.unit_p_mw)), units_on=int(sum(d.unit_on)),
-            wind_mw=float(np.sum(d.wind_mw)), storage_net_mw=float(sum(p_by_bus.values())),
+            units_p_mw=float(np.sum(d.setpoints.unit_p_mw)),
+            units_on=int(sum(d.setpoints.unit_on)), wind_mw=float(np.sum(d.setpoints.wind_mw)),
+            storage_net_mw=float(sum(p_by_bus.values())),
             load_mw=float(self.case.total_load_mw[hour]), message=g.message)
         if g.status != "ok":
             self._fail(now, "power_flow", "grid", g.status, g.message or g.status)

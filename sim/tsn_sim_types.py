@@ -1,15 +1,13 @@
-"""Frozen state and decision types of the transmission co-simulation (MODELS.md part B).
+"""The transmission grid's power-flow result and the protocols of trains, stations and grid.
 
-The seed-001 engine (:mod:`sim.tsn_engine`) hands a :class:`TsnState` to a policy every hour and
-applies the :class:`TsnDecision` it returns: trains depart along rail paths, parked trains
-exchange battery capacity and energy with their station, stations charge or discharge from the
-grid, and the grid site runs a DC and an AC power flow of the hour's dispatch, returned as a
-:class:`TsnGridResult`.
+The policy sees :class:`~sim.types.State` and answers with :class:`~sim.types.Decision`, as on
+every system; here are the pieces particular to a transmission grid: the hour's DC and AC power
+flows (:class:`TsnGridResult`) and what the engine needs of trains, stations and the grid.
 
 Sign conventions (units in the names):
 
-* :class:`Exchange`: ``dc_mw`` / ``de_mwh`` > 0 move capacity / energy **from the station to the
-  train**, < 0 from the train to the station.
+* an exchange command: ``dc_mw`` / ``de_mwh`` > 0 move capacity / energy **from the station to
+  the train**, < 0 from the train to the station.
 * Station power: ``pch_mw`` (charging, taken from the grid) and ``pdis_mw`` (discharging) are
   both >= 0; the grid sees ``pch_mw - pdis_mw`` (pandapower's sign, > 0 = consumption).
 """
@@ -21,96 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
-from sim.types import frozen_array as _ro
-
-
-# ---------------------------------------------------------------------------- state
-@dataclass(frozen=True)
-class TrainSnapshot:
-    """A train at one instant. ``station`` is None while in transit (then ``dest`` is set)."""
-
-    name: str
-    station: str | None
-    dest: str | None
-    arrive_min: int | None
-    c_mw: float
-    e_mwh: float
-
-
-@dataclass(frozen=True)
-class StationSnapshot:
-    name: str
-    bus: int
-    c_mw: float
-    e_mwh: float
-
-
-@dataclass(frozen=True)
-class UnitSnapshot:
-    """A thermal unit as it ran in the hour before now: on/off, output, and how many hours it
-    has been in that on/off state (None: since before the run, i.e. long enough for any
-    minimum up/down time). Before the first hour these are the case's ``u0`` / ``p0_mw``."""
-
-    name: str
-    on: bool
-    p_mw: float
-    hours_in_state_h: int | None
-
-
-@dataclass(frozen=True)
-class TsnState:
-    """What a policy sees at the start of hour ``hour`` (0-based, ``time_min = 60 * hour``)."""
-
-    time_min: int
-    hour: int
-    step_min: int
-    trains: tuple[TrainSnapshot, ...]
-    stations: tuple[StationSnapshot, ...]
-    units: tuple[UnitSnapshot, ...] = ()
-
-    def train(self, name: str) -> TrainSnapshot:
-        for tr in self.trains:
-            if tr.name == name:
-                return tr
-        raise KeyError(name)
-
-
-# ---------------------------------------------------------------------------- decision
-@dataclass(frozen=True)
-class TrainMove:
-    """Train ``train`` departs now along the station ``path`` (``path[0]`` = where it is)."""
-
-    train: str
-    path: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """Capacity and energy moved between a parked train and its station in this hour."""
-
-    train: str
-    station: str
-    dc_mw: float
-    de_mwh: float
-
-
-@dataclass(frozen=True, eq=False)
-class TsnDecision:
-    """One hour of a dispatch. Vectors follow the case's unit / wind / station order."""
-
-    unit_p_mw: np.ndarray
-    unit_on: tuple[bool, ...]
-    wind_mw: np.ndarray
-    station_pch_mw: np.ndarray
-    station_pdis_mw: np.ndarray
-    moves: tuple[TrainMove, ...] = ()
-    exchanges: tuple[Exchange, ...] = ()
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        for f in ("unit_p_mw", "wind_mw", "station_pch_mw", "station_pdis_mw"):
-            object.__setattr__(self, f, _ro(getattr(self, f)))
-        object.__setattr__(self, "unit_on", tuple(bool(x) for x in self.unit_on))
+from sim.arrays import frozen_array as _ro
+from sim.types import VehicleState
 
 
 # ---------------------------------------------------------------------------- grid result
@@ -166,7 +76,7 @@ class TsnTrainLike(Protocol):
     name: str
     station: str | None
 
-    def snapshot(self) -> TrainSnapshot: ...
+    def snapshot(self) -> VehicleState: ...
 
     def depart(self, env, path: tuple[str, ...], now_min: int, log): ...
 
@@ -185,13 +95,3 @@ class TsnGridLike(Protocol):
 
     def step(self, hour: int, unit_p_mw, unit_on, wind_mw, storage_p_mw_by_bus
              ) -> TsnGridResult: ...
-
-
-class TsnPolicyLike(Protocol):
-    name: str
-
-    def reset(self, case, rng: np.random.Generator) -> None: ...
-
-    def decide(self, state: TsnState) -> TsnDecision: ...
-
-    def params(self) -> dict: ...

@@ -16,15 +16,10 @@ from types import MappingProxyType
 
 import numpy as np
 
+from sim.arrays import frozen_array
+from sim.coopt import TruckDayProblem
+from sim.tsn import TransmissionCase
 from sim.units import arrival_energy_mwh
-
-
-def frozen_array(values, dtype=float) -> np.ndarray:
-    """An array (float unless ``dtype`` says otherwise) that cannot be written to."""
-    arr = np.array(values, dtype=dtype)
-    arr.setflags(write=False)
-    return arr
-
 
 # --------------------------------------------------------------------------------------------
 # Static descriptions (built once from the scenario)
@@ -134,19 +129,45 @@ class SiteInfo:
 class Problem:
     """Everything static a policy needs, handed to ``Policy.reset`` once per run.
 
-    ``travel_min`` holds the shortest travel time between every ordered pair of road nodes;
-    ``paths`` the corresponding node sequences and ``travel_energy_mwh`` the traction energy a
-    vehicle's battery spends along them (0 where vehicles have their own traction supply).
+    One type for every system; each part is present where the scenario has it:
+
+    * distribution sites with a road graph (the three-DN MESS system): ``nodes``, ``sites``,
+      ``vehicles`` and the road tables. ``travel_min`` holds the shortest travel time between
+      every ordered pair of road nodes; ``paths`` the corresponding node sequences and
+      ``travel_energy_mwh`` the traction energy a vehicle's battery spends along them (0 where
+      vehicles have their own traction supply);
+    * a transmission grid with thermal units, wind, storage stations and battery trains on a
+      rail time-space network: ``transmission`` (MODELS.md part B);
+    * truck swap missions on a directed road graph (the Co-OPT system): ``missions``, one
+      :class:`~sim.coopt.TruckDayProblem` per truck (MODELS.md part D).
+
+    :meth:`offers` names the parts present; a policy declares the ones it needs
+    (``requires``) and a pair that cannot run is refused before the run starts.
     """
 
     step_min: int
     horizon_min: int
-    nodes: tuple[str, ...]
-    travel_min: Mapping[tuple[str, str], int]
-    paths: Mapping[tuple[str, str], tuple[str, ...]]
-    vehicles: tuple[VehicleSpec, ...]
-    sites: tuple[SiteInfo, ...]
+    nodes: tuple[str, ...] = ()
+    travel_min: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    paths: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    vehicles: tuple[VehicleSpec, ...] = ()
+    sites: tuple[SiteInfo, ...] = ()
     travel_energy_mwh: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    transmission: TransmissionCase | None = None
+    missions: tuple[TruckDayProblem, ...] = ()
+
+    def offers(self) -> frozenset[str]:
+        """The parts of this problem a policy may require: ``"dn-sites"`` (distribution sites
+        with their own resources and a road graph), ``"transmission"`` (thermal units, stations
+        and trains), ``"missions"`` (truck swap missions)."""
+        out = set()
+        if self.sites:
+            out.add("dn-sites")
+        if self.transmission is not None:
+            out.add("transmission")
+        if self.missions:
+            out.add("missions")
+        return frozenset(out)
 
     def __post_init__(self) -> None:
         for name in ("travel_min", "paths", "travel_energy_mwh"):
@@ -189,22 +210,58 @@ class Problem:
 
 @dataclass(frozen=True)
 class VehicleState:
-    """A vehicle at the start of a step.
+    """A vehicle (truck or train) at the start of a step or decision point.
 
     When parked, ``node`` is where it is and ``dest``/``arrive_min`` are None. In transit, ``node``
     is the node it left and it cannot charge or discharge. ``p_ch_max_mw``/``p_dis_max_mw`` are the
     grid-side powers the battery can take for the whole coming step without leaving its window.
+    A train carries battery capacity as well as energy (``c_mw``: the capacity it can exchange
+    with a station, MODELS.md B.5); a Co-OPT truck is in a mission ``phase`` (0 carrying the
+    fresh MESS, 1 bringing the depleted one back, MODELS.md D.4). Road nodes are the graph's own
+    labels (names on the DN and rail graphs, integers on the Co-OPT graph).
     """
 
     name: str
-    node: str
+    node: str | int
     parked: bool
-    dest: str | None
+    dest: str | int | None
     arrive_min: int | None
     e_mwh: float
     soc_frac: float
-    p_ch_max_mw: float
-    p_dis_max_mw: float
+    p_ch_max_mw: float = 0.0
+    p_dis_max_mw: float = 0.0
+    kind: str = "truck"  # "truck" | "train"
+    c_mw: float = 0.0
+    phase: int = 0
+    soh_frac: float = 1.0
+
+    @property
+    def station(self) -> str | int | None:
+        """Where a parked vehicle stands (None in transit)."""
+        return self.node if self.parked else None
+
+
+@dataclass(frozen=True)
+class StationState:
+    """A storage station of a transmission grid: its bus, and the battery capacity and energy
+    it holds (trains exchange both with it, MODELS.md B.5)."""
+
+    name: str
+    bus: int
+    c_mw: float
+    e_mwh: float
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """A thermal unit as it ran in the step before now: on/off, output, and how many hours it
+    has been in that on/off state (None: since before the run, i.e. long enough for any
+    minimum up/down time). Before the first step these are the case's ``u0`` / ``p0_mw``."""
+
+    name: str
+    on: bool
+    p_mw: float
+    hours_in_state_h: int | None
 
 
 @dataclass(frozen=True)
@@ -232,19 +289,39 @@ class SiteState:
 
 @dataclass(frozen=True)
 class State:
-    """Snapshot handed to ``Policy.decide`` at the start of every step."""
+    """Snapshot handed to ``Policy.decide`` at every decision point, for every system.
+
+    ``vehicles`` are the vehicles that decide now (all of them on a stepped system; on the
+    Co-OPT system the trucks that have finished their last action). ``sites`` are the
+    distribution sites; ``stations`` and ``units`` the transmission grid's storage stations and
+    thermal units; ``served`` the customer sites whose MESS has been swapped already.
+    """
 
     time_min: int
     step: int
     step_min: int
     vehicles: tuple[VehicleState, ...]
-    sites: tuple[SiteState, ...]
+    sites: tuple[SiteState, ...] = ()
+    stations: tuple[StationState, ...] = ()
+    units: tuple[UnitState, ...] = ()
+    served: tuple = ()
+
+    @property
+    def hour(self) -> int:
+        """The clock hour of the step (0-based)."""
+        return self.time_min // 60
+
+    @property
+    def trains(self) -> tuple[VehicleState, ...]:
+        return tuple(v for v in self.vehicles if v.kind == "train")
 
     def vehicle(self, name: str) -> VehicleState:
         for v in self.vehicles:
             if v.name == name:
                 return v
         raise KeyError(name)
+
+    train = vehicle
 
     def site(self, name: str) -> SiteState:
         for s in self.sites:
@@ -253,28 +330,66 @@ class State:
         raise KeyError(name)
 
 
+#: Mission actions of a :class:`Command` (a truck's swap mission, MODELS.md D.4).
+ACTIONS = ("", "move", "charge", "discharge", "swap", "wait", "end")
+
+
 @dataclass(frozen=True)
 class Command:
-    """What one vehicle does this step.
+    """What one vehicle does now.
 
-    ``dest`` None (or the current node) means stay; another node starts a trip along the shortest
-    path. ``p_mw`` is the grid-side power while parked (charging positive); it must be 0 for a
-    vehicle that starts a trip or is in transit. ``connected=False`` leaves a parked vehicle
-    unplugged: it exchanges no power and offers the site no flexibility (the "no MESS" case).
+    * Move: ``dest`` None (or the current node) means stay; another node starts a trip along the
+      shortest path, or along ``path`` when given (``path[0]`` is where the vehicle is).
+    * Power: ``p_mw`` is the grid-side power while parked (charging positive); it must be 0 for
+      a vehicle that starts a trip or is in transit. ``connected=False`` leaves a parked vehicle
+      unplugged: it exchanges no power and offers the site no flexibility (the "no MESS" case).
+    * Exchange (trains): with ``station`` set, ``dc_mw`` / ``de_mwh`` of battery capacity and
+      energy move from the station to the train (negative: to the station) this step.
+    * Mission actions (Co-OPT trucks): ``action`` is ``"charge"`` / ``"discharge"`` (at the
+      site's charger, to ``soc_target_frac``), ``"swap"`` (deliver the MESS to the customer
+      site ``site``), ``"wait"`` (one step) or ``"end"`` (close the day at the depot); a move is
+      ``action="move"`` with ``dest``.
     """
 
     vehicle: str
-    dest: str | None = None
+    dest: str | int | None = None
     p_mw: float = 0.0
     connected: bool = True
+    path: tuple | None = None
+    station: str | None = None
+    dc_mw: float = 0.0
+    de_mwh: float = 0.0
+    action: str = ""
+    soc_target_frac: float | None = None
+    site: str | int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Setpoints:
+    """Set-points of grid resources, where a policy dispatches them itself (the unit-commitment
+    policies). Vectors follow the transmission case's unit / wind / station order. Where a
+    policy gives none, the sites' local operators dispatch."""
+
+    unit_p_mw: np.ndarray
+    unit_on: tuple[bool, ...]
+    wind_mw: np.ndarray
+    station_pch_mw: np.ndarray
+    station_pdis_mw: np.ndarray
+
+    def __post_init__(self) -> None:
+        for f in ("unit_p_mw", "wind_mw", "station_pch_mw", "station_pdis_mw"):
+            object.__setattr__(self, f, frozen_array(getattr(self, f)))
+        object.__setattr__(self, "unit_on", tuple(bool(x) for x in self.unit_on))
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A policy's answer for one step: at most one command per vehicle (missing = stay idle)."""
+    """A policy's answer at a decision point: commands per vehicle (missing = stay idle) and
+    optional set-points of grid resources."""
 
     commands: tuple[Command, ...] = ()
     note: str = ""
+    setpoints: Setpoints | None = None
 
     def command(self, vehicle: str) -> Command:
         for c in self.commands:

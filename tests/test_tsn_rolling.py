@@ -15,11 +15,17 @@ import pytest
 from experiments.tsn_sim import simulate
 from policies.tsn_milp import TsnOptions, solve_case
 from policies.tsn_policies import OcdPolicy, UcMilpPolicy, rolling_case
-from sim.tsn_sim_types import StationSnapshot, TrainSnapshot, TsnState, UnitSnapshot
+from sim.types import State, StationState, UnitState, VehicleState
 from tests.test_tsn_sim import tiny_net
 from tests.tsn_cases import tiny_case
 
 GAP = 1e-6
+
+
+def train(name, station, dest, arrive_min, c_mw, e_mwh) -> VehicleState:
+    """A train as the engine shows it: parked at ``station`` or (None) in transit to ``dest``."""
+    return VehicleState(name, station or "", station is not None, dest, arrive_min, e_mwh,
+                        e_mwh / c_mw if c_mw else 0.0, kind="train", c_mw=c_mw)
 
 
 def _run(case, policy, delays_min=None):
@@ -61,13 +67,13 @@ def once():
 def test_rolling_case_from_the_initial_state_is_the_day():
     """At hour 0 the rolling case is the day itself: the same optimum."""
     case = tiny_case(T=4, transport_cost_per_h=1.0)
-    state = TsnState(0, 0, 60,
-                     tuple(TrainSnapshot(t.name, t.start, None, None, t.c0_mw, t.e0_mwh)
-                           for t in case.trains),
-                     tuple(StationSnapshot(s.name, s.bus, s.c0_mw, s.e0_mwh)
-                           for s in case.stations),
-                     tuple(UnitSnapshot(g.name, bool(g.u0), g.p0_mw, g.hours_in_state0_h)
-                           for g in case.units))
+    state = State(0, 0, 60,
+                  tuple(train(t.name, t.start, None, None, t.c0_mw, t.e0_mwh)
+                        for t in case.trains),
+                  stations=tuple(StationState(s.name, s.bus, s.c0_mw, s.e0_mwh)
+                                 for s in case.stations),
+                  units=tuple(UnitState(g.name, bool(g.u0), g.p0_mw, g.hours_in_state0_h)
+                              for g in case.units))
     sub, kept = rolling_case(case, state)
     assert kept == [0, 1] and sub.T == case.T
     opt = TsnOptions(mip_gap=GAP, time_limit_s=60.0)
@@ -78,12 +84,12 @@ def test_rolling_case_from_the_initial_state_is_the_day():
 
 def test_rolling_case_puts_a_train_in_transit_at_its_arrival():
     case = tiny_case(T=6, travel_h=2)
-    state = TsnState(120, 2, 60,
-                     (TrainSnapshot("K1", None, "S3", 150, 20.0, 10.0),
-                      TrainSnapshot("K2", "S2", None, None, 25.0, 30.0)),
-                     tuple(StationSnapshot(s.name, s.bus, s.c0_mw, s.e0_mwh)
-                           for s in case.stations),
-                     (UnitSnapshot("g0", True, 120.0, None), UnitSnapshot("g1", True, 30.0, 1)))
+    state = State(120, 2, 60,
+                  (train("K1", None, "S3", 150, 20.0, 10.0),
+                   train("K2", "S2", None, None, 25.0, 30.0)),
+                  stations=tuple(StationState(s.name, s.bus, s.c0_mw, s.e0_mwh)
+                                 for s in case.stations),
+                  units=(UnitState("g0", True, 120.0, None), UnitState("g1", True, 30.0, 1)))
     sub, kept = rolling_case(case, state)
     k1, k2 = sub.trains
     assert sub.T == 4 and kept == [0, 1]
@@ -94,8 +100,8 @@ def test_rolling_case_puts_a_train_in_transit_at_its_arrival():
     assert (g1.u0, g1.p0_mw, g1.hours_in_state0_h) == (1, 30.0, 1)
     assert np.array_equal(sub.load_mw, case.load_mw[2:])
     # a train still travelling at the end of the day is left out
-    late = TsnState(240, 4, 60, (TrainSnapshot("K1", None, "S1", 400, 20.0, 10.0),
-                                 state.trains[1]), state.stations, state.units)
+    late = State(240, 4, 60, (train("K1", None, "S1", 400, 20.0, 10.0), state.trains[1]),
+                 stations=state.stations, units=state.units)
     sub2, kept2 = rolling_case(case, late)
     assert kept2 == [1] and [t.name for t in sub2.trains] == ["K2"]
 

@@ -17,7 +17,7 @@ from experiments.tsn_sim import build_engine, simulate
 from grids.tsn_site import StorageStation
 from policies.tsn_milp import plan_flows_mw
 from policies.tsn_policies import OcdPolicy, UcMilpPolicy
-from sim.tsn_sim_types import Exchange, TrainMove, TsnDecision
+from sim.types import Command, Decision, Setpoints
 from tests.tsn_cases import tiny_case
 
 
@@ -66,9 +66,10 @@ class Scripted:
         pdis = np.zeros(len(c.stations)) if pdis is None else np.asarray(pdis, float)
         if unit_p is None:
             unit_p = [float(c.total_load_mw[state.hour] + pch.sum() - pdis.sum()), 0.0]
-        return TsnDecision(unit_p_mw=unit_p, unit_on=[p > 0 for p in unit_p],
-                           wind_mw=[0.0], station_pch_mw=pch, station_pdis_mw=pdis,
-                           moves=tuple(moves), exchanges=tuple(exchanges))
+        return Decision(tuple(moves) + tuple(exchanges),
+                        setpoints=Setpoints(unit_p_mw=unit_p, unit_on=[p > 0 for p in unit_p],
+                                            wind_mw=[0.0], station_pch_mw=pch,
+                                            station_pdis_mw=pdis))
 
 
 def _run(case, policy):
@@ -121,14 +122,16 @@ def test_capacity_conserved_under_random_moves_and_exchanges():
         moves, exchanges = [], []
         for tr in state.trains:
             if tr.station is None:
-                exchanges.append(Exchange(tr.name, names[0], 1.0, 0.0))  # must be refused
+                # must be refused
+                exchanges.append(Command(tr.name, station=names[0], dc_mw=1.0, de_mwh=0.0))
                 continue
             if rng.random() < 0.3:
                 dest = rng.choice([n for n in names if n != tr.station])
-                moves.append(TrainMove(tr.name, (tr.station, str(dest))))
+                moves.append(Command(tr.name, path=(tr.station, str(dest))))
             else:
-                exchanges.append(Exchange(tr.name, tr.station, float(rng.uniform(-15, 15)),
-                                          float(rng.uniform(-20, 20))))
+                exchanges.append(Command(tr.name, station=tr.station,
+                                         dc_mw=float(rng.uniform(-15, 15)),
+                                         de_mwh=float(rng.uniform(-20, 20))))
         return moves, exchanges, rng.uniform(0, 10, 3), None, None
 
     res = _run(case, Scripted(script))
@@ -154,10 +157,10 @@ def test_trains_arrive_after_exactly_the_travel_time():
     def script(state):
         moves = []
         if state.hour == 0:
-            moves.append(TrainMove("K1", ("S1", "S2")))
+            moves.append(Command("K1", path=("S1", "S2")))
         if state.hour == 3:
-            moves.append(TrainMove("K1", ("S2", "S3", "S1")))
-        ex = [Exchange("K1", "S2", 1.0, 0.0)] if state.hour == 1 else []
+            moves.append(Command("K1", path=("S2", "S3", "S1")))
+        ex = [Command("K1", station="S2", dc_mw=1.0, de_mwh=0.0)] if state.hour == 1 else []
         return moves, ex, None, None, None
 
     res = _run(case, Scripted(script))
@@ -210,7 +213,8 @@ def test_engine_never_steps_mesa(monkeypatch):
     case = tiny_case(T=4)
 
     def script(state):
-        return ([TrainMove("K1", ("S1", "S3"))] if state.hour == 0 else []), [], None, None, None
+        moves = [Command("K1", path=("S1", "S3"))] if state.hour == 0 else []
+        return moves, [], None, None, None
 
     engine, fleet, _ = build_engine(case, tiny_net(case), Scripted(script))
     engine.run()
@@ -289,9 +293,9 @@ def test_plan_vs_sim_sees_a_deviation():
         def decide(self, state):
             d = super().decide(state)
             if state.hour == 1:
-                self.dropped = d.exchanges
-                d = TsnDecision(d.unit_p_mw, d.unit_on, d.wind_mw, d.station_pch_mw,
-                                d.station_pdis_mw, d.moves, (), d.note)
+                self.dropped = [c for c in d.commands if c.station is not None]
+                d = Decision(tuple(c for c in d.commands if c.station is None), d.note,
+                             d.setpoints)
             return d
 
     case = tiny_case(T=6, transport_cost_per_h=1.0)
@@ -332,11 +336,13 @@ def test_exchanges_at_one_station_in_one_hour_happen_together(order):
 
     def script(state):
         if state.hour == 0:
-            return [TrainMove("K1", ("S1", "S2"))], [], None, None, None
+            return [Command("K1", path=("S1", "S2"))], [], None, None, None
         if state.hour == 1:
-            xs = [Exchange("K1", "S2", -20.0, -17.5), Exchange("K2", "S2", 10.0, 0.0)]
+            xs = [Command("K1", station="S2", dc_mw=-20.0, de_mwh=-17.5),
+                  Command("K2", station="S2", dc_mw=10.0, de_mwh=0.0)]
             return [], xs[::order], None, None, None
-        xs = [Exchange("K1", "S2", -2.0, 0.0), Exchange("K2", "S2", -10.0, 0.0)]
+        xs = [Command("K1", station="S2", dc_mw=-2.0, de_mwh=0.0),
+              Command("K2", station="S2", dc_mw=-10.0, de_mwh=0.0)]
         return [], xs, None, None, None  # S2 at 25 MW would get 12 more: refused
 
     res = _run(case, Scripted(script))
