@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from policies.dp_router import solve  # noqa: E402
 from sim.coopt import TruckDayProblem  # noqa: E402
+from sim.types import Problem
 
 
 def synthetic(n: int, k: int, j: int, seed: int = 0) -> TruckDayProblem:
@@ -100,7 +101,7 @@ def main(quick: bool = False) -> None:
     t1 = timed(probs[0])
     t0 = time.perf_counter()
     r = DPRouter()
-    r.reset(probs)
+    r.reset(Problem.for_missions(probs))
     tf = time.perf_counter() - t0
     print(f"16-node Co-OPT day (K={probs[0].n_steps}, J={probs[0].n_soc}): one truck "
           f"{t1:.2f} s; fleet of {len(r.plans())} trucks (sequential DP) {tf:.2f} s")

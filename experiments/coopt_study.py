@@ -45,6 +45,7 @@ from policies.dp_router import DPRouter
 from sim.coopt import FRESH, TruckDayProblem, TruckPlan
 from sim.coopt_engine import CooptEngine, TruckRun
 from sim.errors import ScenarioError
+from sim.types import Problem
 
 DEFAULT_DATA_DIR = "/work/shared/data/coopt"
 MODELS = ("nmc", "lfp", "generalised")
@@ -184,7 +185,7 @@ def _plans(policy: str, problems: tuple[TruckDayProblem, ...]) -> tuple[dict[str
         if policy == "dp_site":
             problems = tuple(replace(p, unmet_mode="site") for p in problems)
         router = DPRouter()
-        router.reset(problems)
+        router.reset(Problem.for_missions(problems))
         return router.plans(), router, time.perf_counter() - t0
     return plan_fleet(problems, policy), None, time.perf_counter() - t0
 
@@ -200,10 +201,10 @@ def _milp(data: CooptData, st: StudySettings, s: CooptSettings, model_name: str,
     sm = replace(s, soc_step_frac=st.milp_soc_step_frac, n_trucks=min(n, s.n_trucks))
     probs = build_problems(data, st.network, model_name, sm, hourly_price=hourly)
     pol = FleetMILP(time_limit_s=st.milp_time_limit_s)
-    pol.reset(probs)
+    pol.reset(Problem.for_missions(probs))
     res = pol.result
     router = DPRouter()
-    router.reset(probs)
+    router.reset(Problem.for_missions(probs))
     dp_same = sum(pl.cost_usd for pl in router.plans().values())
     pen_const = s.pen_unmet_usd_per_kwh * sum(d.requirement_kwh for d in net.demands)
     out = res.outcome

@@ -23,8 +23,9 @@ import heapq
 
 import numpy as np
 
-from policies.dp_router import action_of, apply_action, evaluate, reserve
+from policies.dp_router import action_of, apply_action, command_of, evaluate, reserve
 from sim.coopt import CHARGE, END, FRESH, MOVE, SERVE, WAIT, TruckDayProblem, TruckPlan
+from sim.types import Decision, Problem, State
 
 
 def shortest_paths(dist_km: np.ndarray, src: int) -> tuple[np.ndarray, list[int]]:
@@ -188,60 +189,65 @@ def plan_fleet(problems: tuple[TruckDayProblem, ...], rule: str) -> dict[str, Tr
     return plans
 
 
-class GreedyNN:
-    """The source's greedy nearest-neighbour with a one-stop charging detour."""
-
-    name = "greedy_nn"
-
-    def params(self) -> dict:
-        return {}
-
-    def reset(self, problems, rng=None) -> None:
-        self._plans = plan_fleet(tuple(problems), "greedy")
-
-    def plans(self) -> dict[str, TruckPlan]:
-        return dict(self._plans)
-
-
-class ShortestDistance:
-    """Distance-minimised routing with the least-distance charging stop and minimal charge."""
-
-    name = "shortest"
-
-    def params(self) -> dict:
-        return {}
-
-    def reset(self, problems, rng=None) -> None:
-        self._plans = plan_fleet(tuple(problems), "shortest")
-
-    def plans(self) -> dict[str, TruckPlan]:
-        return dict(self._plans)
-
-
 class PlanFollower:
-    """Open-loop execution of fixed plans in the simulation (the ``greedy`` and ``shortest``
-    baselines): each truck does its plan's next action whatever its simulated state; it never
-    re-plans, so a late truck or a low SOC shows up as a recorded failure."""
+    """Open-loop execution of fixed plans in the simulation: each truck does its plan's next
+    action whatever its simulated state; it never re-plans, so a late truck or a low SOC shows
+    up as a recorded failure. The planners below plan at :meth:`reset` and follow their plans;
+    ``PlanFollower(plans, problems)`` follows plans made elsewhere."""
 
     name = "follow"
     replans = 0
 
-    def __init__(self, plans: dict[str, TruckPlan], problems: tuple[TruckDayProblem, ...]):
-        byname = {p.name: p for p in problems}
-        self._actions = {n: [action_of(byname[n], st) for st in pl.steps]
-                         for n, pl in plans.items()}
-        self._next = {n: 0 for n in plans}
+    def __init__(self, plans: dict[str, TruckPlan] | None = None,
+                 problems: tuple[TruckDayProblem, ...] = ()) -> None:
+        if plans is not None:
+            self._follow(plans, tuple(problems))
 
     def params(self) -> dict:
         return {}
 
-    def act(self, obs) -> tuple[int, int]:
-        acts = self._actions[obs.truck]
-        i = self._next[obs.truck]
-        if i >= len(acts):
-            raise RuntimeError(f"{obs.truck}: plan exhausted at step {obs.k}")
-        self._next[obs.truck] = i + 1
-        return acts[i]
+    def _follow(self, plans: dict[str, TruckPlan], problems: tuple[TruckDayProblem, ...]
+                ) -> None:
+        self._plans = dict(plans)
+        self.problems = problems
+        self._byname = {p.name: p for p in problems}
+        self._actions = {n: [action_of(self._byname[n], st) for st in pl.steps]
+                         for n, pl in plans.items()}
+        self._next = {n: 0 for n in plans}
+
+    def plans(self) -> dict[str, TruckPlan]:
+        return dict(self._plans)
+
+    def decide(self, state: State) -> Decision:
+        out = []
+        for v in state.vehicles:
+            acts = self._actions[v.name]
+            i = self._next[v.name]
+            if i >= len(acts):
+                raise RuntimeError(f"{v.name}: plan exhausted at step {state.step}")
+            self._next[v.name] = i + 1
+            out.append(command_of(self._byname[v.name], v.name, *acts[i]))
+        return Decision(tuple(out))
+
+
+class GreedyNN(PlanFollower):
+    """The source's greedy nearest-neighbour with a one-stop charging detour, planned at reset
+    and followed open loop."""
+
+    name = "greedy_nn"
+
+    def reset(self, problem: Problem, rng=None) -> None:
+        self._follow(plan_fleet(problem.missions, "greedy"), problem.missions)
+
+
+class ShortestDistance(PlanFollower):
+    """Distance-minimised routing with the least-distance charging stop and minimal charge,
+    planned at reset and followed open loop."""
+
+    name = "shortest"
+
+    def reset(self, problem: Problem, rng=None) -> None:
+        self._follow(plan_fleet(problem.missions, "shortest"), problem.missions)
 
 
 __all__ = ["GreedyNN", "PlanFollower", "ShortestDistance", "plan_fleet", "shortest_paths", "WAIT",

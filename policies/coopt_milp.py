@@ -37,6 +37,7 @@ import pulp
 import scipy.sparse as sp
 
 from policies import solve as solve_mod
+from policies.coopt_baselines import PlanFollower
 from policies.dp_router import (
     _free_cum,
     _total,
@@ -61,6 +62,7 @@ from sim.coopt import (
     TruckDayProblem,
     TruckPlan,
 )
+from sim.types import Problem
 
 
 @dataclass
@@ -420,9 +422,9 @@ def _path(g: TruckGraph, val: np.ndarray) -> list[tuple[int, int]]:
     raise RuntimeError("milp: the chosen arcs do not reach END")
 
 
-class FleetMILP:
+class FleetMILP(PlanFollower):
     """The ``milp`` policy: joint fleet plans from :func:`solve_fleet`, followed open loop in the
-    simulation (``policies.coopt_baselines.PlanFollower``)."""
+    simulation (as :class:`policies.coopt_baselines.PlanFollower` does)."""
 
     name = "milp"
 
@@ -439,13 +441,10 @@ class FleetMILP:
         return {"time_limit_s": self.time_limit_s, "mip_gap": self.mip_gap,
                 "solver": self.solver, "build": self.build}
 
-    def reset(self, problems, rng=None) -> None:
-        self.result = solve_fleet(tuple(problems), self.time_limit_s, self.mip_gap, self.solver,
+    def reset(self, problem: Problem, rng=None) -> None:
+        self.result = solve_fleet(problem.missions, self.time_limit_s, self.mip_gap, self.solver,
                                   self.build)
-        self._plans = dict(self.result.plans)
-
-    def plans(self) -> dict[str, TruckPlan]:
-        return dict(self._plans)
+        self._follow(dict(self.result.plans), problem.missions)
 
 
 __all__ = ["FleetArrays", "FleetMILP", "MilpResult", "TruckGraph", "build_graph", "fleet_arrays",

@@ -65,6 +65,7 @@ from sim.coopt import (
     TruckDayProblem,
     TruckPlan,
 )
+from sim.types import Command, Decision, Problem, State, VehicleState
 
 INF = math.inf
 TIE_EPS = 1e-9
@@ -537,9 +538,10 @@ def reserve(p: TruckDayProblem, plan: TruckPlan, busy: np.ndarray) -> np.ndarray
 class DPRouter:
     """The ``dp`` policy for the Co-OPT fleet: sequential DP over trucks, feedback decisions.
 
-    ``reset(problems, rng)`` solves the trucks in order (see the module docstring);
-    :meth:`plans` gives the plans; :meth:`decide` gives the optimal action from an observed state
-    (re-planning from where the truck really is). ``rng`` is unused: the DP is deterministic.
+    ``reset(problem, rng)`` solves the trucks of ``problem.missions`` in order (see the module
+    docstring); :meth:`plans` gives the plans; :meth:`action_from` gives the optimal action from
+    an observed state, and :meth:`decide` the command of a truck in the simulation (re-planning
+    from where the truck really is). ``rng`` is unused: the DP is deterministic.
     """
 
     name = "dp"
@@ -556,8 +558,8 @@ class DPRouter:
         return {"stop_when_idle": self.stop_when_idle, "soc_tol_frac": self.soc_tol_frac,
                 "replan": self.replan}
 
-    def reset(self, problems: tuple[TruckDayProblem, ...], rng: np.random.Generator | None = None
-              ) -> None:
+    def reset(self, problem: Problem, rng: np.random.Generator | None = None) -> None:
+        problems = problem.missions
         if not problems:
             raise ValueError("DPRouter.reset: no trucks")
         customers = problems[0].customers
@@ -596,8 +598,8 @@ class DPRouter:
     def plans(self) -> dict[str, TruckPlan]:
         return dict(self._plans)
 
-    def decide(self, truck: str, phase: int, k: int, node: int, soc_frac: float
-               ) -> tuple[int, int]:
+    def action_from(self, truck: str, phase: int, k: int, node: int, soc_frac: float
+                    ) -> tuple[int, int]:
         """The optimal ``(action code, arg)`` from an observed state of a planned truck."""
         sol = self.solutions[truck]
         p = next(q for q in self.problems if q.name == truck)
@@ -630,8 +632,15 @@ class DPRouter:
     def _problem(self, truck: str) -> TruckDayProblem:
         return next(q for q in self.problems if q.name == truck)
 
-    def act(self, obs) -> tuple[int, int]:
-        """The action for an observed truck (``sim.coopt_engine.TruckObs``) in the simulation.
+    def decide(self, state: State) -> Decision:
+        """The command of every truck of ``state`` (the trucks deciding now)."""
+        return Decision(tuple(command_of(self._problem(v.name), v.name,
+                                         *self._act(v, state.step, state.time_min, state.served))
+                              for v in state.vehicles))
+
+    def _act(self, obs: VehicleState, k: int, time_min: int, served: tuple
+             ) -> tuple[int, int]:
+        """The action for an observed truck in the simulation.
 
         On plan (same step, node and phase as the plan's next action, SOC within
         ``soc_tol_frac``, and the action still feasible from the real state) the truck does the
@@ -639,37 +648,49 @@ class DPRouter:
         observed state, with the sites served or claimed by the other trucks' current plans
         closed and their charger slots held, and the new forward plan replaces the old one.
         """
-        name = obs.truck
+        name = obs.name
         p = self._problem(name)
         plan, i = self._live[name], self._next.get(name, 0)
         st = plan.steps[i] if i < len(plan.steps) else None
-        available, busy = self._world(name, obs.served)
-        if st is not None and st.k_start == obs.k and st.node_from == obs.node \
+        available, busy = self._world(name, served)
+        if st is not None and st.k_start == k and st.node_from == obs.node \
                 and st.phase_from == obs.phase \
                 and abs(st.soc_from_frac - obs.soc_frac) <= self.soc_tol_frac:
             code, a = action_of(p, st)
-            chk, _, _ = apply_continuous(p, obs.phase, obs.k, obs.node, obs.soc_frac, code, a,
+            chk, _, _ = apply_continuous(p, obs.phase, k, obs.node, obs.soc_frac, code, a,
                                          available, busy)
             if chk is not None:
                 self._next[name] = i + 1
                 return code, a
         if not self.replan:
-            return self.decide(name, obs.phase, obs.k, obs.node, obs.soc_frac)
+            return self.action_from(name, obs.phase, k, obs.node, obs.soc_frac)
         sol = solve(p, available, busy)
-        new = forward_plan(p, sol, (obs.phase, obs.k, obs.node, obs.soc_frac))
+        new = forward_plan(p, sol, (obs.phase, k, obs.node, obs.soc_frac))
         self.replans += 1
-        self.replan_log.append({"truck": name, "time_min": obs.time_min, "k": obs.k,
+        self.replan_log.append({"truck": name, "time_min": time_min, "k": k,
                                 "node": obs.node, "soc_frac": obs.soc_frac,
                                 "planned_k": st.k_start if st else -1,
                                 "planned_soc_frac": st.soc_from_frac if st else float("nan"),
                                 "feasible": new.feasible, "cost_usd": new.cost_usd})
         if not new.feasible or not new.steps:
-            raise RuntimeError(f"{name}: re-plan from step {obs.k}, node {obs.node}, SOC "
+            raise RuntimeError(f"{name}: re-plan from step {k}, node {obs.node}, SOC "
                                f"{obs.soc_frac:.3f} found no feasible plan ({new.reason})")
         self.solutions[name] = sol
         self._live[name] = new
         self._next[name] = 1
         return action_of(p, new.steps[0])
+
+
+def command_of(p: TruckDayProblem, truck: str, code: int, arg: int) -> Command:
+    """The :class:`~sim.types.Command` of an ``(action code, arg)`` of the router's grid."""
+    if code == MOVE:
+        return Command(truck, dest=arg, action="move")
+    if code in (CHARGE, DISCHARGE):
+        return Command(truck, action=ACTION_NAMES[code],
+                       soc_target_frac=float(p.soc_grid_frac[arg]))
+    if code == SERVE:
+        return Command(truck, action="swap", site=p.customers[arg])
+    return Command(truck, action=ACTION_NAMES[code])
 
 
 def action_of(p: TruckDayProblem, st: PlanStep) -> tuple[int, int]:

@@ -2,9 +2,9 @@
 
 Every truck of the fleet is a SimPy process that runs its swap mission (MODELS.md D.4) on the
 directed road graph. At each decision point, a step boundary of the router's grid
-(``t_start_min + k * step_min``), the engine hands the policy a frozen :class:`TruckObs` (step,
-node, phase, **simulated** SOC, sites served so far) and applies the ``(action code, arg)`` it
-returns through the truck agent's SimPy generators:
+(``t_start_min + k * step_min``), the engine hands the policy a frozen :class:`~sim.types.State`
+holding that truck (node, phase, **simulated** SOC) and the sites served so far, and applies the
+truck's :class:`~sim.types.Command` through the truck agent's SimPy generators:
 
 * MOVE: the truck drives the arc, taking the D.2 travel time at the real departure minute
   (rounded up to whole minutes) and the D.3 energy (``agents.truck.CooptTruck.drive``), plus any
@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import simpy
 
@@ -46,23 +45,7 @@ from sim.coopt import (
     PlanStep,
     TruckDayProblem,
 )
-
-
-@dataclass(frozen=True)
-class TruckObs:
-    """What a policy sees of one truck at a decision point."""
-
-    truck: str
-    time_min: int
-    k: int
-    phase: int
-    node: int
-    soc_frac: float
-    served: tuple[int, ...]  # customer nodes swapped so far (by any truck)
-
-
-class CooptPolicyLike(Protocol):
-    def act(self, obs: TruckObs) -> tuple[int, int]: ...
+from sim.types import Command, Decision, State, VehicleState
 
 
 @dataclass
@@ -96,6 +79,27 @@ class TruckRun:
     @property
     def served_customer(self) -> int:
         return next((s.customer for s in self.steps if s.kind == "serve"), -1)
+
+
+def _action(p: TruckDayProblem, c: Command) -> tuple[int, int]:
+    """The ``(action code, arg)`` of a truck's command on its mission's grid (MODELS.md D.4);
+    no command (or ``"wait"``) waits one step."""
+    if c.action == "end":
+        return END, -1
+    if c.action in ("", "move") and c.dest is not None:
+        return MOVE, int(c.dest)
+    if c.action in ("charge", "discharge"):
+        if c.soc_target_frac is None:
+            raise ValueError(f"{c.action} without soc_target_frac")
+        return (CHARGE if c.action == "charge" else DISCHARGE), p.bucket(c.soc_target_frac)
+    if c.action == "swap":
+        if c.site not in p.customers:
+            raise ValueError(f"swap at {c.site!r}: not a customer site of the mission")
+        return SERVE, p.customers.index(c.site)
+    if c.action in ("", "wait"):
+        return WAIT, -1
+    raise ValueError(f"action {c.action!r} is not a mission action (move, charge, discharge, "
+                     f"swap, wait, end)")
 
 
 class CooptEngine:
@@ -160,10 +164,14 @@ class CooptEngine:
             if k > p.n_steps:
                 fail("the day is over")
                 return
-            obs = TruckObs(t.name, int(env.now), k, phase, t.node, t.soc_frac,
-                           tuple(self.served))
+            state = State(int(env.now), k, dk, (VehicleState(
+                t.name, t.node, True, None, None, t.soc_frac * p.e_cap_kwh / 1000.0, t.soc_frac,
+                kind="truck", phase=phase),), served=tuple(self.served))
             try:
-                code, arg = self.policy.act(obs)
+                decision = self.policy.decide(state)
+                if not isinstance(decision, Decision):
+                    raise TypeError(f"decide() returned {type(decision).__name__}, not Decision")
+                code, arg = _action(p, decision.command(t.name))
             except Exception as exc:  # a policy failure is data: recorded, the truck stops
                 fail(f"policy: {exc}")
                 return

@@ -156,6 +156,15 @@ class Problem:
     transmission: TransmissionCase | None = None
     missions: tuple[TruckDayProblem, ...] = ()
 
+    @classmethod
+    def for_missions(cls, missions) -> Problem:
+        """The problem of a Co-OPT fleet: one swap mission per truck, on the missions' clock."""
+        missions = tuple(missions)
+        if not missions:
+            raise ValueError("Problem.for_missions: no missions")
+        m = missions[0]
+        return cls(step_min=m.step_min, horizon_min=m.n_steps * m.step_min, missions=missions)
+
     def offers(self) -> frozenset[str]:
         """The parts of this problem a policy may require: ``"dn-sites"`` (distribution sites
         with their own resources and a road graph), ``"transmission"`` (thermal units, stations

@@ -13,6 +13,7 @@ from experiments.coopt_build import CooptSettings, build_problems
 from experiments.coopt_study import simulate_fleet
 from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.dp_router import DPRouter
+from sim.types import Problem
 
 DATA = Path("/work/shared/data/coopt")
 if not DATA.is_dir():  # a checkout next to the shared folder
@@ -33,7 +34,7 @@ def setup():
 
 def _dp(probs, **kw):
     router = DPRouter(**kw)
-    router.reset(probs)
+    router.reset(Problem.for_missions(probs))
     return router
 
 

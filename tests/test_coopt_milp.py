@@ -8,6 +8,7 @@ import pytest
 from policies.coopt_milp import build_graph, solve_fleet
 from policies.dp_router import DPRouter, apply_action, evaluate, solve
 from sim.coopt import CHARGE, END, FRESH, MOVE, SERVE, WAIT, TruckDayProblem
+from sim.types import Problem
 
 
 def fleet_problem(seed: int, name: str = "t", n_steps: int = 8, wage: float = 5.0,
@@ -104,7 +105,7 @@ def test_fleet_milp_equals_brute_force_and_bounds_sequential_dp(seed):
     bf = brute_force_pair(p1, p2)
     assert res.objective_usd == pytest.approx(bf, abs=1e-6)
     r = DPRouter()
-    r.reset((p1, p2))
+    r.reset(Problem.for_missions((p1, p2)))
     seq = sum(pl.cost_usd for pl in r.plans().values())
     assert res.objective_usd <= seq + 1e-6  # the sequential DP is one feasible MILP solution
     # the MILP's plans honour the coupling: distinct sites, one truck on the charger at a time
@@ -123,7 +124,7 @@ def test_joint_milp_beats_sequential_dp_somewhere():
     for seed in range(6):
         p1, p2 = fleet_problem(seed, "t1"), fleet_problem(seed, "t2", wage=8.0, e_scale=1.3)
         r = DPRouter()
-        r.reset((p1, p2))
+        r.reset(Problem.for_missions((p1, p2)))
         seq = sum(pl.cost_usd for pl in r.plans().values())
         gaps.append(seq - solve_fleet((p1, p2), time_limit_s=30).objective_usd)
     assert min(gaps) >= -1e-6

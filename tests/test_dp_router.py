@@ -20,6 +20,7 @@ from sim.coopt import (
     WAIT,
     TruckDayProblem,
 )
+from sim.types import Problem
 
 
 def tiny_problem(seed: int, n_steps: int = 7, n_soc: int = 5, v2g: bool = False,
@@ -159,7 +160,7 @@ def test_more_expensive_degradation_never_more_cycling(seed, v2g, lo, hi):
 def test_dp_not_worse_than_baselines_on_tiny_fleet():
     probs = tuple(tiny_problem(11, n_steps=8, name=f"t{i}") for i in range(2))
     r = DPRouter()
-    r.reset(probs)
+    r.reset(Problem.for_missions(probs))
     dp_cost = sum(pl.cost_usd for pl in r.plans().values())
     for rule in ("greedy", "shortest"):
         plans = plan_fleet(probs, rule)
