@@ -15,6 +15,10 @@ For one Co-OPT network, with each degradation model (``nmc``, ``lfp``, ``general
    --set study.delay_max_min=30`` holds drives up by seeded delays (and ``study.energy_noise``
    perturbs drive energy) to exercise that.
 
+The data are the Co-OPT CSV files shipped in the package (:func:`coopt_data_dir`,
+``experiments/data/coopt/`` with the README that gives their source); ``--set
+study.data_dir=DIR`` reads another directory of the same files.
+
 Outputs in ``out_dir``: ``summary.csv`` (policy x model table), ``plan_steps.csv``,
 ``soc_trace.csv``, ``prices.csv``, ``figures/*.png`` (route map, SOC over the day, cost breakdown,
 SOH under the three models) and ``report.md``, which compares with the source's own greedy
@@ -23,12 +27,17 @@ numbers (data README).
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import platform
+import shutil
 import sys
+import tempfile
 import time
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +55,6 @@ from sim.coopt import FRESH, TruckDayProblem, TruckPlan
 from sim.coopt_engine import CooptEngine, TruckRun
 from sim.errors import ScenarioError
 
-DEFAULT_DATA_DIR = "/work/shared/data/coopt"
 MODELS = ("nmc", "lfp", "generalised")
 POLICIES = ("dp", "dp_site", "greedy", "shortest", "milp")
 # The source's own greedy results on this data (data/coopt/README.md), for comparison only.
@@ -56,11 +64,33 @@ SOURCE_NUMBERS = {
 }
 
 
+@functools.cache
+def coopt_data_dir() -> Path:
+    """The Co-OPT data directory shipped with the package (``experiments/data/coopt``: the CSV
+    files and the README with their source and provenance).
+
+    For a regular install this is the package's own directory. When the package is imported
+    from a zip archive the files are extracted once into a temporary directory (removed at
+    exit), since :func:`agents.road_data.load_coopt` reads a directory on disk.
+    """
+    data = resources.files("experiments") / "data" / "coopt"
+    if isinstance(data, Path):
+        return data
+    tmp = Path(tempfile.mkdtemp(prefix="mescosim-coopt-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    for entry in data.iterdir():
+        if entry.is_file():
+            (tmp / entry.name).write_bytes(entry.read_bytes())
+    return tmp
+
+
 @dataclass(frozen=True)
 class StudySettings:
     network: str = "small"
     models: tuple[str, ...] = MODELS
-    data_dir: str = DEFAULT_DATA_DIR
+    # the packaged data by default; a user's own directory (absolute, or relative to the
+    # working directory) with --set study.data_dir=...
+    data_dir: str = field(default_factory=lambda: str(coopt_data_dir()))
     energy_noise: float = 0.0  # SimPy run: drive energy x (1 + noise * N(0, 1)), seeded
     delay_prob: float = 0.0  # SimPy run: chance a drive is held up ...
     delay_max_min: int = 0  # ... for 1..delay_max_min extra minutes, seeded
@@ -222,6 +252,8 @@ def _milp(data: CooptData, st: StudySettings, s: CooptSettings, model_name: str,
 
 def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path, seed: int,
               progress=print) -> dict:
+    if not Path(st.data_dir).is_dir():
+        raise ScenarioError(f"study.data_dir: {st.data_dir!r} is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     data = load_coopt(st.data_dir)

@@ -2,27 +2,81 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.coopt_study import cli_run, settings_for
+from agents.road_data import load_coopt
+from experiments.coopt_study import STUDIES, StudySettings, cli_run, coopt_data_dir, settings_for
 from sim.errors import ScenarioError
 
-DATA = Path("/work/shared/data/coopt")
-if not DATA.is_dir():  # a checkout next to the shared folder
-    DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "coopt"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="Co-OPT data not available")
 FLAT = {1: np.full(24, 0.40), 3: np.full(24, 0.40)}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_packaged_data_is_the_default_and_loads():
+    d = coopt_data_dir()
+    assert d.is_dir() and d == ROOT / "experiments" / "data" / "coopt"
+    assert {p.name for p in d.iterdir()} >= {"README.md", "vehicles.csv",
+                                            "traffic_intensity.csv", "small_distance_km.csv",
+                                            "large_distance_km.csv"}
+    assert StudySettings().data_dir == str(d)
+    assert all(st.data_dir == str(d) for st in STUDIES.values())
+    data = load_coopt(d)
+    assert len(data.networks["small"].labels) == 7 and len(data.networks["large"].labels) == 16
+    assert len(data.vehicles) == 24
+
+
+def test_packaged_data_dir_from_a_zip_import(tmp_path):
+    """Imported from a zip archive, the data are extracted to a real directory."""
+    archive = tmp_path / "mescosim.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for pkg in ("sim", "agents", "grids", "policies", "experiments"):
+            for f in (ROOT / pkg).rglob("*"):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    zf.write(f, f.relative_to(ROOT).as_posix())
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import experiments\n"
+        "from experiments.coopt_study import coopt_data_dir\n"
+        "from agents.road_data import load_coopt\n"
+        "d = coopt_data_dir()\n"
+        "print(experiments.__file__)\n"
+        "print(d.is_dir(), len(load_coopt(d).vehicles), (d / 'README.md').is_file())\n")
+    res = subprocess.run([sys.executable, "-c", code, str(archive)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    where, loaded = res.stdout.splitlines()[-2:]
+    assert where.startswith(str(archive))  # really imported from the archive
+    assert loaded == "True 24 True"
+
+
+def test_data_dir_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """A user's own data directory, given relative to the working directory, is the one read:
+    a broken file in it is reported by name."""
+    mine = tmp_path / "mydata"
+    shutil.copytree(coopt_data_dir(), mine)
+    (mine / "vehicles.csv").chmod(0o644)
+    (mine / "vehicles.csv").write_text("not,a,vehicles,table\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ScenarioError, match="vehicles.csv") as err:
+        cli_run("coopt-small", tmp_path / "out", 0, ["study.data_dir='mydata'"])
+    assert "mydata" in str(err.value)
+    with pytest.raises(ScenarioError, match="study.data_dir: 'nowhere' is not a directory"):
+        cli_run("coopt-small", tmp_path / "out2", 0, ["study.data_dir='nowhere'"])
 
 
 @pytest.mark.slow
 def test_small_study_dp_no_worse_than_baselines(tmp_path):
     code = cli_run("coopt-small", tmp_path, 0,
-                   [f"study.data_dir='{DATA}'", "study.models=['generalised', 'nmc']",
-                    "study.figures=false", "study.milp_trucks=2"])
+                   ["study.models=['generalised', 'nmc']", "study.figures=false",
+                    "study.milp_trucks=2"])
     assert code == 0
     s = pd.read_csv(tmp_path / "summary.csv")
     for m in ("generalised", "nmc"):
@@ -69,9 +123,8 @@ def test_bad_settings_name_the_field():
 
 @pytest.mark.slow
 def test_large_study_dp_no_worse_than_baselines(tmp_path):
-    code = cli_run("coopt-large", tmp_path, 0,
-                   [f"study.data_dir='{DATA}'", "study.models=['generalised']",
-                    "study.figures=false"])
+    code = cli_run("coopt-large", tmp_path, 0, ["study.models=['generalised']",
+                                                 "study.figures=false"])
     assert code == 0
     sub = pd.read_csv(tmp_path / "summary.csv").set_index("policy")
     for b in ("greedy", "shortest"):
