@@ -88,14 +88,11 @@ def main(quick: bool = False) -> None:
     try:
         from agents.road_data import load_coopt
         from experiments.coopt_build import CooptSettings, build_problems
+        from experiments.coopt_study import coopt_data_dir
         from policies.dp_router import DPRouter
     except ImportError:  # pragma: no cover
         return
-    data_dir = Path("/work/shared/data/coopt")
-    if not data_dir.is_dir():
-        print("(Co-OPT data not found: skipping the 16-node day)")
-        return
-    data = load_coopt(data_dir)
+    data = load_coopt(coopt_data_dir())  # the Co-OPT data shipped in the package
     flat = {c: np.linspace(0.3, 0.5, 24) for c in data.large.charging_sites}
     probs = build_problems(data, "large", "generalised", CooptSettings(), hourly_price=flat)
     t1 = timed(probs[0])

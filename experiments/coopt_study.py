@@ -15,20 +15,32 @@ For one Co-OPT network, with each degradation model (``nmc``, ``lfp``, ``general
    --set study.delay_max_min=30`` holds drives up by seeded delays (and ``study.energy_noise``
    perturbs drive energy) to exercise that.
 
-Outputs in ``out_dir``: ``summary.csv`` (policy x model table), ``plan_steps.csv``,
-``soc_trace.csv``, ``prices.csv``, ``figures/*.png`` (route map, SOC over the day, cost breakdown,
-SOH under the three models) and ``report.md``, which compares with the source's own greedy
-numbers (data README).
+The data are the Co-OPT CSV files shipped in the package (:func:`coopt_data_dir`,
+``experiments/data/coopt/`` with the README that gives their source); ``--set
+study.data_dir=DIR`` reads another directory of the same files.
+
+Outputs in ``out_dir``, a run directory like :func:`experiments.run.write_run`'s:
+``summary.parquet`` (policy x model table), ``plan_steps.parquet``, ``soc_trace.parquet``,
+``prices.parquet``, ``events.parquet``, ``replans.parquet``, ``meta.json`` (settings, seed,
+versions, git hash, timings; ``status`` is ``partial`` until every file is written, then
+``complete``), ``figures/*.png`` (route map, SOC over the day, cost breakdown, SOH under the
+three models) and ``report.md``, which compares with the source's own greedy numbers (data
+README).
 """
 
 from __future__ import annotations
 
-import json
+import atexit
+import functools
 import platform
+import shutil
 import sys
+import tempfile
 import time
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +50,7 @@ from agents.degradation import make_degradation
 from agents.road_data import CooptData, load_coopt
 from agents.truck import CooptFleet, CooptTruck, DriveDisturbance
 from experiments.coopt_build import CooptSettings, build_problems, charging_prices
+from experiments.run import _atomic_parquet, git_hash, versions, write_meta
 from grids.prices import FEEDER_END_CONGESTED, PriceConfig, locational_spread
 from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.coopt_milp import FleetMILP
@@ -47,7 +60,6 @@ from sim.coopt_engine import CooptEngine, TruckRun
 from sim.errors import ScenarioError
 from sim.types import Problem
 
-DEFAULT_DATA_DIR = "/work/shared/data/coopt"
 MODELS = ("nmc", "lfp", "generalised")
 POLICIES = ("dp", "dp_site", "greedy", "shortest", "milp")
 # The source's own greedy results on this data (data/coopt/README.md), for comparison only.
@@ -57,11 +69,33 @@ SOURCE_NUMBERS = {
 }
 
 
+@functools.cache
+def coopt_data_dir() -> Path:
+    """The Co-OPT data directory shipped with the package (``experiments/data/coopt``: the CSV
+    files and the README with their source and provenance).
+
+    For a regular install this is the package's own directory. When the package is imported
+    from a zip archive the files are extracted once into a temporary directory (removed at
+    exit), since :func:`agents.road_data.load_coopt` reads a directory on disk.
+    """
+    data = resources.files("experiments") / "data" / "coopt"
+    if isinstance(data, Path):
+        return data
+    tmp = Path(tempfile.mkdtemp(prefix="mescosim-coopt-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    for entry in data.iterdir():
+        if entry.is_file():
+            (tmp / entry.name).write_bytes(entry.read_bytes())
+    return tmp
+
+
 @dataclass(frozen=True)
 class StudySettings:
     network: str = "small"
     models: tuple[str, ...] = MODELS
-    data_dir: str = DEFAULT_DATA_DIR
+    # the packaged data by default; a user's own directory (absolute, or relative to the
+    # working directory) with --set study.data_dir=...
+    data_dir: str = field(default_factory=lambda: str(coopt_data_dir()))
     energy_noise: float = 0.0  # SimPy run: drive energy x (1 + noise * N(0, 1)), seeded
     delay_prob: float = 0.0  # SimPy run: chance a drive is held up ...
     delay_max_min: int = 0  # ... for 1..delay_max_min extra minutes, seeded
@@ -223,8 +257,19 @@ def _milp(data: CooptData, st: StudySettings, s: CooptSettings, model_name: str,
 
 def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path, seed: int,
               progress=print) -> dict:
+    """Run the study and write its run directory ``out`` (the format of
+    :func:`experiments.run.write_run`: Parquet tables, ``meta.json`` that says ``partial`` until
+    every file is written, then ``complete``)."""
+    started = time.perf_counter()
+    if not Path(st.data_dir).is_dir():
+        raise ScenarioError(f"study.data_dir: {st.data_dir!r} is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
+    meta = {"scenario": f"coopt-{st.network}", "seed": seed, "study": asdict(st),
+            "coopt": s.as_dict(), "prices": _pcfg_dict(pcfg), "versions": versions(),
+            "git": git_hash(), "platform": platform.platform(),
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds")}
+    write_meta(out, {**meta, "status": "partial"})
     data = load_coopt(st.data_dir)
     if st.network not in data.networks:
         raise ScenarioError(f"study.network: unknown network {st.network!r}")
@@ -236,8 +281,8 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
     progress(f"prices ({pcfg.method.upper()}-OPF, 24 h): {t_prices:.1f} s; range "
              f"{pres.price_usd_per_kwh.min():.3f}-{pres.price_usd_per_kwh.max():.3f} USD/kWh; "
              f"{_spread_text(pres)}")
-    pd.DataFrame(pres.price_usd_per_kwh, columns=[f"bus{b}" for b in pres.buses]).rename_axis(
-        "hour").to_csv(out / "prices.csv")
+    _atomic_parquet(pd.DataFrame(pres.price_usd_per_kwh, columns=[f"bus{b}" for b in pres.buses])
+                    .rename_axis("hour").reset_index(), out / "prices.parquet")
     total_req = sum(d.requirement_kwh for d in net.demands)
     rows, step_rows, trace_rows, event_rows, replan_rows = [], [], [], [], []
     keep: dict = {}
@@ -322,24 +367,32 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                      f"{row['sim_sites_served']}/{row['sites']}  replans {row['replans']}  "
                      f"failures {row['sim_failures']}  plan {dt:5.1f} s  sim {t_sim:4.1f} s")
     summary = pd.DataFrame(rows)
-    summary.to_csv(out / "summary.csv", index=False, float_format="%.4f")
-    pd.DataFrame(step_rows).to_csv(out / "plan_steps.csv", index=False, float_format="%.5f")
-    pd.DataFrame(trace_rows).to_csv(out / "soc_trace.csv", index=False, float_format="%.5f")
-    pd.DataFrame(event_rows).to_csv(out / "events.csv", index=False)
-    pd.DataFrame(replan_rows, columns=["model", "policy", "truck", "time_min", "k", "node",
-                                       "soc_frac", "planned_k", "planned_soc_frac", "feasible",
-                                       "cost_usd"]).to_csv(out / "replans.csv", index=False,
-                                                           float_format="%.5f")
+    tables = {
+        "summary": summary, "plan_steps": pd.DataFrame(step_rows),
+        "soc_trace": pd.DataFrame(trace_rows), "events": pd.DataFrame(event_rows),
+        "replans": pd.DataFrame(replan_rows, columns=[
+            "model", "policy", "truck", "time_min", "k", "node", "soc_frac", "planned_k",
+            "planned_soc_frac", "feasible", "cost_usd"]),
+    }
+    for name, df in tables.items():
+        _atomic_parquet(df, out / f"{name}.parquet")
+    t1 = time.perf_counter()
     figs = []
     if st.figures:
         from experiments import coopt_figures as cf
 
         figs = cf.all_figures(out / "figures", net, summary, keep, pres, st, s)
-    meta = {"study": asdict(st), "coopt": s.as_dict(), "prices": _pcfg_dict(pcfg),
-            "seed": seed, "prices_s": t_prices, "python": sys.version.split()[0],
-            "platform": platform.platform(), "figures": [str(f.name) for f in figs]}
-    (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    t_figures = time.perf_counter() - t1
     write_report(out, st, s, pcfg, summary, pres, t_prices)
+    meta.update({
+        "status": "complete", "wall_s": time.perf_counter() - started,
+        "timings_s": {"prices": t_prices, "plans": float(summary.plan_s.sum()),
+                      "sims": float(summary.sim_s.sum()), "figures": t_figures},
+        "failures": int(summary.sim_failures.sum()),
+        "tables": sorted(f"{name}.parquet" for name in [*tables, "prices"]),
+        "figures": [f"figures/{f.name}" for f in figs],
+    })
+    write_meta(out, meta)
     return {"summary": summary, "figures": figs, "out": out, "keep": keep}
 
 

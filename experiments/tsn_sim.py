@@ -29,6 +29,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ import pandas as pd
 
 from agents.rail import rail_graph
 from agents.train import TrainFleet
+from experiments.run import _atomic_parquet, git_hash, versions, write_meta
 from grids.transmission import build_case
 from grids.tsn_site import TsnGridSite
 from policies.tsn_milp import operating_cost
@@ -61,16 +63,25 @@ class TsnSimResult:
     policy_params: dict
     plan_info: dict
     timings: dict = field(default_factory=dict)
+    seed: int | None = None  # of the generator the run was given, when the caller knows it
 
     def write(self, out_dir: str | Path) -> Path:
-        """Parquet tables plus ``meta.json`` (summary, params, plan info, timings)."""
+        """A run directory like :func:`experiments.run.write_run`'s: Parquet tables plus
+        ``meta.json`` (seed, versions, git hash, summary, params, plan info, timings), written
+        atomically; ``status`` is ``partial`` until every table is written, then
+        ``complete``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        meta = {"seed": self.seed, "versions": versions(), "git": git_hash(),
+                "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                "wall_s": self.timings.get("wall_s"), "summary": self.summary,
+                "policy_params": self.policy_params, "plan_info": self.plan_info,
+                "timings": self.timings, "tables": sorted(f"{k}.parquet" for k in self.tables)}
+        meta = json.loads(json.dumps(meta, default=_json_default))  # numpy scalars as numbers
+        write_meta(out, {**meta, "status": "partial"})
         for name, df in self.tables.items():
-            df.to_parquet(out / f"{name}.parquet", index=False)
-        meta = {"summary": self.summary, "policy_params": self.policy_params,
-                "plan_info": self.plan_info, "timings": self.timings}
-        (out / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+            _atomic_parquet(df, out / f"{name}.parquet")
+        write_meta(out, {**meta, "status": "complete"})
         return out
 
 
@@ -320,7 +331,9 @@ def run_tsn_sim(case_name: str = "ieee30", policy: str = "uc-milp", hours: int =
     """Build the ``mes`` variant of ``case_name`` for ``hours`` hours and simulate ``policy``."""
     case, net = build_case(case_name, "mes", T=int(hours), **(case_overrides or {}))
     pol = make_tsn_policy(policy, **(policy_params or {}))
-    return simulate(case, net, pol, np.random.default_rng(seed), **site_options)
+    res = simulate(case, net, pol, np.random.default_rng(seed), **site_options)
+    res.seed = seed
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,10 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     rolling = (pol.replan_every_h, pol.replan_on_deviation)
     outcome: dict = {}
     runs = [(m, r) for m in modes for r in loops]
+    seed = 0  # the engine's generator (the tsn policies draw nothing from it), in meta.json
     for mode, closed in runs:  # one initial plan, kept by the policy (keep_plan)
         pol.replan_every_h, pol.replan_on_deviation = rolling if closed else (0, False)
-        res = simulate(case, net, pol, np.random.default_rng(0), delays_min=delays or None,
+        res = simulate(case, net, pol, np.random.default_rng(seed), delays_min=delays or None,
                        off_units=mode)
+        res.seed = seed
         res.summary["off_units"] = mode
         label = "re-planned" if closed and any(rolling) else "plan once"
         s = res.summary

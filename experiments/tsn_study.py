@@ -13,21 +13,27 @@ From the run itself it produces:
   voltages), and how closely the simulation followed the plan;
 * ``report.md`` with the tables, the figures and the expected directions with verdicts.
 
+The output directory is a run directory like :func:`experiments.run.write_run`'s: every table
+Parquet (written as soon as it is finished), ``figures/*.png``, ``report.md`` and ``meta.json``
+(config, seed, versions, git hash, wall time, summary; ``status`` is ``partial`` until
+everything is written, then ``complete``).
+
 Every solve is recorded with its status, gap, bound and times; a time-limited solve is never
 reported as optimal.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from experiments.run import _atomic_parquet, git_hash, versions, write_meta
 from experiments.tsn_config import TsnStudyConfig
 from experiments.tsn_sim import simulate
 from grids.transmission import build_case
@@ -57,6 +63,8 @@ class TsnStudyResult:
     summary: dict = field(default_factory=dict)
     wall_s: float = 0.0
     cosim: dict = field(default_factory=dict)  # summary of the MES plan's co-simulation
+    created_utc: str = field(
+        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 def _opts(cfg: TsnStudyConfig) -> TsnOptions:
@@ -251,7 +259,8 @@ def ac_check(case: TransmissionCase, net, plan: TsnPlan, paths: list, cfg: TsnSt
     flows against the plan's PTDF flows, its states against the plan's). Returns the table and
     the co-simulation's summary."""
     pol = FixedPlanPolicy(plan, paths, info={"planner": "study central MES plan"})
-    sim = simulate(case, net, pol, np.random.default_rng(0), vm_min_pu=cfg.check.vm_min_pu,
+    sim = simulate(case, net, pol, np.random.default_rng(cfg.scenario.seed),
+                   vm_min_pu=cfg.check.vm_min_pu,
                    vm_max_pu=cfg.check.vm_max_pu)
     g = sim.tables["grid"].set_index("hour")
     br = sim.tables["branches"]
@@ -345,23 +354,25 @@ def summarise(res: TsnStudyResult) -> dict:
 
 
 def _checkpoint(res: TsnStudyResult) -> None:
-    """Write every finished table now, so an interrupted study keeps its work."""
+    """Write every finished table now (Parquet, atomically), so an interrupted study keeps its
+    work."""
     for key, df in res.tables.items():
-        path = res.out_dir / f"{key}.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        df.to_csv(tmp, index=False)
-        tmp.replace(path)
+        _atomic_parquet(df, res.out_dir / f"{key}.parquet")
 
 
 def _write_meta(res: TsnStudyResult, partial: bool) -> None:
-    meta = {"study": res.cfg.scenario.name, "case": res.cfg.case.name, "partial": partial,
-            "config": res.cfg.model_dump(mode="json"), "wall_s": res.wall_s,
-            "summary": res.summary}
-    tmp = res.out_dir / "study.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-    tmp.replace(res.out_dir / "study.json")
+    """``meta.json`` of the run directory (:func:`experiments.run.write_meta`): ``status`` is
+    ``partial`` until every table, figure and the report are written, then ``complete``."""
+    meta = {"scenario": res.cfg.scenario.name, "case": res.cfg.case.name,
+            "seed": res.cfg.scenario.seed, "status": "partial" if partial else "complete",
+            "versions": versions(), "git": git_hash(), "created_utc": res.created_utc,
+            "wall_s": res.wall_s, "config": res.cfg.model_dump(mode="json"),
+            "summary": res.summary,
+            "tables": sorted(f"{k}.parquet" for k in res.tables),
+            "figures": [f"figures/{p.name}" for p in res.figures.values()]}
     if not partial:
         _checkpoint(res)
+    write_meta(res.out_dir, meta)
 
 
 def _fmt(x, nd=2) -> str:

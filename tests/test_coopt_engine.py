@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from agents.road_data import load_coopt
 from agents.truck import DriveDisturbance, travel_minutes
 from experiments.coopt_build import CooptSettings, build_problems
-from experiments.coopt_study import simulate_fleet
+from experiments.coopt_study import coopt_data_dir, simulate_fleet
 from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.dp_router import DPRouter
 from sim.types import Problem
 
-DATA = Path("/work/shared/data/coopt")
-if not DATA.is_dir():  # a checkout next to the shared folder
-    DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "coopt"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="Co-OPT data not available")
+DATA = coopt_data_dir()  # the Co-OPT data shipped in the package
 HOURLY = np.r_[np.full(12, 0.30), np.full(12, 0.50)]  # the price changes at 12:00
 PRICES = {1: HOURLY, 3: 1.1 * HOURLY}
 COST_PARTS = ("distance_usd", "wage_usd", "energy_usd", "degradation_usd", "penalty_usd")

@@ -2,29 +2,109 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.coopt_study import cli_run, settings_for
+from agents.road_data import load_coopt
+from experiments.coopt_study import STUDIES, StudySettings, cli_run, coopt_data_dir, settings_for
 from sim.errors import ScenarioError
 
-DATA = Path("/work/shared/data/coopt")
-if not DATA.is_dir():  # a checkout next to the shared folder
-    DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "coopt"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="Co-OPT data not available")
 FLAT = {1: np.full(24, 0.40), 3: np.full(24, 0.40)}
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ("summary", "plan_steps", "soc_trace", "prices", "events", "replans")
+META_KEYS = {"status", "seed", "versions", "git", "created_utc", "wall_s", "timings_s", "study",
+             "coopt", "prices", "tables", "figures"}
+
+
+def assert_run_directory(out: Path, seed: int) -> None:
+    """Every table is a Parquet file (no CSV left), and meta.json has the run-directory keys."""
+    for name in TABLES:
+        path = out / f"{name}.parquet"
+        assert path.read_bytes()[:4] == b"PAR1", name
+        assert not (out / f"{name}.csv").exists(), name
+    meta = json.loads((out / "meta.json").read_text())
+    assert META_KEYS <= set(meta), META_KEYS - set(meta)
+    assert meta["status"] == "complete" and meta["seed"] == seed
+    assert meta["tables"] == sorted(f"{t}.parquet" for t in TABLES)
+    assert {"python", "pandas", "pyarrow", "simpy"} <= set(meta["versions"])
+    assert meta["git"] is None or re.fullmatch("[0-9a-f]{40}", meta["git"])
+    assert meta["wall_s"] > 0 and set(meta["timings_s"]) == {"prices", "plans", "sims",
+                                                              "figures"}
+    assert not list(out.glob(".*.tmp"))  # every write finished (atomic: temporary, rename)
+
+
+def test_packaged_data_is_the_default_and_loads():
+    d = coopt_data_dir()
+    assert d.is_dir() and d == ROOT / "experiments" / "data" / "coopt"
+    assert {p.name for p in d.iterdir()} >= {"README.md", "vehicles.csv",
+                                            "traffic_intensity.csv", "small_distance_km.csv",
+                                            "large_distance_km.csv"}
+    assert StudySettings().data_dir == str(d)
+    assert all(st.data_dir == str(d) for st in STUDIES.values())
+    data = load_coopt(d)
+    assert len(data.networks["small"].labels) == 7 and len(data.networks["large"].labels) == 16
+    assert len(data.vehicles) == 24
+
+
+def test_packaged_data_dir_from_a_zip_import(tmp_path):
+    """Imported from a zip archive, the data are extracted to a real directory."""
+    archive = tmp_path / "mescosim.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for pkg in ("sim", "agents", "grids", "policies", "experiments"):
+            for f in (ROOT / pkg).rglob("*"):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    zf.write(f, f.relative_to(ROOT).as_posix())
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import experiments\n"
+        "from experiments.coopt_study import coopt_data_dir\n"
+        "from agents.road_data import load_coopt\n"
+        "d = coopt_data_dir()\n"
+        "print(experiments.__file__)\n"
+        "print(d.is_dir(), len(load_coopt(d).vehicles), (d / 'README.md').is_file())\n")
+    res = subprocess.run([sys.executable, "-c", code, str(archive)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    where, loaded = res.stdout.splitlines()[-2:]
+    assert where.startswith(str(archive))  # really imported from the archive
+    assert loaded == "True 24 True"
+
+
+def test_data_dir_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """A user's own data directory, given relative to the working directory, is the one read:
+    a broken file in it is reported by name."""
+    mine = tmp_path / "mydata"
+    shutil.copytree(coopt_data_dir(), mine)
+    (mine / "vehicles.csv").chmod(0o644)
+    (mine / "vehicles.csv").write_text("not,a,vehicles,table\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ScenarioError, match="vehicles.csv") as err:
+        cli_run("coopt-small", tmp_path / "out", 0, ["study.data_dir='mydata'"])
+    assert "mydata" in str(err.value)
+    # the run stopped before any table: its meta.json says so
+    assert json.loads((tmp_path / "out" / "meta.json").read_text())["status"] == "partial"
+    assert not list((tmp_path / "out").glob("*.parquet"))
+    with pytest.raises(ScenarioError, match="study.data_dir: 'nowhere' is not a directory"):
+        cli_run("coopt-small", tmp_path / "out2", 0, ["study.data_dir='nowhere'"])
 
 
 @pytest.mark.slow
 def test_small_study_dp_no_worse_than_baselines(tmp_path):
     code = cli_run("coopt-small", tmp_path, 0,
-                   [f"study.data_dir='{DATA}'", "study.models=['generalised', 'nmc']",
-                    "study.figures=false", "study.milp_trucks=2"])
+                   ["study.models=['generalised', 'nmc']", "study.figures=false",
+                    "study.milp_trucks=2"])
     assert code == 0
-    s = pd.read_csv(tmp_path / "summary.csv")
+    assert_run_directory(tmp_path, 0)
+    s = pd.read_parquet(tmp_path / "summary.parquet")
     for m in ("generalised", "nmc"):
         sub = s[s.model == m].set_index("policy")
         assert sub.loc["dp", "total_usd"] <= sub.loc["greedy", "total_usd"] + 1e-6
@@ -45,13 +125,12 @@ def test_small_study_dp_no_worse_than_baselines(tmp_path):
         if m_row.milp_status == "optimal":
             assert m_row.milp_objective_usd <= m_row.milp_dp_same_grid_usd + 1e-6
         assert m_row.sim_failures == 0 and m_row.sim_sites_served == m_row.sites_served
-    for f in ("report.md", "plan_steps.csv", "soc_trace.csv", "prices.csv", "meta.json",
-              "events.csv", "replans.csv"):
-        assert (tmp_path / f).is_file()
+    assert (tmp_path / "report.md").is_file()
     report = (tmp_path / "report.md").read_text()
     assert "source cost-optimised greedy: 710 km" in report
     # the congested-feeder default: bus 10 is dearer than bus 6 in some hours
-    prices = pd.read_csv(tmp_path / "prices.csv", index_col="hour")
+    prices = pd.read_parquet(tmp_path / "prices.parquet").set_index("hour")
+    assert list(prices.index) == list(range(24))
     assert (prices["bus10"] - prices["bus6"]).max() > 0.05
     assert "prices differ across buses: bus 10 dearer in hours" in report
 
@@ -69,11 +148,11 @@ def test_bad_settings_name_the_field():
 
 @pytest.mark.slow
 def test_large_study_dp_no_worse_than_baselines(tmp_path):
-    code = cli_run("coopt-large", tmp_path, 0,
-                   [f"study.data_dir='{DATA}'", "study.models=['generalised']",
-                    "study.figures=false"])
+    code = cli_run("coopt-large", tmp_path, 0, ["study.models=['generalised']",
+                                                 "study.figures=false"])
     assert code == 0
-    sub = pd.read_csv(tmp_path / "summary.csv").set_index("policy")
+    assert_run_directory(tmp_path, 0)
+    sub = pd.read_parquet(tmp_path / "summary.parquet").set_index("policy")
     for b in ("greedy", "shortest"):
         assert sub.loc["dp", "total_usd"] <= sub.loc[b, "total_usd"] + 1e-6
         assert sub.loc["dp_site", "total_site_usd"] <= sub.loc[b, "total_site_usd"] + 1e-6

@@ -21,12 +21,10 @@ from agents.truck import (
     travel_time_h,
     zone_split_km,
 )
+from experiments.coopt_study import coopt_data_dir
 from sim.errors import ScenarioError
 
-DATA = Path("/work/shared/data/coopt")
-if not DATA.is_dir():  # pragma: no cover - the data live outside the repository
-    DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "coopt"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="Co-OPT data directory not found")
+DATA = coopt_data_dir()  # the Co-OPT data shipped in the package
 
 
 # ---------------------------------------------------------------- energy (D.3)
@@ -153,7 +151,6 @@ def test_congestion_raises_auxiliary_energy():
 
 
 # ---------------------------------------------------------------- road data (D.1)
-@needs_data
 def test_networks_load_with_roles_and_bus_map():
     d = load_coopt(DATA)
     assert d.small.n_nodes == 7 and d.large.n_nodes == 16
@@ -169,7 +166,6 @@ def test_networks_load_with_roles_and_bus_map():
     assert d.small.loads[0].excavators[1].consumption_kwh_per_h == 40
 
 
-@needs_data
 def test_directed_distances_and_negated_gradients():
     d = load_coopt(DATA)
     lg, sm = d.large, d.small
@@ -184,7 +180,6 @@ def test_directed_distances_and_negated_gradients():
     assert len(sm.arcs) == 20
 
 
-@needs_data
 def test_transport_graph_is_directed_and_uses_the_truck_model():
     d = load_coopt(DATA)
     v = d.vehicles[0]
@@ -208,7 +203,6 @@ def _copy(tmp_path: Path) -> Path:
     return dst
 
 
-@needs_data
 def test_corrupted_csv_names_file_column_and_row(tmp_path):
     dst = _copy(tmp_path)
     p = dst / "large_distance_km.csv"
@@ -224,7 +218,6 @@ def test_corrupted_csv_names_file_column_and_row(tmp_path):
                for q in probs), probs
 
 
-@needs_data
 def test_all_problems_are_reported_at_once(tmp_path):
     dst = _copy(tmp_path)
     g = dst / "small_road_gradient.csv"
@@ -244,7 +237,6 @@ def test_all_problems_are_reported_at_once(tmp_path):
     assert "Traceback" not in text
 
 
-@needs_data
 def test_missing_file_and_missing_column(tmp_path):
     dst = _copy(tmp_path)
     (dst / "small_site_loads.csv").unlink()
@@ -257,7 +249,6 @@ def test_missing_file_and_missing_column(tmp_path):
     assert "small_site_demand.csv: line 1: missing column 'EndTime'" in text
 
 
-@needs_data
 def test_missing_reverse_gradient_is_negated_and_unlisted_arcs_are_flat(tmp_path):
     """Data README: "the reverse arc has the negated grade". Drop every row with from > to from a
     copy of the small gradient file: the loader must restore them as negations (and 0 -> 1, not
@@ -275,7 +266,6 @@ def test_missing_reverse_gradient_is_negated_and_unlisted_arcs_are_flat(tmp_path
         (a.from_node, a.to_node): a.grade_pct for a in load_network(DATA, "small").arcs}
 
 
-@needs_data
 def test_vehicle_drives_the_loaded_graph_and_ages_for_its_traction():
     """End to end: a truck on the large network (depart 08:00) drives 0 -> 11 (35 km, +8 %). It
     arrives after the graph's travel minutes, its battery loses the D.3 energy, and the degradation

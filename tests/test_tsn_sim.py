@@ -6,9 +6,13 @@ a matching one (same buses, unit / wind / storage names, three lines of equal re
 
 from __future__ import annotations
 
+import json
+import re
+
 import mesa
 import numpy as np
 import pandapower as pp
+import pandas as pd
 import pytest
 
 from agents.rail import rail_graph
@@ -357,3 +361,28 @@ def test_exchanges_at_one_station_in_one_hour_happen_together(order):
     assert set(refused.time_min) == {120} and set(refused.entity) == {"K1", "K2"}
     assert st.loc[(180, "S2"), "c_mw"] == pytest.approx(25.0)  # unchanged by the refusal
     assert tr.loc[(180, "K1"), "c_mw"] == pytest.approx(2.5)
+
+
+# ---------------------------------------------------------------------------- run directory
+def test_write_is_a_run_directory(tmp_path):
+    """``TsnSimResult.write``: every table Parquet (read back equal), meta.json with seed,
+    versions, git hash, timings and status."""
+    case = tiny_case(T=4, transport_cost_per_h=1.0)
+    res = simulate(case, tiny_net(case), UcMilpPolicy(time_limit_s=60.0),
+                   np.random.default_rng(3))
+    res.seed = 3
+    out = res.write(tmp_path / "run")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["meta.json", *(f"{t}.parquet" for t in res.tables)])
+    for name, df in res.tables.items():
+        path = out / f"{name}.parquet"
+        assert path.read_bytes()[:4] == b"PAR1", name
+        back = pd.read_parquet(path)
+        assert list(back.columns) == list(df.columns) and len(back) == len(df), name
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["seed"] == 3
+    assert {"python", "pandas", "pyarrow", "pandapower", "highspy"} <= set(meta["versions"])
+    assert meta["git"] is None or re.fullmatch("[0-9a-f]{40}", meta["git"])
+    assert meta["timings"]["wall_s"] == meta["wall_s"] > 0
+    assert meta["summary"]["planned"] is True and meta["plan_info"]
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -45,21 +46,31 @@ def study(tmp_path_factory):
     return d / "out"
 
 
+TABLES = ("methods", "routes", "dispatch", "ac_check", "ocd", "ocd_history", "line_sweep",
+          "transport_sweep")
+
+
 def test_study_writes_tables_figures_and_report(study):
-    for name in ("methods", "routes", "dispatch", "ac_check", "ocd", "ocd_history", "line_sweep",
-                 "transport_sweep"):
-        assert (study / f"{name}.csv").is_file(), name
+    for name in TABLES:
+        assert (study / f"{name}.parquet").read_bytes()[:4] == b"PAR1", name
+    assert not list(study.glob("*.csv")) and not list(study.glob(".*.tmp"))
     for png in ("routes", "dispatch", "fig7_line_sweep", "fig10_ocd_convergence",
                 "transport_sweep"):
         assert (study / "figures" / f"{png}.png").stat().st_size > 10_000
-    meta = json.loads((study / "study.json").read_text())
-    assert meta["partial"] is False
+    meta = json.loads((study / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["seed"] == 0
+    assert meta["scenario"] == "tsn-smoke" and meta["config"]["case"]["overrides"]["T"] == 4
+    assert {"python", "pandas", "pyarrow", "pulp", "highspy"} <= set(meta["versions"])
+    assert meta["git"] is None or re.fullmatch("[0-9a-f]{40}", meta["git"])
+    assert meta["wall_s"] > 0 and meta["created_utc"]
+    assert meta["tables"] == sorted(f"{t}.parquet" for t in TABLES)
+    assert len(meta["figures"]) == 5 and all((study / f).is_file() for f in meta["figures"])
     report = (study / "report.md").read_text()
     assert "## Directions" in report and "14,074.57" in report  # the paper's M1 beside ours
 
 
 def test_methods_are_solved_and_consistent(study):
-    m = pd.read_csv(study / "methods.csv").set_index("variant")
+    m = pd.read_parquet(study / "methods.parquet").set_index("variant")
     assert set(m.status) == {"optimal"}
     f0 = m.at["none", "operating_cost_usd"]
     # (47): I_econ = (F0 - F_C) / C with C = 90 MW on case 1
@@ -67,12 +78,12 @@ def test_methods_are_solved_and_consistent(study):
         (f0 - m.at["mes", "operating_cost_usd"]) / 90.0)
     # storage never makes the optimum worse than no storage
     assert (m.total_cost_usd <= f0 + 1e-6).all()
-    routes = pd.read_csv(study / "routes.csv", keep_default_na=False)
+    routes = pd.read_parquet(study / "routes.parquet")
     assert len(routes) == 2 * 4  # two trains, four hours
 
 
 def test_ocd_bounds_and_exact_variant(study):
-    ocd = pd.read_csv(study / "ocd.csv").set_index("run")
+    ocd = pd.read_parquet(study / "ocd.parquet").set_index("run")
     central = ocd.central_usd.iloc[0]
     assert (ocd.lb_usd <= central + 1e-3).all()
     assert (ocd.ub_usd >= central - 1e-3).all()
@@ -80,9 +91,9 @@ def test_ocd_bounds_and_exact_variant(study):
 
 
 def test_transport_cost_reduces_travel_and_ac_check_covers_every_hour(study):
-    ts = pd.read_csv(study / "transport_sweep.csv").sort_values("transport_cost_per_h")
+    ts = pd.read_parquet(study / "transport_sweep.parquet").sort_values("transport_cost_per_h")
     assert ts.train_hours.iloc[-1] <= ts.train_hours.iloc[0]
-    ac = pd.read_csv(study / "ac_check.csv", keep_default_na=False)
+    ac = pd.read_parquet(study / "ac_check.parquet")
     assert list(ac.hour) == [1, 2, 3, 4]
     assert ac.dc_converged.all()
     # the DC plan respects every rating in DC (what AC adds is reported separately)
