@@ -50,7 +50,7 @@ from agents.degradation import make_degradation
 from agents.road_data import CooptData, load_coopt
 from agents.truck import CooptFleet, CooptTruck, DriveDisturbance
 from experiments.coopt_build import CooptSettings, build_problems, charging_prices
-from experiments.run import _atomic_parquet, git_hash, versions, write_meta
+from experiments.run import atomic_parquet, git_hash, versions, write_meta
 from grids.prices import FEEDER_END_CONGESTED, PriceConfig, locational_spread
 from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.coopt_milp import FleetMILP
@@ -281,7 +281,7 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
     progress(f"prices ({pcfg.method.upper()}-OPF, 24 h): {t_prices:.1f} s; range "
              f"{pres.price_usd_per_kwh.min():.3f}-{pres.price_usd_per_kwh.max():.3f} USD/kWh; "
              f"{_spread_text(pres)}")
-    _atomic_parquet(pd.DataFrame(pres.price_usd_per_kwh, columns=[f"bus{b}" for b in pres.buses])
+    atomic_parquet(pd.DataFrame(pres.price_usd_per_kwh, columns=[f"bus{b}" for b in pres.buses])
                     .rename_axis("hour").reset_index(), out / "prices.parquet")
     total_req = sum(d.requirement_kwh for d in net.demands)
     rows, step_rows, trace_rows, event_rows, replan_rows = [], [], [], [], []
@@ -375,7 +375,7 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
             "planned_soc_frac", "feasible", "cost_usd"]),
     }
     for name, df in tables.items():
-        _atomic_parquet(df, out / f"{name}.parquet")
+        atomic_parquet(df, out / f"{name}.parquet")
     t1 = time.perf_counter()
     figs = []
     if st.figures:

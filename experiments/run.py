@@ -262,13 +262,13 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
 # ----------------------------------------------------------------------------- run directory
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
-def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+def atomic_parquet(df: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
@@ -294,7 +294,7 @@ def default_run_dir(cfg: Config, seed: int, root: str | Path = "runs") -> Path:
 
 
 def write_meta(out: Path, meta: dict) -> None:
-    _atomic_write_bytes(out / "meta.json", json.dumps(meta, indent=2, default=str).encode())
+    atomic_write_bytes(out / "meta.json", json.dumps(meta, indent=2, default=str).encode())
 
 
 def write_run(result: RunResult, out: str | Path, figures: bool = True) -> Path:
@@ -304,11 +304,11 @@ def write_run(result: RunResult, out: str | Path, figures: bool = True) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_meta(out, {**result.meta, "status": "partial"})
-    _atomic_write_bytes(out / "config.toml", tomli_w.dumps(result.config.to_toml_dict()).encode())
+    atomic_write_bytes(out / "config.toml", tomli_w.dumps(result.config.to_toml_dict()).encode())
     for name, df in result.tables.items():
-        _atomic_parquet(df, out / f"{name}.parquet")
+        atomic_parquet(df, out / f"{name}.parquet")
     if result.metrics is not None:
-        _atomic_parquet(result.metrics, out / "metrics.parquet")
+        atomic_parquet(result.metrics, out / "metrics.parquet")
     if figures:
         result.figures = list(write_all(result.tables, result.info, result.metrics, out))
     final = result.meta.get("status", "complete")

@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 import tomli_w
 
 from experiments.config import Config, validate
-from experiments.run import _atomic_write_bytes
+from experiments.run import atomic_write_bytes
 
 RESULT_COLUMNS = ("scenario", "seed", "policy", "entity", "metric", "time_min", "value", "unit")
 #: statuses that count as a failure (``--retry-failed`` reruns them)
@@ -286,9 +286,9 @@ def prepare(cfg: Config, out: Path, base_seed: int, n: int) -> dict:
     else:
         ident["n_scenarios"] = n
         ident["created_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    _atomic_write_bytes(path, json.dumps(ident, indent=2).encode())
+    atomic_write_bytes(path, json.dumps(ident, indent=2).encode())
     if not (out / "config.toml").exists():
-        _atomic_write_bytes(out / "config.toml", tomli_w.dumps(cfg.to_toml_dict()).encode())
+        atomic_write_bytes(out / "config.toml", tomli_w.dumps(cfg.to_toml_dict()).encode())
     return ident
 
 

@@ -37,7 +37,7 @@ import pandas as pd
 
 from agents.rail import rail_graph
 from agents.train import TrainFleet
-from experiments.run import _atomic_parquet, git_hash, versions, write_meta
+from experiments.run import atomic_parquet, git_hash, versions, write_meta
 from grids.transmission import build_case
 from grids.tsn_site import TsnGridSite
 from policies.tsn_milp import operating_cost
@@ -80,7 +80,7 @@ class TsnSimResult:
         meta = json.loads(json.dumps(meta, default=_json_default))  # numpy scalars as numbers
         write_meta(out, {**meta, "status": "partial"})
         for name, df in self.tables.items():
-            _atomic_parquet(df, out / f"{name}.parquet")
+            atomic_parquet(df, out / f"{name}.parquet")
         write_meta(out, {**meta, "status": "complete"})
         return out
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.run import _atomic_parquet, git_hash, versions, write_meta
+from experiments.run import atomic_parquet, git_hash, versions, write_meta
 from experiments.tsn_config import TsnStudyConfig
 from experiments.tsn_sim import simulate
 from grids.transmission import build_case
@@ -357,7 +357,7 @@ def _checkpoint(res: TsnStudyResult) -> None:
     """Write every finished table now (Parquet, atomically), so an interrupted study keeps its
     work."""
     for key, df in res.tables.items():
-        _atomic_parquet(df, res.out_dir / f"{key}.parquet")
+        atomic_parquet(df, res.out_dir / f"{key}.parquet")
 
 
 def _write_meta(res: TsnStudyResult, partial: bool) -> None:

@@ -108,13 +108,14 @@ class CooptEngine:
     def __init__(self, problems: Sequence[TruckDayProblem], trucks: Sequence, policy,
                  price_usd_per_kwh: Callable[[int, int], float],
                  chargers_per_site: int | None = None) -> None:
-        if not trucks:
-            raise ValueError("CooptEngine: no trucks")
+        # no trucks is a valid day (a planner that found no plan sends none): nothing happens
+        if not problems:
+            raise ValueError("CooptEngine: no missions")
         self.problems: Mapping[str, TruckDayProblem] = {p.name: p for p in problems}
         missing = [t.name for t in trucks if t.name not in self.problems]
         if missing:
             raise ValueError(f"CooptEngine: no problem for trucks {missing}")
-        p0 = self.problems[trucks[0].name]
+        p0 = problems[0]
         self.trucks = list(trucks)
         self.policy = policy
         self.price = price_usd_per_kwh
@@ -128,7 +129,7 @@ class CooptEngine:
     def run(self) -> dict[str, TruckRun]:
         for t in self.trucks:
             self.env.process(self._mission(t))
-        p0 = self.problems[self.trucks[0].name]
+        p0 = next(iter(self.problems.values()))
         self.env.run(until=p0.t_start_min + p0.n_steps * p0.step_min + 1)
         for t in self.trucks:
             r = self.runs[t.name]

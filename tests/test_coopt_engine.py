@@ -118,3 +118,12 @@ def test_disturbance_checks_name_the_field():
         DriveDisturbance(delay_prob=0.5)
     with pytest.raises(ValueError, match="energy_noise"):
         DriveDisturbance(energy_noise=-0.1)
+
+
+def test_a_fleet_with_no_planned_truck_runs_an_empty_day(setup):
+    """A planner that found no plan (e.g. the fleet MILP stopped without an incumbent) sends no
+    truck out: the day runs with no truck, no event and no failure, instead of an exception."""
+    data, s, probs = setup
+    runs, eng = simulate_fleet(PlanFollower({}, probs), probs, [], data, "small", s,
+                               "generalised", PRICES)
+    assert runs == {} and eng.events == [] and eng.served == []

@@ -208,7 +208,7 @@ def test_interrupted_write_leaves_a_partial_run_directory(tmp_path, monkeypatch)
     import experiments.run as run_mod
 
     res = run_one(validate(_tiny(name="idle")), record_arrays=False)
-    real, calls = run_mod._atomic_parquet, []
+    real, calls = run_mod.atomic_parquet, []
 
     def crash_on_third(df, path):
         calls.append(path.name)
@@ -216,14 +216,14 @@ def test_interrupted_write_leaves_a_partial_run_directory(tmp_path, monkeypatch)
             raise OSError("disk full (injected)")
         real(df, path)
 
-    monkeypatch.setattr(run_mod, "_atomic_parquet", crash_on_third)
+    monkeypatch.setattr(run_mod, "atomic_parquet", crash_on_third)
     with pytest.raises(OSError, match="injected"):
         write_run(res, tmp_path / "run", figures=False)
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["status"] == "partial"
     written = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert written == sorted(["meta.json", "config.toml", *calls[:2]])  # no half-written file
-    monkeypatch.setattr(run_mod, "_atomic_parquet", real)
+    monkeypatch.setattr(run_mod, "atomic_parquet", real)
     write_run(res, tmp_path / "run", figures=False)
     assert json.loads((tmp_path / "run" / "meta.json").read_text())["status"] == "complete"
 
