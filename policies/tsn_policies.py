@@ -38,7 +38,7 @@ from policies.tsn_milp import (
 )
 from sim.errors import PolicyError
 from sim.tsn import TransmissionCase, WindFarm
-from sim.types import Command, Decision, Setpoints, State
+from sim.types import Command, Decision, Problem, Setpoints, State
 
 Arc = tuple[int, int, int, int]
 
@@ -242,9 +242,12 @@ class _PlanReplayPolicy:
                                  "diagnosis_detail": why["diagnosis_detail"]})
         return plan, paths, info
 
-    def reset(self, case: TransmissionCase, rng: np.random.Generator | None = None) -> None:
-        """Plan the horizon of ``case``. With ``keep_plan`` a plan already made for this very
-        case object is kept (replaying one plan under several grid settings)."""
+    def reset(self, problem: Problem, rng: np.random.Generator | None = None) -> None:
+        """Plan the horizon of ``problem.transmission``. With ``keep_plan`` a plan already made
+        for this very case object is kept (replaying one plan under several grid settings)."""
+        case = problem.transmission
+        if case is None:
+            raise PolicyError(f"{self.name}: the scenario has no transmission grid")
         if self.keep_plan and self._first is not None and self.case is case:
             plan, paths, info = self._first
         else:

@@ -35,7 +35,7 @@ from sim.errors import RunFailure
 from sim.recorder import Recorder
 from sim.tsn import TransmissionCase
 from sim.tsn_sim_types import TsnGridLike, TsnTrainLike
-from sim.types import Command, Decision, State, UnitState
+from sim.types import Command, Decision, Problem, State, UnitState
 from sim.units import MIN_PER_H, hours
 
 
@@ -76,7 +76,7 @@ class TsnEngine:
     def run(self) -> Recorder:
         t0 = time.perf_counter()
         try:
-            self.policy.reset(self.case, self.rng)
+            self.policy.reset(Problem.for_transmission(self.case, self.step_min), self.rng)
             self.reset_ok = True
         except Exception as exc:  # a planning failure is recorded; the hours are then skipped
             self._fail(0, "policy", self.policy.name, "reset_failed",

@@ -165,6 +165,11 @@ class Problem:
         m = missions[0]
         return cls(step_min=m.step_min, horizon_min=m.n_steps * m.step_min, missions=missions)
 
+    @classmethod
+    def for_transmission(cls, case: TransmissionCase, step_min: int = 60) -> Problem:
+        """The problem of a transmission grid with trains (hourly: ``case.T`` steps)."""
+        return cls(step_min=step_min, horizon_min=case.T * step_min, transmission=case)
+
     def offers(self) -> frozenset[str]:
         """The parts of this problem a policy may require: ``"dn-sites"`` (distribution sites
         with their own resources and a road graph), ``"transmission"`` (thermal units, stations

@@ -13,6 +13,7 @@ from experiments.tsn_sim import simulate
 from policies.tsn_milp import TsnOptions, solve_case
 from policies.tsn_policies import OcdPolicy, UcMilpPolicy, describe_tsn, park_plan
 from sim.errors import PolicyError
+from sim.types import Problem
 from tests.test_tsn_sim import tiny_net
 from tests.tsn_cases import tiny_case
 
@@ -75,7 +76,7 @@ def test_park_plan_equals_the_no_storage_dispatch():
 def test_fallback_none_fails_the_reset_with_the_diagnosis():
     pol = UcMilpPolicy(time_limit_s=30.0, fallback="none")
     with pytest.raises(PolicyError, match="infeasible.*S1"):
-        pol.reset(infeasible_case())
+        pol.reset(Problem.for_transmission(infeasible_case()))
 
 
 def test_ocd_falls_back_too():

@@ -58,10 +58,10 @@ class Scripted:
     def params(self):
         return {}
 
-    def reset(self, case, rng):
+    def reset(self, problem, rng):
         if self.fail_reset:
             raise RuntimeError("planner exploded")
-        self.case = case
+        self.case = problem.transmission
 
     def decide(self, state):
         c = self.case
