@@ -40,20 +40,19 @@ from agents.train import TrainFleet
 from experiments.run import atomic_parquet, git_hash, versions, write_meta
 from grids.transmission import build_case
 from grids.tsn_site import TsnGridSite
+from policies.registry import make_policy, names_for
 from policies.tsn_milp import operating_cost
-from policies.tsn_policies import OcdPolicy, UcMilpPolicy
 from sim.recorder import Recorder
 from sim.tsn import TransmissionCase
 from sim.tsn_engine import TsnEngine
 
-#: The policies this engine can run (name -> class with keyword hyper-parameters).
-TSN_SIM_POLICIES = {"uc-milp": UcMilpPolicy, "ocd": OcdPolicy}
+#: The registered policies that run on a transmission grid with trains.
+TSN_SIM_POLICIES = tuple(names_for("transmission"))
 
 
 def make_tsn_policy(name: str, **params):
-    if name not in TSN_SIM_POLICIES:
-        raise ValueError(f"policy: unknown {name!r}; valid: {sorted(TSN_SIM_POLICIES)}")
-    return TSN_SIM_POLICIES[name](**params)
+    """A registered policy for the transmission system (ScenarioError naming what is wrong)."""
+    return make_policy(name, "transmission", **params)
 
 
 @dataclass
@@ -341,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("scenario", nargs="?", default=None,
                     help="a tsn-study scenario (name or .toml): its case and overrides are used")
     ap.add_argument("--case", default="ieee30", choices=["ieee30", "ieee118"])
-    ap.add_argument("--policy", default="uc-milp", choices=sorted(TSN_SIM_POLICIES))
+    ap.add_argument("--policy", default="uc-milp", choices=TSN_SIM_POLICIES)
     ap.add_argument("--hours", type=int, default=24)
     ap.add_argument("--time-limit-s", type=float, default=None)
     ap.add_argument("--mip-gap", type=float, default=None)

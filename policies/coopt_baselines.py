@@ -234,7 +234,10 @@ class GreedyNN(PlanFollower):
     """The source's greedy nearest-neighbour with a one-stop charging detour, planned at reset
     and followed open loop."""
 
-    name = "greedy_nn"
+    name = "greedy"
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def reset(self, problem: Problem, rng=None) -> None:
         self._follow(plan_fleet(problem.missions, "greedy"), problem.missions)
@@ -245,6 +248,9 @@ class ShortestDistance(PlanFollower):
     planned at reset and followed open loop."""
 
     name = "shortest"
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def reset(self, problem: Problem, rng=None) -> None:
         self._follow(plan_fleet(problem.missions, "shortest"), problem.missions)
