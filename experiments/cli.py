@@ -43,6 +43,23 @@ def describe(path: Path) -> str:
         "description") else ""
 
 
+def cmd_policies(args) -> int:
+    """The registry as a table: which policy runs on which system, and its parameters."""
+    from policies.registry import POLICIES, SYSTEMS, policy_class
+
+    width = max(len(n) for n in POLICIES)
+    for system, text in SYSTEMS.items():
+        print(f"{system}: {text}")
+    print()
+    for name in sorted(POLICIES):
+        for system in sorted(POLICIES[name]):
+            cls = policy_class(name, system)
+            para = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+            first = para.split(". ")[0].rstrip(".").replace("``", "")
+            print(f"{name:<{width}}  {system:<12}  {first}")
+    return 0
+
+
 def cmd_list(args) -> int:
     names = builtin()
     width = max(len(n) for n in [*names, *COOPT_STUDIES])
@@ -301,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     p = sub.add_parser("list", help="list the built-in experiments")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("policies", help="the registered policies and the systems they run on")
+    p.set_defaults(func=cmd_policies)
     p = sub.add_parser("run", help="run a built-in experiment or a scenario file")
     p.add_argument("target", nargs="?",
                    help=f"experiment name or .toml (default {DEFAULT_EXPERIMENT})")

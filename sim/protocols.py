@@ -21,11 +21,17 @@ from sim.types import (
 
 @runtime_checkable
 class Policy(Protocol):
-    """Decides what the vehicles do (Grid2Op ``act(observation) -> action``).
+    """Decides what the vehicles (and, where it dispatches them, the grid resources) do:
+    Grid2Op's ``act(observation) -> action``, one contract for every system.
 
-    ``reset`` is called once per run; ``decide`` once per step and must not mutate anything it is
-    given. Hyper-parameters are explicit keyword arguments of the constructor, reported by
-    ``params()``. A planning policy may also expose ``plan()`` returning the plan it followed.
+    ``reset`` is called once per run with the :class:`~sim.types.Problem` (whichever parts the
+    scenario has: distribution sites, a transmission grid, truck missions); ``decide`` at every
+    decision point with a :class:`~sim.types.State` and must not mutate anything it is given; it
+    returns a :class:`~sim.types.Decision` (commands per vehicle, optional grid set-points).
+    Hyper-parameters are explicit keyword arguments of the constructor, reported by
+    ``params()``. Which systems a policy runs on is declared in the registry
+    (``policies.registry``). A planning policy may also expose ``plans()``/``plan`` returning
+    the plan it followed.
     """
 
     name: str

@@ -142,3 +142,12 @@ def test_tsn_study_file_problems_are_listed_at_once(tmp_path, capsys):
     assert "solver.mip_gap: Input should be greater than 0" in err
     assert "check.colour: unknown key" in err
     assert "unknown branch 'line 12-99'" in err
+
+
+def test_cli_policies_lists_every_registered_pair(capsys):
+    from policies.registry import POLICIES
+
+    assert main(["policies"]) == 0
+    out = capsys.readouterr().out
+    rows = {tuple(line.split()[:2]) for line in out.splitlines()[4:] if line.strip()}
+    assert rows == {(n, s) for n, impl in POLICIES.items() for s in impl}
