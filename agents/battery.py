@@ -8,8 +8,18 @@ eq. (9) of MODELS.md A.7::
 Every term is accumulated so that the energy balance can be checked exactly:
 ``E_end = E_init + charged - discharged - conversion losses - self-discharge - traction``.
 
-Degradation models (Part C of MODELS.md) plug in through :class:`DegradationModel`; the default
-:class:`NoDegradation` keeps the state of health at 1.
+Degradation models (Part C of MODELS.md; :mod:`agents.degradation`) plug in through
+:class:`DegradationModel`; the default :class:`NoDegradation` keeps the state of health at 1.
+:meth:`Battery.step` feeds the model once per step, whatever the step did: SOC at its start and
+end (fractions of nameplate), the cell-side throughput, and the step length in minutes, also for
+a vehicle parked idle or in transit (calendar ageing). Traction energy drawn between two steps
+reaches the model as the SOC jump to the next step's start, which the models of
+:mod:`agents.degradation` treat as a discharge.
+
+**SOH is reported only.** The models' capacity fade does not shrink the battery: nameplate
+``capacity_mwh`` and the usable window ``[e_min_mwh, e_max_mwh]`` stay as specified, and the SOC
+the model sees is relative to the nameplate. Over the hours to days a run covers, the fade is a
+few parts per million to per thousand, far below the window's own margins.
 """
 
 from __future__ import annotations

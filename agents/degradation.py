@@ -19,7 +19,12 @@ Four ageing models, one interface (:class:`agents.battery.DegradationModel` plus
 * ``dod_curve`` - the cycle-life curve ``N(d) = b0 d^-b1 exp(b2 (1-d))`` of the Co-OPT_MESS
   repository's "Model 3" (MODELS.md C.4.2, [S-repo]; source of the parameters not stated).
 * ``none`` - no ageing (:class:`ZeroDegradation`, a :class:`agents.battery.NoDegradation` with a
-  zero DP cost).
+  zero DP cost). It takes the parameters every model shares (:data:`SHARED_PARAMS`), so one set
+  of shared settings builds any model of the list.
+
+:func:`make_degradation` builds a model by name; :func:`degradation_problems` lists, without
+raising, every problem of a name and its parameters (unknown name or parameter, wrong kind of
+value, value out of range), each with the parameter it is about, for scenario checks.
 
 Rainflow counting (ASTM E1049-85, three-point method; MODELS.md C.4.3) is in
 :func:`rainflow_cycles` for ex-post evaluation of a SOC trace.
@@ -54,6 +59,8 @@ minutes on the clock and hours in the DP cost, money in USD.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -349,6 +356,37 @@ class OnlineRainflow:
 
 
 # ================================================================ the models
+#: The parameters every model takes (MODELS.md C.1), ``none`` included: a caller that builds
+#: several models from one set of settings (the Co-OPT study, a scenario file) may pass them to
+#: any model. Model-specific parameters (``cycle_model``, ``q_cell_ah``, ``beta0`` ...) are not
+#: shared.
+SHARED_PARAMS = ("temp_c", "soh_eol_frac", "c_pack_usd_per_kwh", "e_nom_kwh", "include_calendar",
+                 "c_rate_default_per_h")
+
+
+def _shared_problems(temp_c, soh_eol_frac, c_pack_usd_per_kwh, e_nom_kwh,
+                     c_rate_default_per_h) -> list[str]:
+    """One message per bad shared parameter, each starting with the parameter's name."""
+    out = []
+    if not 0.0 < soh_eol_frac < 1.0:
+        out.append(f"soh_eol_frac must be in (0, 1), got {soh_eol_frac}")
+    if not 0.0 <= c_pack_usd_per_kwh < math.inf:
+        out.append(f"c_pack_usd_per_kwh must be >= 0 and finite, got {c_pack_usd_per_kwh}")
+    if not 0.0 < e_nom_kwh < math.inf:
+        out.append(f"e_nom_kwh must be > 0 and finite, got {e_nom_kwh}")
+    if not -40.0 <= temp_c <= 80.0:
+        out.append(f"temp_c must be within [-40, 80] degC, got {temp_c}")
+    if not 0.0 < c_rate_default_per_h < math.inf:
+        out.append(f"c_rate_default_per_h must be > 0 and finite, got {c_rate_default_per_h}")
+    return out
+
+
+def _raise_shared_problems(*args) -> None:
+    problems = _shared_problems(*args)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 class _Ageing:
     """Common state and bookkeeping; subclasses give the stress functions.
 
@@ -365,15 +403,8 @@ class _Ageing:
                  c_pack_usd_per_kwh: float = C_PACK_USD_PER_KWH, e_nom_kwh: float = E_NOM_KWH,
                  include_calendar: bool = True,
                  c_rate_default_per_h: float = C_RATE_DEFAULT_PER_H) -> None:
-        problems = []
-        if not 0.0 < soh_eol_frac < 1.0:
-            problems.append(f"soh_eol_frac must be in (0, 1), got {soh_eol_frac}")
-        if c_pack_usd_per_kwh < 0 or e_nom_kwh <= 0:
-            problems.append("c_pack_usd_per_kwh must be >= 0 and e_nom_kwh > 0")
-        if not -40.0 <= temp_c <= 80.0:
-            problems.append(f"temp_c must be within [-40, 80] degC, got {temp_c}")
-        if problems:
-            raise ValueError("; ".join(problems))
+        _raise_shared_problems(temp_c, soh_eol_frac, c_pack_usd_per_kwh, e_nom_kwh,
+                               c_rate_default_per_h)
         self.temp_c = float(temp_c)
         self.temp_k = _k(temp_c)
         self.q_eol_frac = 1.0 - float(soh_eol_frac)
@@ -547,6 +578,8 @@ class NMCDegradation(_Ageing):
 
     def __init__(self, q_cell_ah: float = NMC_Q_CELL_AH, nmc_include_calendar: bool | None = None,
                  **kw) -> None:
+        if not 0.0 < q_cell_ah < math.inf:
+            raise ValueError(f"q_cell_ah must be > 0 and finite, got {q_cell_ah}")
         self.q_cell_ah = float(q_cell_ah)
         if nmc_include_calendar is not None:
             kw["include_calendar"] = nmc_include_calendar
@@ -597,6 +630,8 @@ class LFPDegradation(_Ageing):
         if cycle_model not in ("wang2011", "naumann2020"):
             raise ValueError(
                 f"cycle_model must be 'wang2011' or 'naumann2020', got {cycle_model!r}")
+        if not 0.0 < q_cell_ah < math.inf:
+            raise ValueError(f"q_cell_ah must be > 0 and finite, got {q_cell_ah}")
         self.cycle_model = cycle_model
         self.q_cell_ah = float(q_cell_ah)
         self.p_cyc = WANG_Z if cycle_model == "wang2011" else 0.5
@@ -685,6 +720,12 @@ class DoDCurveDegradation(_Ageing):
 
     def __init__(self, beta0: float = DOD_BETA0, beta1: float = DOD_BETA1,
                  beta2: float = DOD_BETA2, **kw) -> None:
+        bad = [f"{k} must be finite, got {v}" for k, v in
+               (("beta0", beta0), ("beta1", beta1), ("beta2", beta2)) if not math.isfinite(v)]
+        if not bad and beta0 <= 0:
+            bad.append(f"beta0 must be > 0, got {beta0}")
+        if bad:
+            raise ValueError("; ".join(bad))
         self.beta0, self.beta1, self.beta2 = float(beta0), float(beta1), float(beta2)
         kw.setdefault("include_calendar", False)
         super().__init__(**kw)
@@ -704,10 +745,58 @@ class DoDCurveDegradation(_Ageing):
 
 
 class ZeroDegradation(NoDegradation):
-    """No ageing (SOH stays 1) with a zero DP cost, so the router can treat all models alike."""
+    """No ageing: SOH stays exactly 1.0, every damage and every cost is exactly 0.
+
+    It takes the :data:`SHARED_PARAMS` of every other model (checked the same way, then kept
+    only for :meth:`params`), so that a caller that passes one set of shared settings to each
+    model in a list (the Co-OPT study's ``temp_c``, ``c_pack_usd_per_kwh``, ``e_nom_kwh``) can
+    list ``none`` too. It has the state and the read-outs of :class:`_Ageing` (``d_cal``,
+    ``d_cyc``, ``q_eol_frac``, ``loss_frac`` ...), all zero, and a replacement cost
+    ``c_rep_usd`` of 0: a pack that never ages is never replaced.
+    """
 
     name = "none"
     c_rep_usd = 0.0
+    p_cal = 1.0
+    p_cyc = 1.0
+
+    def __init__(self, temp_c: float = TEMP_C_DEFAULT, soh_eol_frac: float = SOH_EOL_FRAC,
+                 c_pack_usd_per_kwh: float = C_PACK_USD_PER_KWH, e_nom_kwh: float = E_NOM_KWH,
+                 include_calendar: bool = True,
+                 c_rate_default_per_h: float = C_RATE_DEFAULT_PER_H) -> None:
+        _raise_shared_problems(temp_c, soh_eol_frac, c_pack_usd_per_kwh, e_nom_kwh,
+                               c_rate_default_per_h)
+        self.temp_c = float(temp_c)
+        self.q_eol_frac = 1.0 - float(soh_eol_frac)
+        self._c_pack_usd_per_kwh = float(c_pack_usd_per_kwh)
+        self._e_nom_kwh = float(e_nom_kwh)
+        self.include_calendar = bool(include_calendar)
+        self.c_rate_default_per_h = float(c_rate_default_per_h)
+        self.reset()
+
+    def reset(self) -> None:
+        self.d_cal = 0.0
+        self.d_cyc = 0.0
+        self.elapsed_min = 0
+        self.throughput_mwh = 0.0
+
+    def update(self, soc_before_frac: float, soc_after_frac: float, throughput_mwh: float,
+               dt_min: int, capacity_mwh: float) -> None:
+        """Counts time and throughput (as the ageing models do); no damage."""
+        self.elapsed_min += int(dt_min)
+        self.throughput_mwh += float(throughput_mwh)
+
+    def soh_frac(self) -> float:
+        return 1.0
+
+    def loss_frac(self) -> float:
+        return 0.0
+
+    def calendar_loss_frac(self) -> float:
+        return 0.0
+
+    def cycle_loss_frac(self) -> float:
+        return 0.0
 
     def transition_damage(self, soc_from_frac, soc_to_frac, dt_h, soc_ref_frac=SOC_REF_TOP_FRAC,
                           c_rate_per_h=None, temp_c=None):
@@ -720,6 +809,20 @@ class ZeroDegradation(NoDegradation):
         d_cal, d_cyc = self.transition_damage(soc_from_frac, soc_to_frac, dt_h)
         return d_cal + d_cyc
 
+    def expost_damage(self, soc_trace: Sequence[float], dt_min: float,
+                      c_rate_per_h: float | None = None) -> tuple[float, float, list[Cycle]]:
+        return 0.0, 0.0, rainflow_cycles(np.asarray(soc_trace, dtype=float), dt_min)
+
+    def expost_soh_frac(self, soc_trace: Sequence[float], dt_min: float,
+                        c_rate_per_h: float | None = None) -> float:
+        return 1.0
+
+    def params(self) -> dict:
+        return {"temp_c": self.temp_c, "soh_eol_frac": 1.0 - self.q_eol_frac,
+                "c_pack_usd_per_kwh": self._c_pack_usd_per_kwh, "e_nom_kwh": self._e_nom_kwh,
+                "include_calendar": self.include_calendar,
+                "c_rate_default_per_h": self.c_rate_default_per_h}
+
 
 DEGRADATION_MODELS: dict[str, type] = {
     "none": ZeroDegradation,
@@ -730,16 +833,87 @@ DEGRADATION_MODELS: dict[str, type] = {
 }
 
 
+def model_parameters(name: str) -> dict[str, object]:
+    """The keyword parameters of model ``name`` with their defaults (own, then inherited)."""
+    cls = DEGRADATION_MODELS[name]
+    out: dict[str, object] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            out.setdefault(p.name, p.default)
+    return out
+
+
+def _kind_problem(value, default) -> str | None:
+    """Whether ``value`` has the kind of the parameter's default (number, boolean, string)."""
+    if isinstance(default, bool) or default is None:  # None: nmc_include_calendar's "unset"
+        return None if isinstance(value, bool) else "a boolean"
+    if isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    return None
+
+
+def degradation_problems(name, params: dict | None = None) -> list[tuple[str, str]]:
+    """Every problem of building model ``name`` with ``params``, as ``(key, message)``.
+
+    ``key`` is ``"model"`` for a bad name, else the parameter the message is about (or ``""``
+    when a model's check names several). Nothing is raised; an empty list means
+    :func:`make_degradation` will succeed with the same arguments.
+    """
+    params = dict(params or {})
+    valid = ", ".join(sorted(DEGRADATION_MODELS))
+    if not isinstance(name, str):
+        return [("model", f"expected a model name, got {type(name).__name__} {name!r}; "
+                          f"valid: {valid}")]
+    if name not in DEGRADATION_MODELS:
+        return [("model", f"unknown model {name!r}; valid: {valid}")]
+    known = model_parameters(name)
+    out: list[tuple[str, str]] = []
+    good = {}
+    for key, value in params.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            out.append((key, f"unknown parameter of model {name!r}{hint}; "
+                             f"valid: {', '.join(sorted(known))}"))
+            continue
+        want = _kind_problem(value, known[key])
+        if want:
+            kind = {bool: "boolean", int: "integer", float: "number", str: "string",
+                    list: "array", dict: "table"}.get(type(value), type(value).__name__)
+            out.append((key, f"expected {want}, got {kind} {value!r}"))
+        else:
+            good[key] = value
+    try:  # the values' own checks, on the parameters that passed the above
+        DEGRADATION_MODELS[name](**good)
+    except (ValueError, TypeError) as exc:
+        for msg in str(exc).split("; "):
+            key = next((k for k in known if msg.startswith(k + " ")), "")
+            out.append((key, msg))
+    return out
+
+
 def make_degradation(name: str, **params):
-    """Build a degradation model by name; an unknown name lists the valid ones."""
-    try:
-        cls = DEGRADATION_MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown degradation model {name!r}; valid: "
-                         f"{', '.join(sorted(DEGRADATION_MODELS))}") from None
-    if cls is ZeroDegradation and params:
-        raise ValueError(f"degradation model 'none' takes no parameters, got {sorted(params)}")
-    return cls(**params)
+    """Build a degradation model by name.
+
+    Every model, ``none`` included, takes the :data:`SHARED_PARAMS`. An unknown name, an
+    unknown parameter or a bad value is a ``ValueError`` that names it (and the valid names).
+    """
+    problems = degradation_problems(name, params)
+    if problems and problems[0][0] == "model":
+        raise ValueError(f"degradation {problems[0][1]}")
+    if problems:
+        raise ValueError(f"degradation model {name!r}: "
+                         + "; ".join(f"{k}: {m}" if k and not m.startswith(k + " ") else m
+                                     for k, m in problems))
+    return DEGRADATION_MODELS[name](**params)
 
 
 def calendar_years_to_eol(model: _Ageing, soc_frac: float) -> float:

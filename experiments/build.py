@@ -9,14 +9,25 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from agents.degradation import make_degradation
 from agents.disruption import Outages, Traffic, draw_outages, draw_traffic
 from agents.graph import TransportGraph
 from agents.vehicle import FleetModel, Vehicle
-from experiments.config import Config
+from experiments.config import Config, DegradationConfig, VehicleConfig
 from experiments.specs import site_spec
 from grids.profiles import realise
 from grids.site import DistributionSite, SiteSpec, build_site
 from sim.types import BatterySpec, Problem, VehicleSpec
+
+
+def vehicle_degradation(v: VehicleConfig):
+    """The ageing model of vehicle ``v``'s battery (``none`` when the scenario gives none).
+
+    The replacement cost's pack size ``e_nom_kwh`` defaults to the vehicle's nameplate
+    ``capacity_mwh`` (it only scales money, never the SOH); the scenario's parameters win.
+    """
+    d = v.degradation if v.degradation is not None else DegradationConfig()
+    return make_degradation(d.model, **{"e_nom_kwh": 1000.0 * v.capacity_mwh, **d.params})
 
 
 def vehicle_spec(v) -> VehicleSpec:
@@ -108,7 +119,9 @@ def build_world(cfg: Config, actual: Realisation | None, rng: np.random.Generato
         sites.append(build_site(spec, step, horizon, **kwargs))
     graph = transport_graph(cfg)
     vspecs = [vehicle_spec(v) for v in cfg.fleet]
+    by_name = {v.name: v for v in cfg.fleet}
     fleet = FleetModel(graph, vspecs, rng=rng,
+                       degradation=lambda spec: vehicle_degradation(by_name[spec.name]),
                        traffic=actual.traffic if actual is not None else None,
                        outages=actual.outages if actual is not None else None)
     problem = Problem(step_min=step, horizon_min=horizon, nodes=graph.nodes,

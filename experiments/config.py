@@ -156,7 +156,30 @@ class GridConfig(_Strict):
     storage: StorageConfig | None = None
 
 
+class DegradationConfig(BaseModel):
+    """A battery ageing model of :mod:`agents.degradation` and its parameters.
+
+    ``model`` is ``none`` (no ageing: SOH stays 1.0), ``nmc``, ``lfp``, ``generalised`` or
+    ``dod_curve``; every other key is a parameter of that model (``temp_c``, ``soh_eol_frac``,
+    ``cycle_model`` ...; see :func:`agents.degradation.model_parameters`), checked in the second
+    pass by :func:`degradation_field_problems`. For example
+    ``degradation = { model = "lfp", temp_c = 30.0 }``.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model: str = "none"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The model's parameters (every key but ``model``)."""
+        return dict(self.model_extra or {})
+
+
 class VehicleConfig(_Strict):
+    """One vehicle. ``degradation`` (default: none, no ageing) is the model its battery is fed
+    every engine step; the SOH it gives is recorded as ``soh_frac`` in ``vehicles`` and does not
+    change the usable energy window (reported only; see :class:`agents.battery.Battery`)."""
+
     name: str
     kind: Literal["truck", "train"] = "truck"
     start: str
@@ -168,6 +191,7 @@ class VehicleConfig(_Strict):
     eta_ch: float = Field(0.95, gt=0, le=1)
     eta_dis: float = Field(0.95, gt=0, le=1)
     retention_per_h: float = Field(0.999, gt=0, le=1)
+    degradation: DegradationConfig | None = None
 
 
 class StudyConfig(_Strict):
@@ -415,6 +439,22 @@ def resolve_profiles(raw: dict, base: Path) -> tuple[dict, list[str]]:
     return {**raw, "grids": new_grids}, out
 
 
+def degradation_field_problems(raw: Any, path: str) -> list[str]:
+    """``path: message`` for every problem of a ``degradation`` table's model and parameters
+    (its shape, a table with a string ``model``, is checked by the first pass)."""
+    from agents.degradation import degradation_problems
+
+    if not isinstance(raw, dict) or not isinstance(raw.get("model", "none"), str):
+        return []  # reported by the first pass
+    params = {k: v for k, v in raw.items() if k != "model"}
+    out = []
+    for key, msg in degradation_problems(raw.get("model", "none"), params):
+        if key and msg.startswith(key + " "):
+            msg = msg[len(key) + 1:]
+        out.append(f"{path}.{key}: {msg}" if key else f"{path}: {msg}")
+    return out
+
+
 def meaning_problems(raw: dict) -> list[str]:
     """Second pass: cross-checks on every section that has a valid shape."""
     # Imported here: building feeders pulls in pandapower, which the first pass does not need.
@@ -498,6 +538,8 @@ def meaning_problems(raw: dict) -> list[str]:
     fleet_raw = raw.get("fleet") if isinstance(raw.get("fleet"), list) else []
     names = set()
     for i, vraw in enumerate(fleet_raw):
+        if isinstance(vraw, dict) and "degradation" in vraw:
+            out.extend(degradation_field_problems(vraw["degradation"], f"fleet[{i}].degradation"))
         v = _try(VehicleConfig, vraw)
         if v is None:
             # Still check where it starts: the graph problem is worth reporting in this pass too.

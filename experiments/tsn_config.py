@@ -3,6 +3,10 @@
 A study file names the case (``ieee30`` or ``ieee118`` with ``grids.transmission.build_case``
 overrides), the solver settings of the centralised MILP, the OCD runs to compare and the sweeps
 (line rating, transport cost). Unknown keys and wrong types are errors that name their path.
+
+``[trains] degradation = { model = "lfp", temp_c = 30.0 }`` gives every train's battery an
+ageing model of :mod:`agents.degradation` (default ``none``: SOH stays 1.0); the co-simulation
+records its SOH every hour (``soh_frac`` of the ``trains`` table, see :mod:`agents.train`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from experiments.config import apply_overrides
+from experiments.config import DegradationConfig, apply_overrides, degradation_field_problems
 from sim.errors import ScenarioError
 
 
@@ -79,6 +83,15 @@ class TsnCheck(_Strict):
     vm_max_pu: float = Field(1.06, gt=0)
 
 
+class TsnTrains(_Strict):
+    """The trains' battery: ``degradation`` is the ageing model of every train (model name and
+    its parameters, as a DN vehicle's ``degradation``); the pack size ``e_nom_kwh`` defaults to
+    each train's ``e_max_mwh`` and the exchange C-rate to ``1/gamma_h``
+    (:func:`agents.train.train_degradation`)."""
+
+    degradation: DegradationConfig = DegradationConfig()
+
+
 class TsnStudyConfig(_Strict):
     scenario: TsnScenario
     case: TsnCaseSection
@@ -86,6 +99,7 @@ class TsnStudyConfig(_Strict):
     ocd: TsnOcd = TsnOcd()
     sweeps: TsnSweeps = TsnSweeps()
     check: TsnCheck = TsnCheck()
+    trains: TsnTrains = TsnTrains()
 
 
 def is_tsn_study(raw: dict) -> bool:
@@ -129,6 +143,9 @@ def load_tsn(path: str | Path, overrides: list[str] | None = None) -> TsnStudyCo
         if cfg.check.vm_min_pu >= cfg.check.vm_max_pu:
             problems.append("check: vm_min_pu must be below vm_max_pu")
     problems += _case_problems(raw)
+    trains = raw.get("trains")
+    if isinstance(trains, dict) and "degradation" in trains:
+        problems += degradation_field_problems(trains["degradation"], "trains.degradation")
     if problems:
         raise ScenarioError(problems, source=str(path))
     return cfg

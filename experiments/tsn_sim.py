@@ -6,7 +6,8 @@ the rail graph and an hourly DC + AC power flow of the dispatch (MODELS.md part 
 and grid site (:mod:`grids.tsn_site`) and the engine (:mod:`sim.tsn_engine`), and returns a
 :class:`TsnSimResult` of tidy tables:
 
-* ``trains``: per time point (start of each hour and the end ``T``): station or transit, C, E;
+* ``trains``: per time point (start of each hour and the end ``T``): station or transit, C, E,
+  and the battery's state of health ``soh_frac`` (1.0 under the default ageing model ``none``);
 * ``stations``: per time point C, E, and the hour's applied ``pch_mw`` / ``pdis_mw``;
 * ``grid``: per hour DC/AC convergence, max DC and AC loading, overloaded branches in DC and in
   AC, ``vm_min_pu`` / ``vm_max_pu`` and buses out of band, AC losses, slack powers;
@@ -36,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from agents.rail import rail_graph
-from agents.train import TrainFleet
+from agents.train import TrainFleet, train_degradation
+from experiments.config import DegradationConfig
 from experiments.run import atomic_parquet, git_hash, versions, write_meta
 from grids.transmission import build_case
 from grids.tsn_site import TsnGridSite
@@ -94,13 +96,18 @@ def _json_default(x):
 
 def build_engine(case: TransmissionCase, net, policy, rng: np.random.Generator | None = None,
                  delays_min: dict[str, dict[int, int]] | None = None,
+                 degradation: DegradationConfig | None = None,
                  **site_options) -> tuple[TsnEngine, TrainFleet, TsnGridSite]:
     """Trains on the rail graph, stations and the grid site, and the engine around them.
     ``delays_min`` (train -> {trip number: extra minutes}) delays trips without the policy
-    knowing: a disturbance."""
+    knowing: a disturbance. ``degradation`` is every train's battery ageing model (default
+    none); its SOH is the ``soh_frac`` column of the ``trains`` table."""
     rng = rng if rng is not None else np.random.default_rng(0)
+    deg = degradation if degradation is not None else DegradationConfig()
     fleet = TrainFleet(case.trains, rail_graph(case), case.gamma_h, rng=rng,
-                       delays_min=delays_min)
+                       delays_min=delays_min,
+                       degradation=lambda spec: train_degradation(deg.model, spec, case.gamma_h,
+                                                                  **deg.params))
     site = TsnGridSite(case, net, **site_options)
     engine = TsnEngine(case, fleet.trains, site, policy, rng, Recorder())
     return engine, fleet, site
@@ -108,10 +115,11 @@ def build_engine(case: TransmissionCase, net, policy, rng: np.random.Generator |
 
 def simulate(case: TransmissionCase, net, policy, rng: np.random.Generator | None = None,
              delays_min: dict[str, dict[int, int]] | None = None,
+             degradation: DegradationConfig | None = None,
              **site_options) -> TsnSimResult:
     """Run ``policy`` on ``case`` for ``case.T`` hours; see the module docstring for tables."""
     t0 = time.perf_counter()
-    engine, _, _ = build_engine(case, net, policy, rng, delays_min, **site_options)
+    engine, _, _ = build_engine(case, net, policy, rng, delays_min, degradation, **site_options)
     frames = engine.run().frames()
     vm_lo = site_options.get("vm_min_pu", 0.94)
     vm_hi = site_options.get("vm_max_pu", 1.06)
@@ -140,7 +148,7 @@ def _tables(case: TransmissionCase, f: dict[str, pd.DataFrame]) -> dict[str, pd.
         return df.copy() if df is not None and len(df) else pd.DataFrame(columns=list(cols))
 
     trains = get("train_states", ("time_min", "train", "station", "status", "dest", "c_mw",
-                                  "e_mwh"))
+                                  "e_mwh", "soh_frac"))
     st = get("station_states", ("time_min", "station", "bus", "c_mw", "e_mwh"))
     sp = get("station_power", ("time_min", "station", "pch_mw", "pdis_mw"))
     if len(st):
@@ -287,6 +295,9 @@ def summarise(case: TransmissionCase, tables: dict[str, pd.DataFrame], policy_na
     tr, st = tables["trains"], tables["stations"]
     out: dict = {"case": case.name, "policy": policy_name, "T": case.T, "planned": reset_ok,
                  "failures": int(len(tables["failures"]))}
+    if len(tr) and "soh_frac" in tr:
+        last = tr.sort_values("time_min").groupby("train").soh_frac.last()
+        out["train_soh_end_frac"] = {str(k): float(v) for k, v in last.items()}
     if len(tr) and len(st):
         total = (tr.groupby("time_min").c_mw.sum() + st.groupby("time_min").c_mw.sum())
         out["capacity_total_mw_min"] = float(total.min())
@@ -376,13 +387,14 @@ def main(argv: list[str] | None = None) -> int:
         params["max_iter"] = a.ocd_max_iter
     if a.mip_gap is not None:
         params["mip_gap" if a.policy == "uc-milp" else "power_mip_gap"] = a.mip_gap
-    case_name, overrides = a.case, {}
+    case_name, overrides, degradation = a.case, {}, None
     if a.scenario:
         from experiments.config import resolve
         from experiments.tsn_config import load_tsn
 
         cfg = load_tsn(resolve(a.scenario))
         case_name, overrides = cfg.case.name, dict(cfg.case.overrides)
+        degradation = cfg.trains.degradation
     overrides["T"] = int(a.hours)
     case, net = build_case(case_name, "mes", **overrides)
     pol = make_tsn_policy(a.policy, keep_plan=True, **params)
@@ -397,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode, closed in runs:  # one initial plan, kept by the policy (keep_plan)
         pol.replan_every_h, pol.replan_on_deviation = rolling if closed else (0, False)
         res = simulate(case, net, pol, np.random.default_rng(seed), delays_min=delays or None,
-                       off_units=mode)
+                       degradation=degradation, off_units=mode)
         res.seed = seed
         res.summary["off_units"] = mode
         label = "re-planned" if closed and any(rolling) else "plan once"

@@ -260,8 +260,8 @@ def ac_check(case: TransmissionCase, net, plan: TsnPlan, paths: list, cfg: TsnSt
     the co-simulation's summary."""
     pol = FixedPlanPolicy(plan, paths, info={"planner": "study central MES plan"})
     sim = simulate(case, net, pol, np.random.default_rng(cfg.scenario.seed),
-                   vm_min_pu=cfg.check.vm_min_pu,
-                   vm_max_pu=cfg.check.vm_max_pu)
+                   vm_min_pu=cfg.check.vm_min_pu, vm_max_pu=cfg.check.vm_max_pu,
+                   degradation=cfg.trains.degradation)
     g = sim.tables["grid"].set_index("hour")
     br = sim.tables["branches"]
     pvs = sim.tables["plan_vs_sim_hourly"].set_index("time_min")
@@ -346,6 +346,8 @@ def summarise(res: TsnStudyResult) -> dict:
             "max_dc_vs_plan_ptdf_diff_mw": float(ac.dc_vs_plan_ptdf_max_diff_mw.max()),
             "max_sim_vs_plan_dev_e_mwh": float(ac.sim_vs_plan_max_dev_e_mwh.max()),
             "sim_failures": int(ac.sim_failures.sum())}
+        if res.cfg.trains.degradation.model != "none":
+            out["ac_check"]["train_soh_end_frac"] = dict(c.get("train_soh_end_frac", {}))
     else:
         out["ac_check"] = {"through": "not run: the MES plan has no solution"}
     statuses = list(t["methods"].status)

@@ -1,5 +1,5 @@
-"""Dispatch policies and their registry. Policies import only ``sim``."""
+"""Dispatch policies; ``policies.registry`` holds them all by name. Policies import only ``sim``.
 
-from policies.registry import POLICIES, make_policy, policy_problems
-
-__all__ = ["POLICIES", "make_policy", "policy_problems"]
+The package imports nothing itself, so importing one policy module does not load every other
+one through the registry.
+"""

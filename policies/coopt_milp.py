@@ -36,7 +36,7 @@ import numpy as np
 import pulp
 import scipy.sparse as sp
 
-from policies import solve as solve_mod
+import policies.solve as solve_mod
 from policies.coopt_baselines import PlanFollower
 from policies.dp_router import (
     _free_cum,

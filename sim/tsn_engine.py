@@ -4,7 +4,8 @@ Every hour ``h`` at ``time_min = 60 h`` (after every train arrival due at that m
 the low-priority controller event):
 
 1. snapshot trains, stations and units into a frozen :class:`~sim.types.State` and record it
-   (the state at the start of hour ``h`` = the plan's time point ``h``);
+   (the state at the start of hour ``h`` = the plan's time point ``h``; with each train's
+   battery state of health ``soh_frac``, read from the train at that minute);
 2. ask the policy for a :class:`~sim.types.Decision`: train commands (a ``path`` to depart
    along, or an exchange with the ``station``) and the grid's :class:`~sim.types.Setpoints`
    (a failing policy is recorded and the hour is skipped: no moves, no exchanges, no storage
@@ -114,11 +115,18 @@ class TsnEngine:
             out.append(UnitState(u.name, on, p, h))
         self._units = out
 
+    def _soh_frac(self, name: str, now: int) -> float:
+        """A train's battery state of health at ``now``, from its ``soh_frac_at(now_min)`` (the
+        train agents of ``agents.train``); NaN for a train object without a battery model."""
+        read = getattr(self._train[name], "soh_frac_at", None)
+        return float(read(now)) if read is not None else float("nan")
+
     def _record_state(self, state: State) -> None:
         for tr in state.vehicles:
             self.recorder.row("train_states", time_min=state.time_min, train=tr.name,
                               station=tr.station or "", status="parked" if tr.station else
-                              "transit", dest=tr.dest or "", c_mw=tr.c_mw, e_mwh=tr.e_mwh)
+                              "transit", dest=tr.dest or "", c_mw=tr.c_mw, e_mwh=tr.e_mwh,
+                              soh_frac=self._soh_frac(tr.name, state.time_min))
         for st in state.stations:
             self.recorder.row("station_states", time_min=state.time_min, station=st.name,
                               bus=st.bus, c_mw=st.c_mw, e_mwh=st.e_mwh)

@@ -226,7 +226,9 @@ def test_unknown_policy_lists_valid_names():
 
     with pytest.raises(ScenarioError) as exc:
         make_policy("astar")
-    assert f"valid: {', '.join(sorted(POLICIES))}" in str(exc.value)
+    others = sorted(set(POLICIES) - set(names_for("dn-sites")))
+    assert (f"valid: {', '.join(names_for('dn-sites'))} (on other systems: "
+            f"{', '.join(others)})") in str(exc.value)
 
 
 def test_built_objects_satisfy_the_engine_protocols(cfg):
