@@ -71,7 +71,9 @@ class Vehicle(mesa.Agent):
         p_ch, p_dis = self.battery.limits(dt_min) if usable else (0.0, 0.0)
         return VehicleState(name=self.name, node=self.node, parked=self.parked, dest=self.dest,
                             arrive_min=self.arrive_min, e_mwh=self.battery.e_mwh,
-                            soc_frac=self.battery.soc_frac, p_ch_max_mw=p_ch, p_dis_max_mw=p_dis)
+                            soc_frac=self.battery.soc_frac, p_ch_max_mw=p_ch, p_dis_max_mw=p_dis,
+                            kind=self.spec.kind,
+                            soh_frac=float(self.battery.degradation.soh_frac()))
 
     # ---------------------------------------------------------------- trips
     def trip_problem(self, dest: str, dt_min: int) -> str | None:

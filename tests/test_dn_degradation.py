@@ -187,3 +187,39 @@ def test_dn_battery_soh_never_increases(name, steps):
         assert soh == 1.0
     elif name != "dod_curve":  # the DoD curve has no calendar ageing
         assert soh < 1.0
+
+
+def test_the_policy_sees_the_soh_the_run_recorded():
+    """A policy's VehicleState carries the battery's SOH as of the start of the step: the value
+    recorded at the end of the step before (1.0 at the first step)."""
+    from experiments.build import build_world
+    from policies.registry import make_policy
+    from sim.engine import Engine
+
+    cfg = validate(_tiny({"model": "lfp"}), base=SCENARIOS)
+    world = build_world(cfg, None, np.random.default_rng(0))
+    seen = []
+
+    class Watch:
+        name = "watch"
+
+        def __init__(self):
+            self.inner = make_policy("idle")
+
+        def reset(self, problem, rng):
+            self.inner.reset(problem, rng)
+
+        def params(self):
+            return {}
+
+        def decide(self, state):
+            seen.append(state.vehicle("truck").soh_frac)
+            return self.inner.decide(state)
+
+    frames = Engine(world.problem, world.vehicles, world.sites, Watch(),
+                    rng=np.random.default_rng(0), record_arrays=False).run().frames()
+    v = frames["vehicles"]
+    recorded = v[v.vehicle == "truck"].sort_values("time_min").soh_frac.to_numpy()
+    assert seen[0] == 1.0
+    np.testing.assert_array_equal(seen[1:], recorded[:-1])
+    assert recorded[-1] < 1.0
