@@ -188,9 +188,40 @@ SWEEP_HELP = (f"experiment name or .toml (default {SWEEP_DEFAULT}: the three-DN 
               "per-realisation simulation, and cannot be swept)")
 
 
+#: The most scenarios one sweep takes: each is a row of the manifest and a file on disk.
+MAX_SCENARIOS = 1_000_000
+
+
+def flag_problems(args, policies: list[str] | None = None) -> list[str]:
+    """Every problem with a sweep's or benchmark's flags, named by flag, before anything runs."""
+    out = []
+    if not 1 <= args.scenarios <= MAX_SCENARIOS:
+        out.append(f"--scenarios: must be between 1 and {MAX_SCENARIOS:,}, got {args.scenarios}")
+    if args.seed is not None and args.seed < 0:
+        out.append(f"--seed: must be >= 0 (a numpy SeedSequence entropy), got {args.seed}")
+    if args.workers is not None and args.workers < 0:
+        out.append(f"--workers: must be >= 0 (0 runs in this process), got {args.workers}")
+    if args.scheduler is not None:
+        scheme, sep, rest = args.scheduler.partition("://")
+        host, colon, port = rest.rpartition(":")
+        if not (sep and scheme in ("tcp", "tls", "inproc", "ucx", "ws", "wss") and colon
+                and host and port.isdigit()):
+            out.append(f"--scheduler: expected a Dask scheduler address SCHEME://HOST:PORT "
+                       f"(e.g. tcp://10.0.0.5:8786), got {args.scheduler!r}")
+    if policies is not None:
+        dup = sorted({p for p in policies if p and policies.count(p) > 1})
+        if dup:
+            out.append(f"--policies: each policy once; repeated: {', '.join(dup)}")
+    return out
+
+
 def _sweep_config(args, policies: list[str] | None = None):
     """The validated scenario of a sweep or benchmark, refusing studies."""
     from experiments.config import apply_overrides, read_raw, validate
+
+    problems = flag_problems(args, policies)
+    if problems:
+        raise ScenarioError(problems)
 
     if args.target in COOPT_STUDIES:
         raise ScenarioError([f"{args.target}: a seed 002 study, not a per-realisation simulation; "

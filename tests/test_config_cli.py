@@ -151,3 +151,17 @@ def test_cli_policies_lists_every_registered_pair(capsys):
     out = capsys.readouterr().out
     rows = {tuple(line.split()[:2]) for line in out.splitlines()[4:] if line.strip()}
     assert rows == {(n, s) for n, impl in POLICIES.items() for s in impl}
+
+
+def test_bad_sweep_and_bench_flags_are_all_named_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "never"
+    code = main(["sweep", "tiny", "--scenarios", "100000000", "--seed", "-1", "--workers", "-1",
+                 "--scheduler", "garbage", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    for flag in ("--scenarios", "--seed", "--workers", "--scheduler"):
+        assert f"  - {flag}: " in err, err
+    assert main(["bench", "tiny", "--policies", "greedy,idle,greedy", "--scenarios", "2",
+                 "--out", str(out)]) == 2
+    assert "--policies: each policy once; repeated: greedy" in capsys.readouterr().err
+    assert not out.exists()
