@@ -19,6 +19,7 @@ from experiments.build import build_world
 from experiments.config import load, resolve
 from policies.registry import POLICIES, SYSTEMS, make_policy, names_for
 from sim.engine import Engine
+from sim.systems import DnSites
 from sim.types import ACTIONS, Decision, Problem
 
 # Parameters for policies that have required ones, and small settings for the planners.
@@ -127,8 +128,8 @@ class CheckedTrucks(Checked):
 def _run(cfg, name, seed=3):
     world = build_world(cfg, None, np.random.default_rng(seed))
     policy = Checked(_make(name))
-    engine = Engine(world.problem, world.vehicles, world.sites, policy,
-                    rng=np.random.default_rng(seed), record_arrays=False)
+    engine = Engine(DnSites(world.problem, world.vehicles, world.sites, record_arrays=False),
+                    policy, rng=np.random.default_rng(seed))
     frames = engine.run().frames()
     return policy, frames, world
 
