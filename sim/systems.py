@@ -15,19 +15,36 @@ the problem types of :mod:`sim`, so they live in the ``sim`` layer.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 import numpy as np
+import simpy
 
+from sim.coopt import (
+    ACTION_NAMES,
+    CHARGE,
+    DISCHARGE,
+    END,
+    FRESH,
+    MOVE,
+    OLD,
+    SERVE,
+    WAIT,
+    PlanStep,
+    TruckDayProblem,
+)
 from sim.errors import PolicyError, RunFailure
 from sim.flexibility import vehicle_flex
 from sim.protocols import GridSite, VehicleAgent
 from sim.tsn import TransmissionCase
 from sim.tsn_sim_types import TsnGridLike, TsnTrainLike
-from sim.types import Command, Decision, Problem, State, UnitState
+from sim.types import Command, Decision, Problem, State, UnitState, VehicleState
 from sim.units import MIN_PER_H, hours
 
 
@@ -458,3 +475,357 @@ class TransmissionSystem(_Bound):
                               ac_p_loading_pct=float(g.ac_p_loading_pct[j]))
         for b, v in zip(self.case.bus_ids, g.vm_pu):
             self.recorder.row("buses", time_min=now, bus=int(b), vm_pu=float(v))
+
+
+# ============================================================================ truck missions
+@dataclass
+class TruckRun:
+    """One truck's simulated day."""
+
+    truck: str
+    steps: list[PlanStep] = field(default_factory=list)
+    arrivals: list[tuple[int, int]] = field(default_factory=list)  # (node, minute) of drives
+    trace: list[tuple[int, float, int, int]] = field(default_factory=list)  # min, soc, phase, node
+    failures: list[str] = field(default_factory=list)
+    ended: bool = False
+    delay_min: int = 0
+    queue_min: int = 0
+    soc_low_frac: float = math.inf  # lowest SOC reached, on roads included
+    damage: float = 0.0  # stepwise levelised damage (D_cal + D_cyc) of every MESS carried
+    loss_frac: float = 0.0
+    degradation_stepwise_usd: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.ended and not self.failures
+
+    def total(self, attr: str) -> float:
+        return float(sum(getattr(s, attr) for s in self.steps))
+
+    @property
+    def cost_usd(self) -> float:
+        return float(sum(s.cost_usd for s in self.steps))
+
+    @property
+    def served_customer(self) -> int:
+        return next((s.customer for s in self.steps if s.kind == "serve"), -1)
+
+
+def _action(p: TruckDayProblem, c: Command) -> tuple[int, int]:
+    """The ``(action code, arg)`` of a truck's command on its mission's grid (MODELS.md D.4);
+    no command (or ``"wait"``) waits one step."""
+    if c.action == "end":
+        return END, -1
+    if c.action in ("", "move") and c.dest is not None:
+        return MOVE, int(c.dest)
+    if c.action in ("charge", "discharge"):
+        if c.soc_target_frac is None:
+            raise ValueError(f"{c.action} without soc_target_frac")
+        return (CHARGE if c.action == "charge" else DISCHARGE), p.bucket(c.soc_target_frac)
+    if c.action == "swap":
+        if c.site not in p.customers:
+            raise ValueError(f"swap at {c.site!r}: not a customer site of the mission")
+        return SERVE, p.customers.index(c.site)
+    if c.action in ("", "wait"):
+        return WAIT, -1
+    raise ValueError(f"action {c.action!r} is not a mission action (move, charge, discharge, "
+                     f"swap, wait, end)")
+
+
+# a CHARGE / DISCHARGE whose target is already reached re-asks the policy at the same minute;
+# a policy that keeps doing so stops the truck after this many re-asks
+MAX_REASKS = 100
+
+
+class TruckMissions(_Bound):
+    """The Co-OPT trucks of ``problems`` (seed 002, MODELS.md D.4) through one day.
+
+    A truck decides when its previous action has finished, at a step boundary of the router's
+    grid (``t_start_min + k * step_min``): the policy gets a frozen :class:`~sim.types.State`
+    holding that truck (node, phase, **simulated** SOC) and the sites served so far, and the
+    truck's :class:`~sim.types.Command` runs through the truck agent's SimPy generators:
+
+    * MOVE: the truck drives the arc, taking the D.2 travel time at the real departure minute
+      (rounded up to whole minutes) and the D.3 energy (``agents.truck.CooptTruck.drive``), plus
+      any seeded disturbance; it then waits for the next step boundary;
+    * CHARGE / DISCHARGE: the truck queues for the site's charger (a ``simpy.Resource``),
+      charges at constant power to the target SOC, paying each clock hour's energy at that
+      hour's price; a target already reached asks the policy again at the same minute;
+    * SERVE: waits for the site's time window, swaps the MESS (delivering ``soc E_cap``) and
+      holds the service time; WAIT holds one step; END closes the mission at the depot.
+
+    Trucks ready at the same minute decide one after the other, in the order their previous
+    actions finished (the first one at the start), and each action begins (its checks, the swap,
+    the charger request, the drive's draw of the disturbance) before the next truck decides, so
+    a truck sees the sites the previous ones served. The carried battery's stepwise degradation
+    model is fed all the while. What the simulated truck did is recorded as
+    :class:`sim.coopt.PlanStep` rows priced by the **planning** cost model (distance, wage for
+    the busy minutes, the energy actually paid, degradation from the C.5 tables, the
+    unmet-energy term at SERVE), so a run can be compared step by step with the plan; the
+    stepwise model's damage is reported beside it. A policy that raises, an action that is not
+    possible in the simulated state (a closed window, a served site, a SOC below the minimum on
+    a road) and a truck still out at the end of the day are recorded failures (``runs``); the
+    truck stops there. ``events`` lists ``(minute, truck, event, node, detail)``.
+
+    Trucks join with :meth:`add` before the run (the trucks a planner sent out are known after
+    the policy's reset).
+    """
+
+    def __init__(self, problems: Sequence[TruckDayProblem],
+                 price_usd_per_kwh: Callable[[int, int], float],
+                 trucks: Sequence = (), chargers_per_site: int | None = None) -> None:
+        if not problems:
+            raise ValueError("TruckMissions: no missions")
+        p0 = problems[0]
+        if any((q.t_start_min, q.step_min, q.n_steps) != (p0.t_start_min, p0.step_min,
+                                                           p0.n_steps) for q in problems):
+            raise ValueError("TruckMissions: every mission must share t_start_min, step_min "
+                             "and n_steps (one decision grid)")
+        self.missions: dict[str, TruckDayProblem] = {p.name: p for p in problems}
+        self.problem = Problem.for_missions(tuple(problems))
+        self.price = price_usd_per_kwh
+        self.chargers_per_site = chargers_per_site or p0.chargers_per_site
+        self.start_min = p0.t_start_min
+        self.step_min = p0.step_min
+        self.n_steps = p0.n_steps + 1  # END is possible at the last boundary
+        self.end_min = p0.t_start_min + p0.n_steps * p0.step_min
+        self.trucks: list = []
+        self.served: list[int] = []
+        self.events: list[tuple[int, str, str, int, str]] = []
+        self.runs: dict[str, TruckRun] = {}
+        self.chargers: dict = {}
+        self._ready: deque = deque()
+        self._phase: dict[str, int] = {}
+        self._deciding = None
+        self._reasks: dict[str, tuple[int, int]] = {}
+        for t in trucks:
+            self.add(t)
+
+    def add(self, truck) -> None:
+        """A truck (``agents.truck.CooptTruck``) that runs its mission of the same name."""
+        if truck.name not in self.missions:
+            raise ValueError(f"TruckMissions: no problem for trucks {[truck.name]}")
+        self.trucks.append(truck)
+        self.runs[truck.name] = TruckRun(truck.name)
+
+    def start(self, env: Any, recorder: Any, timings: Any, policy_name: str) -> None:
+        super().start(env, recorder, timings, policy_name)
+        self.chargers = {c: simpy_resource(env, self.chargers_per_site)
+                         for c in next(iter(self.missions.values())).charging_nodes}
+        for t in self.trucks:
+            self._phase[t.name] = FRESH
+            self.runs[t.name].trace.append((int(env.now), t.soc_frac, FRESH, t.node))
+            self._ready.append(t)
+
+    # ------------------------------------------------------------------ one truck
+    def _tlog(self, truck: str, event: str, node: int, detail: str = "") -> None:
+        self.events.append((int(self.env.now), truck, event, node, detail))
+
+    def _tfail(self, t, msg: str) -> None:
+        self.runs[t.name].failures.append(f"{int(self.env.now)} min: {msg}")
+        self._tlog(t.name, "failure", t.node, msg)
+
+    def observe(self, now: int, step: int) -> State | None:
+        while self._ready:
+            t = self._ready.popleft()
+            p = self.missions[t.name]
+            k = (now - p.t_start_min) // p.step_min
+            if k > p.n_steps:
+                self._tfail(t, "the day is over")
+                continue
+            n, count = self._reasks.get(t.name, (now, 0))
+            count = count + 1 if n == now else 1
+            self._reasks[t.name] = (now, count)
+            if count > MAX_REASKS:
+                self._tfail(t, f"policy: asked {MAX_REASKS} times at minute {now} for an "
+                               f"action that takes time")
+                continue
+            self._deciding = t
+            return State(now, k, p.step_min, (VehicleState(
+                t.name, t.node, True, None, None, t.soc_frac * p.e_cap_kwh / 1000.0,
+                t.soc_frac, kind="truck", phase=self._phase[t.name]),),
+                served=tuple(self.served))
+        return None
+
+    def check(self, decision: Any) -> str | None:
+        if not isinstance(decision, Decision):
+            raise TypeError(f"decide() returned {type(decision).__name__}, not Decision")
+        return None
+
+    def apply(self, decision: Decision | None, now: int, step: int, why: str) -> None:
+        t, self._deciding = self._deciding, None
+        p = self.missions[t.name]
+        try:
+            if decision is None:
+                raise PolicyError(why)
+            code, arg = _action(p, decision.command(t.name))
+        except Exception as exc:  # a policy failure is data: recorded, the truck stops
+            self._tfail(t, f"policy: {exc}")
+            return
+        self._begin(t, self._act(t, code, arg))
+
+    def settle(self, now: int, step: int) -> None:
+        pass
+
+    def close(self, end_min: int) -> None:
+        for t in self.trucks:
+            r = self.runs[t.name]
+            if not r.ended and not r.failures:
+                r.failures.append(f"still out at the end of the day (node {t.node})")
+            r.damage = t.damage()
+            r.loss_frac = t.loss_frac()
+            r.degradation_stepwise_usd = t.c_rep_usd() * r.damage
+
+    def _begin(self, t, action) -> None:
+        """Run ``action`` up to its first wait now (before the next truck decides), the rest as
+        a SimPy process; when it is done the truck is ready to decide again."""
+        try:
+            event = next(action)
+        except StopIteration as stop:
+            self._done(t, stop.value, at_once=True)
+            return
+        self.env.process(self._rest(t, action, event))
+
+    def _rest(self, t, action, event):
+        while True:
+            try:
+                value = yield event
+            except BaseException as exc:  # pragma: no cover - nothing interrupts a truck
+                event = action.throw(exc)
+                continue
+            try:
+                event = action.send(value)
+            except StopIteration as stop:
+                self._done(t, stop.value, at_once=False)
+                return
+
+    def _done(self, t, outcome: str, at_once: bool) -> None:
+        if outcome == "stop":
+            return
+        if outcome == "next":
+            r = self.runs[t.name]
+            r.soc_low_frac = min(r.soc_low_frac, t.soc_frac)
+            r.trace.append((int(self.env.now), t.soc_frac, self._phase[t.name], t.node))
+        # a truck whose action ended at once decides again before the others (as it did in its
+        # own process); otherwise in the order the actions finished
+        if at_once:
+            self._ready.appendleft(t)
+        else:
+            self._ready.append(t)
+
+    def _act(self, t, code: int, arg: int):
+        """One action of truck ``t`` (a generator of SimPy events); returns ``"next"`` (decide
+        at the next boundary), ``"skip"`` (target already reached: decide again now) or
+        ``"stop"`` (ended or failed)."""
+        p = self.missions[t.name]
+        r = self.runs[t.name]
+        env = self.env
+        t0, dk = p.t_start_min, p.step_min
+        phase = self._phase[t.name]
+        k = (int(env.now) - t0) // dk
+
+        def boundary() -> int:
+            """The first step boundary at or after now."""
+            return t0 + math.ceil((int(env.now) - t0) / dk - 1e-12) * dk
+
+        def fail(msg: str) -> str:
+            self._tfail(t, msg)
+            return "stop"
+
+        name = ACTION_NAMES[code] if 0 <= code < len(ACTION_NAMES) else str(code)
+        start, s0, v = int(env.now), t.soc_frac, t.node
+        if code == END:
+            if v != p.depot:
+                return fail(f"END away from the depot (node {v})")
+            if phase == OLD and s0 < p.soc_end_frac - 1e-9:
+                return fail(f"home with SOC {s0:.3f} < soc_end {p.soc_end_frac}")
+            r.steps.append(PlanStep("end", k, k, v, v, phase, s0, s0))
+            r.ended = True
+            self._tlog(t.name, "end", v)
+            return "stop"
+        if k >= p.n_steps:
+            return fail(f"{name} after the end of the day")
+        if code == MOVE:
+            if not 0 <= arg < p.n_nodes or arg == v or not math.isfinite(p.dist_km[v, arg]):
+                return fail(f"no road {v} -> {arg}")
+            self._tlog(t.name, "depart", v, f"to {arg}")
+            rec = yield from t.drive(env, arg)
+            r.arrivals.append((arg, rec.arrive_min))
+            r.delay_min += rec.delay_min
+            r.soc_low_frac = min(r.soc_low_frac, rec.soc_low_frac)
+            self._tlog(t.name, "arrive", arg, f"delay {rec.delay_min} min")
+            if rec.stranded:
+                return fail(f"SOC {rec.soc_low_frac:.3f} below the minimum {p.soc_min_frac} on "
+                            f"{v} -> {arg}")
+            yield from t.idle(env, boundary() - int(env.now))
+            hours_ = (int(env.now) - start) / 60.0
+            r.steps.append(PlanStep(
+                "move", k, (int(env.now) - t0) // dk, v, arg, phase, s0, t.soc_frac,
+                dist_km=rec.dist_km, traction_kwh=rec.e_kwh,
+                distance_usd=p.cost_per_km_usd * rec.dist_km,
+                wage_usd=p.wage_usd_per_h * hours_,
+                degradation_usd=p.deg_usd(s0, t.soc_frac, hours_)))
+        elif code in (CHARGE, DISCHARGE):
+            if v not in self.chargers or not 0 <= arg < p.n_soc:
+                return fail(f"{name} at node {v} to bucket {arg}: not possible")
+            target = float(p.soc_grid_frac[arg])
+            sign = 1 if code == CHARGE else -1
+            if sign * (target - s0) <= 1e-12:  # a follower's target already reached
+                self._tlog(t.name, f"{name}_skip", v, f"SOC {s0:.3f} vs target {target:.2f}")
+                return "skip"
+            if code == CHARGE and target > p.soc_chg_max_frac + 1e-9:
+                return fail(f"charge target {target:.2f} above {p.soc_chg_max_frac}")
+            self._tlog(t.name, f"{name}_request", v)
+            rec = yield from t.charge(env, target, self.price, self.chargers[v], sign)
+            r.queue_min += rec.queue_min
+            self._tlog(t.name, f"{name}_stop", v, f"{rec.grid_kwh:.2f} kWh")
+            yield from t.idle(env, boundary() - int(env.now))
+            hours_ = (int(env.now) - start) / 60.0
+            r.steps.append(PlanStep(
+                name, k, (int(env.now) - t0) // dk, v, v, phase, s0, t.soc_frac,
+                grid_kwh=rec.grid_kwh, wage_usd=p.wage_usd_per_h * hours_,
+                energy_usd=rec.energy_usd, degradation_usd=p.deg_usd(s0, t.soc_frac, hours_)))
+        elif code == SERVE:
+            ci = arg
+            if not 0 <= ci < len(p.customers) or p.customers[ci] != v or phase != FRESH:
+                return fail(f"SERVE customer index {ci} not possible at node {v}")
+            c = p.customers[ci]
+            if c in self.served:
+                return fail(f"site {c} already served")
+            w_start = t0 + p.window_start_steps[ci] * dk
+            w_end = t0 + p.window_end_steps[ci] * dk
+            if max(start, w_start) > w_end:
+                return fail(f"site {c}: window closed at {w_end} min")
+            if s0 < p.soc_deliver_min_frac - 1e-9:
+                return fail(f"site {c}: SOC {s0:.3f} below the delivery minimum")
+            yield from t.idle(env, w_start - start)
+            wait_h = (int(env.now) - start) / 60.0
+            delivered = t.swap(p.soc_old_frac)
+            self.served.append(c)
+            self._tlog(t.name, "serve", v, f"{delivered:.1f} kWh")
+            self._phase[t.name] = OLD
+            yield from t.idle(env, p.serve_steps * dk, age=False)
+            req = p.requirement_kwh[ci]
+            pen = -p.pen_unmet_usd_per_kwh * (min(delivered, req) if p.unmet_mode == "energy"
+                                              else req)
+            r.steps.append(PlanStep(
+                "serve", k, (int(env.now) - t0) // dk, v, v, FRESH, s0, t.soc_frac,
+                customer=c, delivered_kwh=delivered,
+                wage_usd=p.wage_usd_per_h * (int(env.now) - start) / 60.0,
+                degradation_usd=p.deg_usd(s0, s0, wait_h), penalty_usd=pen))
+        elif code == WAIT:
+            free = phase == FRESH and v == p.depot  # before departure: no wage [P]
+            yield from t.idle(env, dk, age=not free)
+            hours_ = dk / 60.0
+            r.steps.append(PlanStep(
+                "wait", k, k + 1, v, v, phase, s0, s0,
+                wage_usd=0.0 if free else p.wage_usd_per_h * hours_,
+                degradation_usd=0.0 if free else p.deg_usd(s0, s0, hours_)))
+        else:
+            return fail(f"unknown action code {code}")
+        return "next"
+
+
+def simpy_resource(env: Any, capacity: int) -> Any:
+    """A charger: a ``simpy.Resource`` of ``capacity`` on ``env``."""
+    return simpy.Resource(env, capacity=capacity)
