@@ -185,6 +185,7 @@ def _engine_run(backend: str, step_min: int):
     from experiments.specs import site_spec
     from policies.registry import make_policy
     from sim.engine import Engine
+    from sim.systems import DnSites
 
     cfg = load(resolve("three-dn"), overrides=[f"scenario.step_min={step_min}",
                                                f'power_flow.backend="{backend}"'])
@@ -193,8 +194,8 @@ def _engine_run(backend: str, step_min: int):
     actual = realisation(cfg, specs, np.random.default_rng(noise))
     world = build_world(cfg, actual, np.random.default_rng(fleet))
     name, params = cfg.policy_runs()[0]
-    engine = Engine(world.problem, world.vehicles, world.sites, make_policy(name, **params),
-                    rng=np.random.default_rng(pol))
+    engine = Engine(DnSites(world.problem, world.vehicles, world.sites),
+                    make_policy(name, **params), rng=np.random.default_rng(pol))
     t0 = time.perf_counter()
     rec = engine.run()
     wall = time.perf_counter() - t0

@@ -6,11 +6,11 @@ For one Co-OPT network, with each degradation model (``nmc``, ``lfp``, ``general
 2. plans of the ``dp`` router (sequential DP over the trucks), the source's ``greedy``
    nearest-neighbour with a one-stop charging detour and the ``shortest``-distance baseline, all
    priced by the **same** DP cost model (``plan_*`` columns);
-3. a **SimPy run** of every policy (``sim.coopt_engine``): each truck is a
-   ``agents.truck.CooptTruck`` driving the directed road graph with the D.2 travel time and D.3
-   energy at the real departure minute, queueing for chargers, paying each hour's price, with the
-   stepwise degradation model fed every step (``sim_*`` columns). ``dp`` trucks follow their
-   plans and re-plan (a new DP solve from the simulated state) when the run diverges;
+3. a **SimPy run** of every policy (``sim.engine`` with ``sim.systems.TruckMissions``): each
+   truck is a ``agents.truck.CooptTruck`` driving the directed road graph with the D.2 travel
+   time and D.3 energy at the real departure minute, queueing for chargers, paying each hour's
+   price, with the stepwise degradation model fed every step (``sim_*`` columns). ``dp`` trucks
+   follow their plans and re-plan (a new DP solve from the simulated state) when the run diverges;
    ``greedy``/``shortest`` follow theirs open loop. ``--set study.delay_prob=0.3
    --set study.delay_max_min=30`` holds drives up by seeded delays (and ``study.energy_noise``
    perturbs drive energy) to exercise that.
@@ -56,8 +56,9 @@ from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.coopt_milp import FleetMILP
 from policies.dp_router import DPRouter
 from sim.coopt import FRESH, TruckDayProblem, TruckPlan
-from sim.coopt_engine import CooptEngine, TruckRun
+from sim.engine import Engine
 from sim.errors import ScenarioError
+from sim.systems import TruckMissions, TruckRun
 from sim.types import Problem
 
 MODELS = ("nmc", "lfp", "generalised")
@@ -122,22 +123,34 @@ def _new_model(name: str, s: CooptSettings, e_cap_kwh: float):
 
 
 # ================================================================ the SimPy run
-def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[str],
+def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[str] | None,
                    data: CooptData, network: str, s: CooptSettings, model_name: str,
                    hourly_price: dict[int, np.ndarray],
                    disturbance: DriveDisturbance | None = None, seed: int = 0
-                   ) -> tuple[dict[str, TruckRun], CooptEngine]:
+                   ) -> tuple[dict[str, TruckRun], Engine]:
     """Run the trucks ``names`` through the day in the SimPy engine under ``policy``.
 
-    Each truck is a :class:`agents.truck.CooptTruck` (D.2/D.3 physics at the real departure
-    minute, the ``model_name`` stepwise degradation model per carried MESS) with its own seeded
-    disturbance stream (``SeedSequence(seed).spawn``); prices are the hourly OPF prices.
+    The engine resets ``policy`` with the missions of ``problems`` (once: its plans are those of
+    this reset); ``names=None`` runs the trucks the policy planned (``policy.plans()``, none if
+    the reset failed). Each truck is a :class:`agents.truck.CooptTruck` (D.2/D.3 physics at the
+    real departure minute, the ``model_name`` stepwise degradation model per carried MESS) with
+    its own seeded disturbance stream (``SeedSequence(seed).spawn``); prices are the hourly OPF
+    prices. Returns the runs and the engine (``engine.system``: the
+    :class:`sim.systems.TruckMissions` with ``events`` and ``served``).
     """
     disturbance = disturbance or DriveDisturbance()
     net = data.networks[network]
     arcs = {(a.from_node, a.to_node): (a.dist_km, a.grade_pct) for a in net.arcs}
     byname = {p.name: p for p in problems}
     vehicles = {f"truck{v.vehicle_id}": v for v in data.vehicles}
+
+    def price(node: int, minute: int) -> float:
+        return float(hourly_price[node][int(minute // 60) % 24])
+
+    missions = TruckMissions(problems, price)
+    eng = Engine(missions, policy, np.random.default_rng(seed))
+    if names is None:
+        names = list(policy.plans()) if eng.reset() else []
     fleet = CooptFleet(rng=np.random.default_rng(seed))
     streams = np.random.SeedSequence(seed).spawn(len(names))
     for name, ss in zip(names, streams):
@@ -148,12 +161,9 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
             s.soc_max_frac, s.soc_init_frac,
             lambda cap=p.e_cap_kwh: _new_model(model_name, s, cap), disturbance,
             np.random.default_rng(ss), feed_min=p.step_min))
-
-    def price(node: int, minute: int) -> float:
-        return float(hourly_price[node][int(minute // 60) % 24])
-
-    eng = CooptEngine(problems, fleet.trucks, policy, price)
-    return eng.run(), eng
+        missions.add(fleet.trucks[-1])
+    eng.run()
+    return missions.runs, eng
 
 
 class SimView:
@@ -213,15 +223,10 @@ def _sim_row(runs, net, s: CooptSettings) -> dict:
 
 # ================================================================ the study
 def _plans(policy: str, problems: tuple[TruckDayProblem, ...]) -> tuple[dict[str, TruckPlan],
-                                                                         DPRouter | None, float]:
+                                                                         float]:
+    """The open-loop baselines' plans (the ``dp`` router plans at the engine's reset)."""
     t0 = time.perf_counter()
-    if policy in ("dp", "dp_site"):
-        if policy == "dp_site":
-            problems = tuple(replace(p, unmet_mode="site") for p in problems)
-        router = DPRouter()
-        router.reset(Problem.for_missions(problems))
-        return router.plans(), router, time.perf_counter() - t0
-    return plan_fleet(problems, policy), None, time.perf_counter() - t0
+    return plan_fleet(problems, policy), time.perf_counter() - t0
 
 
 def _milp(data: CooptData, st: StudySettings, s: CooptSettings, model_name: str,
@@ -293,20 +298,24 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
             if pol == "milp" and not st.milp:
                 continue
             milp_info: dict = {}
-            if pol == "milp":  # planned on its own grid, run and priced like the others
-                plans, _, milp_info, dt = _milp(data, st, s, model_name, hourly)
-                router = None
+            names: list[str] | None
+            if pol in ("dp", "dp_site"):  # planned by the engine's reset of the router
+                pprobs = probs if pol == "dp" else tuple(replace(p, unmet_mode="site")
+                                                         for p in probs)
+                policy, names = DPRouter(), None
             else:
-                plans, router, dt = _plans(pol, probs)
-            pprobs = router.problems if router is not None else probs
-            if router is not None:
-                policy = router
-            else:
-                policy = PlanFollower(plans, probs)
+                if pol == "milp":  # planned on its own grid, run and priced like the others
+                    plans, _, milp_info, dt = _milp(data, st, s, model_name, hourly)
+                else:
+                    plans, dt = _plans(pol, probs)
+                policy, pprobs, names = PlanFollower(plans, probs), probs, list(plans)
             t1 = time.perf_counter()
-            runs, eng = simulate_fleet(policy, pprobs, list(plans), data, st.network, s,
+            runs, eng = simulate_fleet(policy, pprobs, names, data, st.network, s,
                                        model_name, hourly, disturbance, seed)
             t_sim = time.perf_counter() - t1
+            if names is None:
+                plans, dt = policy.plans(), eng.timings.policy_reset_s
+                t_sim -= dt
             reps = [SimView(runs[n]) for n in plans]
             for name, plan in plans.items():
                 for x in plan.steps:
@@ -319,7 +328,7 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                     trace_rows.append({"model": model_name, "policy": pol, "truck": name,
                                        "minute": minute, "soc_frac": soc, "phase": phase,
                                        "node": node})
-            for ev in eng.events:
+            for ev in eng.system.events:
                 event_rows.append({"model": model_name, "policy": pol, "time_min": ev[0],
                                    "truck": ev[1], "event": ev[2], "node": ev[3],
                                    "detail": ev[4]})
@@ -501,7 +510,7 @@ baselines' service level (every site swapped, no reward for more kWh).
 DP against the baselines:
 {chr(10).join(checks)}
 
-## SimPy run (sim/coopt_engine.py: D.2/D.3 physics at the real minute, exact SOC, chargers)
+## SimPy run (sim/systems.py TruckMissions: D.2/D.3 physics at the real minute, exact SOC, chargers)
 
 Every policy's trucks drive the road graph on the SimPy clock; `dp` trucks follow their plans
 and re-plan (a new DP solve from the simulated state, with the other trucks' sites and charger
@@ -509,7 +518,7 @@ slots held) when the run leaves the plan (other step or node, or SOC off by more
 0.005); `greedy` and `shortest` follow theirs open loop. Disturbance: drives held up with
 probability {st.delay_prob:g} by 1-{st.delay_max_min} min, energy noise {st.energy_noise:g}.
 `sim_*` costs use the planning cost model on what the trucks did (so without disturbance the
-`dp` run equals its plan on the exact SOC to 1e-6, tests/test_coopt_engine.py); the exact SOC is
+`dp` run equals its plan on the exact SOC to 1e-6, tests/test_truck_missions.py); the exact SOC is
 never below the DP's rounded-down buckets, so the run delivers a little more than the bucketed
 plan. `sim_degradation_stepwise_usd` = C_rep x levelised damage of the stepwise model fed every
 step (online rainflow, exact half cycles), which differs from the DP's reference-top tables.

@@ -36,6 +36,7 @@ from experiments.specs import site_spec
 from policies.registry import make_policy
 from sim.engine import Engine
 from sim.errors import ScenarioError
+from sim.systems import DnSites
 
 PACKAGES = ("mescosim", "simpy", "mesa", "networkx", "pandapower", "lightsim2grid", "numpy",
             "pandas", "scipy", "pulp", "highspy", "pydantic", "pyarrow", "matplotlib")
@@ -194,8 +195,8 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
         policy = make_policy(name, **params)
         retried: list[dict] = []
         sites = [_WatchedSite(s, on_failure == "stop", retried) for s in world.sites]
-        engine = Engine(world.problem, world.vehicles, sites, policy,
-                        rng=np.random.default_rng(policy_seq), record_arrays=record_arrays)
+        engine = Engine(DnSites(world.problem, world.vehicles, sites, record_arrays),
+                        policy, rng=np.random.default_rng(policy_seq))
         try:
             recorder = engine.run()
         except PowerFlowStop as exc:

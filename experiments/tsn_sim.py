@@ -3,7 +3,8 @@ the rail graph and an hourly DC + AC power flow of the dispatch (MODELS.md part 
 
 :func:`simulate` wires a :class:`sim.tsn.TransmissionCase` and its pandapower net (from
 :func:`grids.transmission.build_case`), a policy, the trains (:mod:`agents.train`), the stations
-and grid site (:mod:`grids.tsn_site`) and the engine (:mod:`sim.tsn_engine`), and returns a
+and grid site (:mod:`grids.tsn_site`) and the engine (:mod:`sim.engine` running a
+:class:`sim.systems.TransmissionSystem`), and returns a
 :class:`TsnSimResult` of tidy tables:
 
 * ``trains``: per time point (start of each hour and the end ``T``): station or transit, C, E,
@@ -44,9 +45,10 @@ from grids.transmission import build_case
 from grids.tsn_site import TsnGridSite
 from policies.registry import make_policy, names_for
 from policies.tsn_milp import operating_cost
+from sim.engine import Engine
 from sim.recorder import Recorder
+from sim.systems import TransmissionSystem
 from sim.tsn import TransmissionCase
-from sim.tsn_engine import TsnEngine
 
 #: The registered policies that run on a transmission grid with trains.
 TSN_SIM_POLICIES = tuple(names_for("transmission"))
@@ -97,7 +99,7 @@ def _json_default(x):
 def build_engine(case: TransmissionCase, net, policy, rng: np.random.Generator | None = None,
                  delays_min: dict[str, dict[int, int]] | None = None,
                  degradation: DegradationConfig | None = None,
-                 **site_options) -> tuple[TsnEngine, TrainFleet, TsnGridSite]:
+                 **site_options) -> tuple[Engine, TrainFleet, TsnGridSite]:
     """Trains on the rail graph, stations and the grid site, and the engine around them.
     ``delays_min`` (train -> {trip number: extra minutes}) delays trips without the policy
     knowing: a disturbance. ``degradation`` is every train's battery ageing model (default
@@ -109,7 +111,7 @@ def build_engine(case: TransmissionCase, net, policy, rng: np.random.Generator |
                        degradation=lambda spec: train_degradation(deg.model, spec, case.gamma_h,
                                                                   **deg.params))
     site = TsnGridSite(case, net, **site_options)
-    engine = TsnEngine(case, fleet.trains, site, policy, rng, Recorder())
+    engine = Engine(TransmissionSystem(case, fleet.trains, site), policy, rng, Recorder())
     return engine, fleet, site
 
 

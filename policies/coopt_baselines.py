@@ -215,6 +215,11 @@ class PlanFollower:
                          for n, pl in plans.items()}
         self._next = {n: 0 for n in plans}
 
+    def reset(self, problem: Problem, rng=None) -> None:
+        """Follow the plans given at construction, from their first step, on the missions of
+        ``problem`` (nothing is planned here)."""
+        self._follow(getattr(self, "_plans", {}), problem.missions)
+
     def plans(self) -> dict[str, TruckPlan]:
         return dict(self._plans)
 

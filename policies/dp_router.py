@@ -37,11 +37,11 @@ whose best plan is not to go (value 0) stops the sequence.
 
 **Re-planning**: the solved value table covers every state, so :meth:`DPRouter.decide` returns
 the optimal action from an observed state (phase, step, node, real SOC rounded down). In the
-SimPy engine (``sim.coopt_engine``) the trucks call :meth:`DPRouter.act`: they follow their
-forward plan on the exact SOC (:func:`forward_plan`) while the simulation agrees with it, and
-re-plan when it does not (another step or node, SOC off by more than ``soc_tol_frac``, or a
-planned action no longer feasible): the DP is solved again for that truck from the simulated
-state, with the sites and charger slots of the other trucks' current plans held.
+SimPy engine (``sim.systems.TruckMissions``) the trucks ask :meth:`DPRouter.decide`: they
+follow their forward plan on the exact SOC (:func:`forward_plan`) while the simulation agrees
+with it, and re-plan when it does not (another step or node, SOC off by more than
+``soc_tol_frac``, or a planned action no longer feasible): the DP is solved again for that truck
+from the simulated state, with the sites and charger slots of the other trucks' current plans held.
 """
 
 from __future__ import annotations
@@ -426,7 +426,7 @@ def apply_continuous(p: TruckDayProblem, phase: int, k: int, v: int, soc: float,
     SOC: a drive takes ``e / E_cap`` off it, a charge tops it up to the target bucket's SOC from
     where it is (less grid energy than from the bucket), a swap delivers ``soc E_cap``. Degradation
     costs use the per-transition tables at the buckets of the exact SOCs. This is the model the
-    SimPy engine (``sim.coopt_engine``) executes; its runs are compared with these plans.
+    SimPy engine (``sim.systems.TruckMissions``) executes; its runs are compared with these plans.
     """
     available = available if available is not None else (True,) * len(p.customers)
     name = ACTION_NAMES[code]

@@ -1,4 +1,5 @@
-"""Seed-001 planning policies for the transmission co-simulation (:mod:`sim.tsn_engine`).
+"""Seed-001 planning policies for the transmission co-simulation (:mod:`sim.engine`,
+:class:`sim.systems.TransmissionSystem`).
 
 Both plan the whole horizon once at :meth:`reset` from the plain :class:`sim.tsn.TransmissionCase`
 with the existing solvers and then issue each hour's decision from the plan:

@@ -95,3 +95,45 @@ class VehicleAgent(Protocol):
                     connected: bool = True) -> Any: ...
 
     def close(self, now_min: int, log: EventLog) -> None: ...
+
+
+@runtime_checkable
+class System(Protocol):
+    """What differs between the systems the one :class:`sim.engine.Engine` runs (DN sites,
+    a transmission grid with trains, truck missions): the engine owns the clock, the policy
+    and the failure log, and drives a system through these calls.
+
+    ``problem`` is what the policy is reset with. The controller wakes ``n_steps`` times, at
+    ``start_min + k * step_min`` (after every arrival due at that minute), and the run ends at
+    ``end_min`` (arrivals due then still happen). ``start`` binds the system to the run's clock,
+    recorder, timings and the policy's name (for failure rows) once, before the first step. At
+    each wake:
+
+    * ``observe(now, step)`` gives the :class:`~sim.types.State` of the vehicles that decide
+      now, one call after the other, until it returns ``None`` (every one due now has decided);
+    * ``check(decision)`` says what is wrong with the decision the policy returned (``None``:
+      usable; raising counts as a policy error);
+    * ``apply(decision, now, step, why)`` applies it; ``decision`` is ``None`` when the policy
+      gave no usable one (``why`` says why: the failure is already recorded);
+    * ``settle(now, step)`` runs each grid's power flow once and records the step's rows.
+
+    ``close(end_min)`` ends the run (vehicles still out, final states).
+    """
+
+    problem: Problem
+    start_min: int
+    step_min: int
+    n_steps: int
+    end_min: int
+
+    def start(self, env: Any, recorder: Any, timings: Any, policy_name: str) -> None: ...
+
+    def observe(self, now: int, step: int) -> State | None: ...
+
+    def check(self, decision: Any) -> str | None: ...
+
+    def apply(self, decision: Decision | None, now: int, step: int, why: str) -> None: ...
+
+    def settle(self, now: int, step: int) -> None: ...
+
+    def close(self, end_min: int) -> None: ...

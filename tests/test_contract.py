@@ -19,7 +19,8 @@ from experiments.build import build_world
 from experiments.config import load, resolve
 from policies.registry import POLICIES, SYSTEMS, make_policy, names_for
 from sim.engine import Engine
-from sim.types import ACTIONS, Decision, Problem
+from sim.systems import DnSites
+from sim.types import ACTIONS, Decision
 
 # Parameters for policies that have required ones, and small settings for the planners.
 REQUIRED = {
@@ -110,6 +111,9 @@ class CheckedTrains(Checked):
 
 
 class CheckedTrucks(Checked):
+    def plans(self):
+        return self.inner.plans()
+
     def check(self, state, d):
         (v,) = state.vehicles
         (c,) = d.commands
@@ -127,8 +131,8 @@ class CheckedTrucks(Checked):
 def _run(cfg, name, seed=3):
     world = build_world(cfg, None, np.random.default_rng(seed))
     policy = Checked(_make(name))
-    engine = Engine(world.problem, world.vehicles, world.sites, policy,
-                    rng=np.random.default_rng(seed), record_arrays=False)
+    engine = Engine(DnSites(world.problem, world.vehicles, world.sites, record_arrays=False),
+                    policy, rng=np.random.default_rng(seed))
     frames = engine.run().frames()
     return policy, frames, world
 
@@ -177,9 +181,8 @@ def _trucks(name, seed=3):
     s = CooptSettings(n_trucks=2, soc_step_frac=0.05)
     probs = build_problems(data, "small", "generalised", s, hourly_price=hourly)
     policy = CheckedTrucks(_make(name, "missions"))
-    policy.reset(Problem.for_missions(probs), np.random.default_rng(seed))
-    runs, eng = simulate_fleet(policy, probs, list(policy.inner.plans()), data, "small", s,
-                               "generalised", hourly, seed=seed)
+    runs, eng = simulate_fleet(policy, probs, None, data, "small", s, "generalised", hourly,
+                               seed=seed)  # the engine resets the policy
     return policy, runs
 
 

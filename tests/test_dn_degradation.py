@@ -195,6 +195,7 @@ def test_the_policy_sees_the_soh_the_run_recorded():
     from experiments.build import build_world
     from policies.registry import make_policy
     from sim.engine import Engine
+    from sim.systems import DnSites
 
     cfg = validate(_tiny({"model": "lfp"}), base=SCENARIOS)
     world = build_world(cfg, None, np.random.default_rng(0))
@@ -216,8 +217,8 @@ def test_the_policy_sees_the_soh_the_run_recorded():
             seen.append(state.vehicle("truck").soh_frac)
             return self.inner.decide(state)
 
-    frames = Engine(world.problem, world.vehicles, world.sites, Watch(),
-                    rng=np.random.default_rng(0), record_arrays=False).run().frames()
+    system = DnSites(world.problem, world.vehicles, world.sites, record_arrays=False)
+    frames = Engine(system, Watch(), rng=np.random.default_rng(0)).run().frames()
     v = frames["vehicles"]
     recorded = v[v.vehicle == "truck"].sort_values("time_min").soh_frac.to_numpy()
     assert seen[0] == 1.0

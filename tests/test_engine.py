@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from policies.baselines import SchedulePolicy
 from sim.engine import Engine
+from sim.systems import DnSites
 from sim.types import Command, Decision
 from tests.fakes import TINY_PLAN, tiny_world
 
@@ -30,7 +31,7 @@ GOLDEN = [
 
 def _run(policy, step_min=60, horizon_min=480, **kw):
     problem, vehicles, sites, graph = tiny_world(step_min, horizon_min, **kw)
-    engine = Engine(problem, vehicles, sites, policy, rng=np.random.default_rng(0))
+    engine = Engine(DnSites(problem, vehicles, sites), policy, rng=np.random.default_rng(0))
     frames = engine.run().frames()
     return frames, sites, vehicles
 

@@ -23,6 +23,7 @@ from experiments.sweep import read_results, run_sweep
 from policies.baselines import SchedulePolicy
 from sim.engine import Engine
 from sim.errors import ScenarioError
+from sim.systems import DnSites
 from sim.types import Command, Decision
 from tests.fakes import TINY_PLAN, tiny_world
 
@@ -116,7 +117,7 @@ def _run(traffic=None, outages=None, step_min=60, policy=None):
     spec = vehicles[0].spec
     fleet = FleetModel(graph, [spec], rng=np.random.default_rng(0), traffic=traffic,
                        outages={"truck": outages} if outages else None)
-    engine = Engine(problem, fleet.vehicles, sites, policy or SchedulePolicy(PLAN),
+    engine = Engine(DnSites(problem, fleet.vehicles, sites), policy or SchedulePolicy(PLAN),
                     rng=np.random.default_rng(0))
     return engine.run().frames(), sites, graph
 

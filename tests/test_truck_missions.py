@@ -1,4 +1,5 @@
-"""The Co-OPT missions in the SimPy engine (sim/coopt_engine.py, agents/truck.CooptTruck)."""
+"""The Co-OPT missions in the SimPy engine (sim/systems.py TruckMissions,
+agents/truck.CooptTruck)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from experiments.coopt_build import CooptSettings, build_problems
 from experiments.coopt_study import coopt_data_dir, simulate_fleet
 from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.dp_router import DPRouter
-from sim.types import Problem
 
 DATA = coopt_data_dir()  # the Co-OPT data shipped in the package
 HOURLY = np.r_[np.full(12, 0.30), np.full(12, 0.50)]  # the price changes at 12:00
@@ -28,17 +28,14 @@ def setup():
 
 
 def _dp(probs, **kw):
-    router = DPRouter(**kw)
-    router.reset(Problem.for_missions(probs))
-    return router
+    return DPRouter(**kw)  # the engine resets it with the missions of probs
 
 
 def test_undisturbed_run_equals_the_plan(setup):
     data, s, probs = setup
     router = _dp(probs)
+    runs, eng = simulate_fleet(router, probs, None, data, "small", s, "generalised", PRICES)
     plans = router.live_plans()
-    runs, eng = simulate_fleet(router, probs, list(plans), data, "small", s, "generalised",
-                               PRICES)
     assert router.replans == 0
     assert len(runs) == 4
     byname = {p.name: p for p in probs}
@@ -68,14 +65,13 @@ def test_undisturbed_run_equals_the_plan(setup):
         # the DP's bucketed plan is conservative: the simulated SOC is never below it
         assert run.total("delivered_kwh") >= router.plans()[name].total("delivered_kwh") - 1e-9
         assert run.damage > 0 and run.degradation_stepwise_usd > 0
-    assert sorted(eng.served) == sorted(probs[0].customers)  # all four sites swapped once
+    assert sorted(eng.system.served) == sorted(probs[0].customers)  # all four sites swapped once
 
 
 def test_disturbed_dp_replans_and_stays_feasible(setup):
     data, s, probs = setup
     router = _dp(probs)
-    names = list(router.live_plans())
-    runs, _ = simulate_fleet(router, probs, names, data, "small", s, "generalised", PRICES,
+    runs, _ = simulate_fleet(router, probs, None, data, "small", s, "generalised", PRICES,
                              DriveDisturbance(delay_prob=0.5, delay_max_min=40), seed=0)
     assert router.replans > 0
     assert sum(r.delay_min for r in runs.values()) > 0
@@ -126,4 +122,4 @@ def test_a_fleet_with_no_planned_truck_runs_an_empty_day(setup):
     data, s, probs = setup
     runs, eng = simulate_fleet(PlanFollower({}, probs), probs, [], data, "small", s,
                                "generalised", PRICES)
-    assert runs == {} and eng.events == [] and eng.served == []
+    assert runs == {} and eng.system.events == [] and eng.system.served == []
