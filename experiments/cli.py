@@ -25,13 +25,6 @@ from sim.errors import ScenarioError
 
 EXIT_SCENARIO = 2
 EXIT_STOPPED = 3
-# Seed 002 studies: settings live in experiments.coopt_study.STUDIES (their own schema).
-COOPT_STUDIES = {
-    "coopt-small": "Seed 002: DP router vs greedy / shortest on the 7-node network, "
-                   "NMC / LFP / generalised degradation",
-    "coopt-large": "Seed 002: DP router vs greedy / shortest on the 16-node network, "
-                   "NMC / LFP / generalised degradation",
-}
 
 
 def describe(path: Path) -> str:
@@ -62,17 +55,16 @@ def cmd_policies(args) -> int:
 
 def cmd_list(args) -> int:
     names = builtin()
-    width = max(len(n) for n in [*names, *COOPT_STUDIES])
+    width = max(len(n) for n in names)
     for name, path in names.items():
         mark = " (default)" if name == DEFAULT_EXPERIMENT else ""
         print(f"{name:<{width}}  {describe(path)}{mark}")
-    for name, text in COOPT_STUDIES.items():
-        print(f"{name:<{width}}  {text}")
     return 0
 
 
 def _kind(path: Path) -> str:
-    """``[scenario] kind`` of a file: "tsn-study" for the seed-001 studies, else "run"."""
+    """``[scenario] kind`` of a file: "tsn-study" or "coopt-study" for the seed-001/002
+    studies, else ``"run"``."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
@@ -84,13 +76,14 @@ def _kind(path: Path) -> str:
 def cmd_check(args) -> int:
     from experiments.config import load
 
-    if args.target in COOPT_STUDIES:
+    path = resolve(args.target)
+    if _kind(path) == "coopt-study":
         from experiments import coopt_study
 
-        coopt_study.settings_for(args.target, args.set)
-        print(f"{args.target}: ok (built-in seed 002 study)")
+        st, _, _ = coopt_study.settings_for(path, args.set)
+        print(f"{path}: ok (Co-OPT study on the {st.network} network, "
+              f"{len(st.models)} degradation models)")
         return 0
-    path = resolve(args.target)
     if _kind(path) == "tsn-study":
         from experiments.tsn_config import load_tsn
 
@@ -148,13 +141,14 @@ def cmd_run(args) -> int:
     from experiments.config import load
     from experiments.run import default_run_dir, run_one, write_run
 
-    if args.target in COOPT_STUDIES:  # seed 002: DP router study, its own settings
+    path = resolve(args.target)
+    if _kind(path) == "coopt-study":  # seed 002: DP router study, its own settings
         from experiments import coopt_study
 
         sets = list(args.set) + (["study.figures=false"] if args.no_figures else [])
-        return coopt_study.cli_run(args.target, args.out,
-                                   0 if args.seed is None else args.seed, sets)
-    path = resolve(args.target)
+        seed = args.seed if args.seed is not None else int(
+            tomllib.loads(path.read_text(encoding="utf-8"))["scenario"].get("seed", 0))
+        return coopt_study.cli_run(path, args.out, seed, sets)
     if _kind(path) == "tsn-study":  # seed 001: UC with battery trains, its own schema
         from experiments import tsn_study
         from experiments.tsn_config import load_tsn
@@ -223,13 +217,10 @@ def _sweep_config(args, policies: list[str] | None = None):
     if problems:
         raise ScenarioError(problems)
 
-    if args.target in COOPT_STUDIES:
-        raise ScenarioError([f"{args.target}: a seed 002 study, not a per-realisation simulation; "
-                             f"sweeps run plain scenarios such as {SWEEP_DEFAULT}"])
     path = resolve(args.target or SWEEP_DEFAULT)
-    if _kind(path) == "tsn-study":
-        raise ScenarioError([f"{path}: a seed 001 study, not a per-realisation simulation; "
-                             f"sweeps run plain scenarios such as {SWEEP_DEFAULT}"])
+    if _kind(path) in ("tsn-study", "coopt-study"):
+        raise ScenarioError([f"{path}: a study, not a per-realisation simulation; sweeps run "
+                             f"plain scenarios such as {SWEEP_DEFAULT}"])
     raw = apply_overrides(read_raw(path), args.set)
     if policies is not None:
         bad = [p for p in policies if not p]

@@ -37,7 +37,6 @@ import shutil
 import sys
 import tempfile
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from importlib import resources
@@ -49,6 +48,7 @@ import pandas as pd
 from agents.degradation import make_degradation
 from agents.road_data import CooptData, load_coopt
 from agents.truck import CooptFleet, CooptTruck, DriveDisturbance
+from experiments.config import apply_overrides, read_raw, resolve
 from experiments.coopt_build import CooptSettings, build_problems, charging_prices
 from experiments.run import atomic_parquet, git_hash, versions, write_meta
 from grids.prices import FEEDER_END_CONGESTED, PriceConfig, locational_spread
@@ -108,12 +108,6 @@ class StudySettings:
     milp_time_limit_s: float = 60.0
     milp_trucks: int = 0  # 0: as many trucks as sites (vehicles.csv order)
     milp: bool = True  # off for coopt-large: 10 trucks x 16 nodes is past "small enough"
-
-
-STUDIES = {
-    "coopt-small": StudySettings(network="small"),
-    "coopt-large": StudySettings(network="large", milp=False),
-}
 
 
 # ================================================================ degradation
@@ -568,57 +562,50 @@ tie-breaking). The distances are of the same order.
 
 
 # ================================================================ CLI
-def _parse_overrides(overrides: list[str] | None) -> dict[str, dict]:
-    out: dict[str, dict] = {"study": {}, "coopt": {}, "prices": {}}
-    for item in overrides or []:
-        if "=" not in item:
-            raise ScenarioError(f"--set {item!r}: expected KEY=VALUE")
-        key, raw = item.split("=", 1)
-        sect, _, name = key.strip().partition(".")
-        if sect not in out or not name:
-            raise ScenarioError(f"--set {key}: expected study.X, coopt.X or prices.X")
-        try:
-            val = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            val = raw
-        out[sect][name] = val
-    return out
+SECTIONS = ("scenario", "study", "coopt", "prices")
 
 
-def settings_for(name: str, overrides: list[str] | None = None
+def settings_for(target: str | Path, overrides: list[str] | None = None
                  ) -> tuple[StudySettings, CooptSettings, PriceConfig]:
-    if name not in STUDIES:
-        raise ScenarioError(f"study: unknown co-opt study {name!r}; valid: "
-                            f"{', '.join(STUDIES)}")
-    ov = _parse_overrides(overrides)
-    st = STUDIES[name]
+    """The settings of a Co-OPT study scenario: a built-in name (``coopt-small``,
+    ``coopt-large``) or a TOML file with ``[scenario] kind = "coopt-study"``, after ``--set``
+    overrides. Every problem is reported at once, each named by its field."""
+    path = resolve(str(target))
+    raw = apply_overrides(read_raw(path), list(overrides or []))
+    bad = [f"{k}: unknown section (valid: {', '.join(SECTIONS)})" for k in raw
+           if k not in SECTIONS]
+    kind = raw.get("scenario", {}).get("kind") if isinstance(raw.get("scenario"), dict) else None
+    if kind != "coopt-study":
+        bad.append(f"scenario.kind: a Co-OPT study has kind 'coopt-study', got {kind!r}")
+    ov = {k: dict(raw.get(k) or {}) for k in ("study", "coopt", "prices")}
     valid = {f.name for f in fields(StudySettings)}
-    bad = [f"study.{k}: unknown (valid: {', '.join(sorted(valid))})" for k in ov["study"]
-           if k not in valid]
+    bad += [f"study.{k}: unknown (valid: {', '.join(sorted(valid))})" for k in ov["study"]
+            if k not in valid]
     pvalid = {f.name for f in fields(PriceConfig)}
     bad += [f"prices.{k}: unknown (valid: {', '.join(sorted(pvalid))})" for k in ov["prices"]
             if k not in pvalid]
-    if bad:
-        raise ScenarioError(bad)
     if "models" in ov["study"]:
         ov["study"]["models"] = tuple(ov["study"]["models"])
         unknown = [m for m in ov["study"]["models"] if m not in MODELS + ("dod_curve", "none")]
         if unknown:
-            raise ScenarioError(f"study.models: unknown {unknown}")
-    st = replace(st, **ov["study"])
+            bad.append(f"study.models: unknown {unknown}")
+    if bad:
+        raise ScenarioError(bad, source=str(path))
+    st = StudySettings(**ov["study"])
     s = CooptSettings.from_dict(ov["coopt"])
     # the [P] congested feeder by default (grids.prices.FEEDER_END_CONGESTED);
     # --set prices.line_limits_pct=[] gives the nominal, uncongested prices
     pcfg = replace(FEEDER_END_CONGESTED, **ov["prices"])
     if pcfg.problems():
-        raise ScenarioError(pcfg.problems())
+        raise ScenarioError(pcfg.problems(), source=str(path))
     return st, s, pcfg
 
 
-def cli_run(name: str, out_dir: str | Path | None, seed: int = 0,
+def cli_run(target: str | Path, out_dir: str | Path | None, seed: int = 0,
             overrides: list[str] | None = None) -> int:
-    """What ``mescosim run coopt-small|coopt-large`` should call; returns the exit code."""
-    st, s, pcfg = settings_for(name, overrides)
+    """What ``mescosim run coopt-small|coopt-large|FILE.toml`` calls; returns the exit code."""
+    st, s, pcfg = settings_for(target, overrides)
+    name = Path(str(target)).stem
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(out_dir) if out_dir else Path("runs") / f"{name}-s{seed}-{stamp}"
     print(f"{name}: writing {out}/ (progress on stderr)", flush=True)

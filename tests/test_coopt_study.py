@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from agents.road_data import load_coopt
-from experiments.coopt_study import STUDIES, StudySettings, cli_run, coopt_data_dir, settings_for
+from experiments.coopt_study import StudySettings, cli_run, coopt_data_dir, settings_for
 from sim.errors import ScenarioError
 
 FLAT = {1: np.full(24, 0.40), 3: np.full(24, 0.40)}
@@ -49,7 +49,7 @@ def test_packaged_data_is_the_default_and_loads():
                                             "traffic_intensity.csv", "small_distance_km.csv",
                                             "large_distance_km.csv"}
     assert StudySettings().data_dir == str(d)
-    assert all(st.data_dir == str(d) for st in STUDIES.values())
+    assert all(settings_for(n)[0].data_dir == str(d) for n in ("coopt-small", "coopt-large"))
     data = load_coopt(d)
     assert len(data.networks["small"].labels) == 7 and len(data.networks["large"].labels) == 16
     assert len(data.vehicles) == 24
@@ -136,8 +136,10 @@ def test_small_study_dp_no_worse_than_baselines(tmp_path):
 
 
 def test_bad_settings_name_the_field():
-    with pytest.raises(ScenarioError, match="unknown co-opt study"):
+    with pytest.raises(ScenarioError, match="coopt-medium: not a built-in experiment"):
         settings_for("coopt-medium")
+    with pytest.raises(ScenarioError, match="scenario.kind: a Co-OPT study has kind"):
+        settings_for("three-dn")
     with pytest.raises(ScenarioError, match="coopt.bogus"):
         settings_for("coopt-small", ["coopt.bogus=1"])
     with pytest.raises(ScenarioError, match="prices.method"):

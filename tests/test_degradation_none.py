@@ -110,7 +110,8 @@ def test_coopt_dp_day_under_none_runs_without_ageing():
     the small network, run in the SimPy engine with a ``none`` model per carried MESS."""
     from agents.road_data import load_coopt
     from experiments.coopt_build import build_problems, charging_prices
-    from experiments.coopt_study import _plans, simulate_fleet
+    from experiments.coopt_study import simulate_fleet
+    from policies.dp_router import DPRouter
 
     st, s, pcfg = settings_for("coopt-small", [f"study.data_dir='{DATA}'",
                                                "study.models=['none']"])
@@ -118,10 +119,10 @@ def test_coopt_dp_day_under_none_runs_without_ageing():
     net = data.networks[st.network]
     hourly, _ = charging_prices(net, pcfg, np.random.default_rng(0))
     probs = build_problems(data, st.network, "none", s, hourly_price=hourly)
-    plans, router, _ = _plans("dp", probs)
-    assert all(pl.total("degradation_usd") == 0.0 for pl in plans.values())
-    runs, _ = simulate_fleet(router, router.problems, list(plans), data, st.network, s, "none",
-                             hourly)
+    router = DPRouter()
+    runs, _ = simulate_fleet(router, probs, None, data, st.network, s, "none", hourly)
+    plans = router.plans()  # made at the engine's reset
+    assert plans and all(pl.total("degradation_usd") == 0.0 for pl in plans.values())
     assert runs and all(r.ended for r in runs.values())
     assert all(r.damage == 0.0 and r.loss_frac == 0.0 for r in runs.values())
     assert all(r.degradation_stepwise_usd == 0.0 for r in runs.values())
