@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from experiments.run import atomic_parquet
 from experiments.scenarios_mc import cvar, weighted_quantile
 from experiments.sweep import read_manifest, read_results
 
@@ -105,11 +106,12 @@ def bench_tables(out: str | Path, policies: list[str] | None = None) -> dict[str
 
 
 def write_bench(out: str | Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
-    """Write each table as ``bench_<name>.csv`` in ``out``; returns the paths."""
+    """Write each table as ``bench_<name>.parquet`` in ``out`` (atomically, like every table
+    of a run directory); returns the paths."""
     paths = []
     for name, df in tables.items():
-        path = Path(out) / f"bench_{name}.csv"
-        df.to_csv(path, index=False)
+        path = Path(out) / f"bench_{name}.parquet"
+        atomic_parquet(df, path)
         paths.append(path)
     return paths
 

@@ -249,7 +249,7 @@ def test_cli_bench_and_plot(reference, tmp_path, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "paired differences" in text and "sfi_total" in text
-    paired = pd.read_csv(out / "bench_paired.csv")
+    paired = pd.read_parquet(out / "bench_paired.parquet")
     res = read_results(out)
     tot = res[(res.entity == "system") & (res.metric == "sfi_total")].pivot_table(
         index="scenario", columns="policy", values="value")
