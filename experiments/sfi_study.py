@@ -15,7 +15,7 @@ their forecasts as the mean profile and a free initial MESS location:
   policy), planned vs simulated.
 
 Everything is written to ``out_dir``: ``figures/*.png``, one Parquet file per table,
-``report.md`` (every number from the run, set against the paper's) and ``study.json`` (settings,
+``report.md`` (every number from the run, set against the paper's) and ``meta.json`` (settings,
 every solve's build/solve time, status and gap, wall times).
 
 Independent solves run on a small process pool (``StudySettings.workers``, spawn context), with
@@ -135,7 +135,7 @@ def settings_from_config(study) -> StudySettings:
 @dataclass
 class StudyResult:
     """Everything the study computed; ``tables`` are the Parquet files, ``summary`` the headline
-    numbers (also in ``study.json``)."""
+    numbers (also in ``meta.json``)."""
 
     settings: StudySettings
     seed: int
@@ -612,7 +612,7 @@ def run_study(cfg: Config, seed: int, study: StudySettings, out_dir: str | Path,
     phases["total_s"] = result.wall_s
     result.summary["phases_s"] = {k: round(v, 2) for k, v in phases.items()}
     result.report = write_report(result, out_dir / "report.md")
-    _write_json(result, out_dir / "study.json")
+    _write_meta(result, out_dir)
     return result
 
 
@@ -1533,7 +1533,9 @@ def _validation_explanation(result: StudyResult) -> str:
     return " ".join(parts)
 
 
-def _write_json(result: StudyResult, path: Path) -> None:
+def _write_meta(result: StudyResult, out_dir: Path) -> None:
+    """``meta.json`` (settings, seed, timings, summary, solver outcomes, versions, git hash),
+    written atomically after every table, figure and the report."""
     def clean(o):
         if isinstance(o, dict):
             return {str(k): clean(v) for k, v in o.items()}
@@ -1547,25 +1549,25 @@ def _write_json(result: StudyResult, path: Path) -> None:
             return bool(o)
         return o
 
-    from experiments.run import git_hash, versions
+    from experiments.run import git_hash, versions, write_meta
 
     data = {"status": "complete", "seed": result.seed, "settings": asdict(result.settings),
             "wall_s": result.wall_s, "summary": result.summary, "solves": result.solves,
             "figures": [f"figures/{p.name}" for p in result.figures],
             "tables": sorted(f"{k}.parquet" for k in result.tables),
             "versions": versions(), "git": git_hash()}
-    path.write_text(json.dumps(clean(data), indent=2, default=str), encoding="utf-8")
+    write_meta(out_dir, clean(data))
 
 
 # ------------------------------------------------------------------------------ re-report
 def load_study(out_dir: str | Path, cfg: Config) -> StudyResult:
-    """A :class:`StudyResult` read back from a study directory (tables, ``study.json``), for
+    """A :class:`StudyResult` read back from a study directory (tables, ``meta.json``), for
     rewriting the report or figures without solving again. ``plans`` and ``weights`` are empty;
     ``cfg`` must be the scenario the study ran on (it gives the sites and vehicles)."""
     from experiments.build import build_world
 
     out_dir = Path(out_dir)
-    meta = json.loads((out_dir / "study.json").read_text(encoding="utf-8"))
+    meta = json.loads((out_dir / "meta.json").read_text(encoding="utf-8"))
     tables = {p.stem: pd.read_parquet(p) for p in sorted(out_dir.glob("*.parquet"))}
     ctx = SfiContext.from_problem(build_world(cfg, None, np.random.default_rng(0)).problem)
     settings = StudySettings(**meta["settings"])
@@ -1596,7 +1598,7 @@ def print_summary(result: StudyResult) -> None:
     print(f"sfi study: seed {result.seed}, kappa {s.kappa:g}, alpha {s.alpha:g}, beta "
           f"{s.beta:g}, eps {s.eps:g}; {result.wall_s:.1f} s")
     print(f"wrote {result.out_dir}/ ({len(result.tables)} tables, {len(result.figures)} "
-          f"figures, report.md, study.json)")
+          f"figures, report.md, meta.json)")
     t3 = result.tables["table3"][["weights", "before", "after", "gain", "fixed_dn1"]]
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 110):
         print("\nTable 3 (accumulated weighted SFI; paper, equal weights: 5.62 -> 6.31, +0.69)")

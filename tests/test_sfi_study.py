@@ -50,7 +50,7 @@ def test_every_figure_and_table_is_written_and_readable(study):
     for name in TABLES:
         df = pd.read_parquet(out / f"{name}.parquet")
         assert len(df) > 0, name
-    meta = json.loads((out / "study.json").read_text())
+    meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["settings"]["kappa"] == 0.5
     for rec in meta["solves"]:
         assert {"build_s", "solve_s", "status", "gap"} <= set(rec)
