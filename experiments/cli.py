@@ -16,6 +16,7 @@ scenario (every problem listed, no traceback unless --debug); 3 a run that
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -137,11 +138,40 @@ def print_summary(result, out: Path) -> None:
     print(f"\nfigures: {out / 'figures'}")
 
 
+def out_problems(out: str | Path | None, scenario: Path) -> list[str]:
+    """Why ``--out`` cannot take a new run directory, checked before anything runs: a run
+    directory is never written over (an old run's figures would sit beside the new tables) and
+    never holds the scenario it was run from."""
+    if out is None:
+        return []
+    out = Path(out)
+    problems = []
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out: {out} is a file, not a directory")
+    elif out.is_dir() and any(out.iterdir()):
+        problems.append(f"--out: {out} already holds files; a run directory is never written "
+                        f"over: choose a new directory or remove this one")
+    try:
+        if scenario.resolve().is_relative_to(out.resolve()):
+            problems.append(f"--out: {out} holds the scenario file {scenario}; write the run "
+                            f"elsewhere")
+    except OSError:
+        pass
+    if not problems:
+        parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+        if not os.access(parent, os.W_OK):
+            problems.append(f"--out: cannot create {out}: {parent} is not writable")
+    return problems
+
+
 def cmd_run(args) -> int:
     from experiments.config import load
     from experiments.run import default_run_dir, run_one, write_run
 
     path = resolve(args.target)
+    problems = out_problems(args.out, path)
+    if problems:
+        raise ScenarioError(problems)
     if _kind(path) == "coopt-study":  # seed 002: DP router study, its own settings
         from experiments import coopt_study
 

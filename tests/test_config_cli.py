@@ -164,3 +164,26 @@ def test_bad_sweep_and_bench_flags_are_all_named_before_anything_runs(tmp_path, 
                  "--out", str(out)]) == 2
     assert "--policies: each policy once; repeated: greedy" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_run_never_writes_over_a_directory_or_its_own_scenario(tmp_path, capsys):
+    """--out is checked before anything runs: an existing run directory, a file, the folder that
+    holds the scenario file are all refused with exit 2, and nothing in them changes."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    scenario = proj / "config.toml"
+    scenario.write_text((SCENARIO_DIR / "tiny.toml").read_text(encoding="utf-8"),
+                        encoding="utf-8")
+    before = scenario.read_bytes()
+    assert main(["run", str(scenario), "--out", str(proj)]) == 2
+    err = capsys.readouterr().err
+    assert "--out: " in err and "already holds files" in err and "holds the scenario" in err
+    assert scenario.read_bytes() == before and [p.name for p in proj.iterdir()] == ["config.toml"]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["run", "tiny", "--out", str(afile)]) == 2
+    assert f"--out: {afile} is a file, not a directory" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert main(["run", "tiny", "--out", str(out), "--no-figures"]) == 0
+    assert main(["run", "tiny", "--out", str(out), "--no-figures"]) == 2
+    assert "already holds files" in capsys.readouterr().err
