@@ -7,8 +7,6 @@ keeps SOH at exactly 1.0 and costs exactly 0.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -22,14 +20,12 @@ from agents.degradation import (
     model_parameters,
 )
 from experiments.coopt_build import degradation_tables
-from experiments.coopt_study import _new_model, settings_for
+from experiments.coopt_study import _new_model, coopt_data_dir, settings_for
 from sim.types import BatterySpec
 
 SHARED = {"temp_c": 35.0, "soh_eol_frac": 0.7, "c_pack_usd_per_kwh": 120.0, "e_nom_kwh": 500.0,
           "include_calendar": False, "c_rate_default_per_h": 1.0}
-DATA = Path("/work/shared/data/coopt")
-if not DATA.is_dir():  # a checkout next to the shared folder
-    DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "coopt"
+DATA = coopt_data_dir()  # the packaged Co-OPT data
 
 
 def test_every_model_takes_the_shared_parameters():
@@ -104,7 +100,6 @@ def test_coopt_study_settings_accept_none_and_build_its_models():
     assert cyc_lfp.max() > 0 and cal_lfp.min() > 0
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="Co-OPT data not available")
 def test_coopt_dp_day_under_none_runs_without_ageing():
     """The study's model path end to end for ``none``, without the fleet MILP: DP plans on
     the small network, run in the SimPy engine with a ``none`` model per carried MESS."""
