@@ -28,7 +28,7 @@ from policies.coopt_baselines import GreedyNN, ShortestDistance
 from policies.coopt_milp import FleetMILP
 from policies.dp_router import DPRouter
 from policies.milp import MilpPolicy
-from policies.tsn_policies import OcdPolicy, UcMilpPolicy
+from policies.tsn_policies import OcdPolicy, ParkPolicy, UcMilpPolicy
 from sim.errors import ScenarioError
 
 #: What each system is, for messages.
@@ -41,7 +41,7 @@ SYSTEMS: dict[str, str] = {
 
 #: name -> {system -> class}
 POLICIES: dict[str, dict[str, type]] = {
-    "idle": {"dn-sites": IdlePolicy},
+    "idle": {"dn-sites": IdlePolicy, "transmission": ParkPolicy},
     "stationary": {"dn-sites": StationaryPolicy},
     "greedy": {"dn-sites": GreedyPolicy, "missions": GreedyNN},
     "schedule": {"dn-sites": SchedulePolicy},

@@ -607,6 +607,36 @@ class OcdPolicy(_PlanReplayPolicy):
         return res.plan, res.routes, _plan_info(res.plan, extra)
 
 
+class ParkPolicy(_PlanReplayPolicy):
+    """No trains (the "before" case on a transmission grid): every train stays at its station,
+    the stations neither charge, discharge nor exchange, and the units follow an economic
+    dispatch with unit commitment and line limits (:func:`park_plan`, the planners' safe
+    fallback), replayed hour by hour."""
+
+    name = "idle"
+
+    def __init__(self, solver: str = "highs", time_limit_s: float = 600.0,
+                 mip_gap: float = 1e-4, pwl_segments: int = 8, line_limits: bool = True,
+                 threads: int | None = None) -> None:
+        super().__init__(fallback="none")
+        self.options = TsnOptions(solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
+                                  pwl_segments=pwl_segments, line_limits=line_limits,
+                                  threads=threads)
+
+    def params(self) -> dict:
+        o = self.options
+        return {"solver": o.solver, "time_limit_s": o.time_limit_s, "mip_gap": o.mip_gap,
+                "pwl_segments": o.pwl_segments, "line_limits": o.line_limits,
+                "threads": o.threads}
+
+    def _make_plan(self, case, prev=None):
+        if prev is not None:
+            raise PolicyError("idle: the park plan is not re-planned")
+        plan, paths = park_plan(case, self.options)
+        return plan, paths, _plan_info(plan, {"planner": "park (economic dispatch, trains "
+                                                         "parked, stations idle)"})
+
+
 class FixedPlanPolicy(_PlanReplayPolicy):
     """A plan made elsewhere (e.g. by a study), replayed hour by hour: the co-simulation then
     checks it with trains on the rail graph and a DC + AC power flow every hour."""
