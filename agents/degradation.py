@@ -387,6 +387,20 @@ def _raise_shared_problems(*args) -> None:
         raise ValueError("; ".join(problems))
 
 
+def _set_shared(model, temp_c: float, soh_eol_frac: float, e_nom_kwh: float,
+                include_calendar: bool, c_rate_default_per_h: float,
+                c_pack_usd_per_kwh: float) -> None:
+    """Check the :data:`SHARED_PARAMS` every model takes (ValueError naming each bad one) and
+    set the attributes they give every model."""
+    _raise_shared_problems(temp_c, soh_eol_frac, c_pack_usd_per_kwh, e_nom_kwh,
+                           c_rate_default_per_h)
+    model.temp_c = float(temp_c)
+    model.q_eol_frac = 1.0 - float(soh_eol_frac)
+    model._e_nom_kwh = float(e_nom_kwh)
+    model.include_calendar = bool(include_calendar)
+    model.c_rate_default_per_h = float(c_rate_default_per_h)
+
+
 class _Ageing:
     """Common state and bookkeeping; subclasses give the stress functions.
 
@@ -403,15 +417,10 @@ class _Ageing:
                  c_pack_usd_per_kwh: float = C_PACK_USD_PER_KWH, e_nom_kwh: float = E_NOM_KWH,
                  include_calendar: bool = True,
                  c_rate_default_per_h: float = C_RATE_DEFAULT_PER_H) -> None:
-        _raise_shared_problems(temp_c, soh_eol_frac, c_pack_usd_per_kwh, e_nom_kwh,
-                               c_rate_default_per_h)
-        self.temp_c = float(temp_c)
+        _set_shared(self, temp_c, soh_eol_frac, e_nom_kwh, include_calendar,
+                    c_rate_default_per_h, c_pack_usd_per_kwh)
         self.temp_k = _k(temp_c)
-        self.q_eol_frac = 1.0 - float(soh_eol_frac)
         self.c_rep_usd = float(c_pack_usd_per_kwh) * float(e_nom_kwh)
-        self._e_nom_kwh = float(e_nom_kwh)
-        self.include_calendar = bool(include_calendar)
-        self.c_rate_default_per_h = float(c_rate_default_per_h)
         self.reset()
 
     # -------------------------------------------------- DegradationModel protocol
@@ -764,14 +773,9 @@ class ZeroDegradation(NoDegradation):
                  c_pack_usd_per_kwh: float = C_PACK_USD_PER_KWH, e_nom_kwh: float = E_NOM_KWH,
                  include_calendar: bool = True,
                  c_rate_default_per_h: float = C_RATE_DEFAULT_PER_H) -> None:
-        _raise_shared_problems(temp_c, soh_eol_frac, c_pack_usd_per_kwh, e_nom_kwh,
-                               c_rate_default_per_h)
-        self.temp_c = float(temp_c)
-        self.q_eol_frac = 1.0 - float(soh_eol_frac)
+        _set_shared(self, temp_c, soh_eol_frac, e_nom_kwh, include_calendar,
+                    c_rate_default_per_h, c_pack_usd_per_kwh)
         self._c_pack_usd_per_kwh = float(c_pack_usd_per_kwh)
-        self._e_nom_kwh = float(e_nom_kwh)
-        self.include_calendar = bool(include_calendar)
-        self.c_rate_default_per_h = float(c_rate_default_per_h)
         self.reset()
 
     def reset(self) -> None:
