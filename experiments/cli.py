@@ -16,7 +16,6 @@ scenario (every problem listed, no traceback unless --debug); 3 a run that
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tomllib
 from pathlib import Path
@@ -35,6 +34,21 @@ def describe(path: Path) -> str:
         return "(unreadable)"
     return str(meta.get("description", "")).strip().splitlines()[0] if meta.get(
         "description") else ""
+
+
+def cmd_replay(args) -> int:
+    from experiments.replay import replay
+
+    run_dir = Path(args.run_dir)
+    _, _, s, out = replay(run_dir, args.out, args.seed, args.policy)
+    print(f"replay of {s.policy}'s plan from {run_dir}, seed {s.seed}: wrote {out}/")
+    print(f"  steps {s.steps}; vehicle not where planned: {s.site_mismatch_steps} steps; "
+          f"max |E_sim - E_plan| {s.max_abs_e_diff_mwh:.3g} MWh")
+    print(f"  accumulated SFI: run {s.sfi_total_run:.4f}, replay {s.sfi_total_replay:.4f}")
+    print(f"  unseen by the plan: {s.voltage_violation_bus_steps:g} voltage bus-steps, "
+          f"{s.loading_violation_line_steps:g} overloaded line-steps, "
+          f"{s.nonconverged_steps:g} non-converged steps")
+    return 0
 
 
 def cmd_policies(args) -> int:
@@ -138,35 +152,9 @@ def print_summary(result, out: Path) -> None:
     print(f"\nfigures: {out / 'figures'}")
 
 
-def out_problems(out: str | Path | None, scenario: Path) -> list[str]:
-    """Why ``--out`` cannot take a new run directory, checked before anything runs: a run
-    directory is never written over (an old run's figures would sit beside the new tables) and
-    never holds the scenario it was run from."""
-    if out is None:
-        return []
-    out = Path(out)
-    problems = []
-    if out.exists() and not out.is_dir():
-        problems.append(f"--out: {out} is a file, not a directory")
-    elif out.is_dir() and any(out.iterdir()):
-        problems.append(f"--out: {out} already holds files; a run directory is never written "
-                        f"over: choose a new directory or remove this one")
-    try:
-        if scenario.resolve().is_relative_to(out.resolve()):
-            problems.append(f"--out: {out} holds the scenario file {scenario}; write the run "
-                            f"elsewhere")
-    except OSError:
-        pass
-    if not problems:
-        parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-        if not os.access(parent, os.W_OK):
-            problems.append(f"--out: cannot create {out}: {parent} is not writable")
-    return problems
-
-
 def cmd_run(args) -> int:
     from experiments.config import load
-    from experiments.run import default_run_dir, run_one, write_run
+    from experiments.run import default_run_dir, out_problems, run_one, write_run
 
     path = resolve(args.target)
     problems = out_problems(args.out, path)
@@ -370,6 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     p = sub.add_parser("list", help="list the built-in experiments")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("replay", help="follow a run's recorded plan through the engine with AC "
+                                      "power flow every step; planned against simulated")
+    p.add_argument("run_dir", help="a run directory whose policy recorded a plan (e.g. milp)")
+    p.add_argument("--seed", type=int, help="another realisation (default the run's seed)")
+    p.add_argument("--out", help="replay directory (default RUN_DIR/replay-s<seed>)")
+    p.add_argument("--policy", help="whose plan, when the run recorded several")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
+    p.set_defaults(func=cmd_replay)
     p = sub.add_parser("policies", help="the registered policies and the systems they run on")
     p.set_defaults(func=cmd_policies)
     p = sub.add_parser("run", help="run a built-in experiment or a scenario file")

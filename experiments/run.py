@@ -289,6 +289,32 @@ def inside(root: str | Path, name: str) -> Path:
     return path
 
 
+def out_problems(out: str | Path | None, scenario: Path) -> list[str]:
+    """Why ``--out`` cannot take a new run directory, checked before anything runs: a run
+    directory is never written over (an old run's figures would sit beside the new tables) and
+    never holds the scenario it was run from."""
+    if out is None:
+        return []
+    out = Path(out)
+    problems = []
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out: {out} is a file, not a directory")
+    elif out.is_dir() and any(out.iterdir()):
+        problems.append(f"--out: {out} already holds files; a run directory is never written "
+                        f"over: choose a new directory or remove this one")
+    try:
+        if scenario.resolve().is_relative_to(out.resolve()):
+            problems.append(f"--out: {out} holds the scenario file {scenario}; write the run "
+                            f"elsewhere")
+    except OSError:
+        pass
+    if not problems:
+        parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+        if not os.access(parent, os.W_OK):
+            problems.append(f"--out: cannot create {out}: {parent} is not writable")
+    return problems
+
+
 def default_run_dir(cfg: Config, seed: int, root: str | Path = "runs") -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return inside(root, f"{cfg.scenario.name}-s{seed}-{stamp}")
