@@ -120,8 +120,8 @@ def _new_model(name: str, s: CooptSettings, e_cap_kwh: float):
 def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[str] | None,
                    data: CooptData, network: str, s: CooptSettings, model_name: str,
                    hourly_price: dict[int, np.ndarray],
-                   disturbance: DriveDisturbance | None = None, seed: int = 0
-                   ) -> tuple[dict[str, TruckRun], Engine]:
+                   disturbance: DriveDisturbance | None = None, seed: int = 0,
+                   grid=None) -> tuple[dict[str, TruckRun], Engine]:
     """Run the trucks ``names`` through the day in the SimPy engine under ``policy``.
 
     The engine resets ``policy`` with the missions of ``problems`` (once: its plans are those of
@@ -129,8 +129,11 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
     the reset failed). Each truck is a :class:`agents.truck.CooptTruck` (D.2/D.3 physics at the
     real departure minute, the ``model_name`` stepwise degradation model per carried MESS) with
     its own seeded disturbance stream (``SeedSequence(seed).spawn``); prices are the hourly OPF
-    prices. Returns the runs and the engine (``engine.system``: the
-    :class:`sim.systems.TruckMissions` with ``events`` and ``served``).
+    prices. ``grid`` (a :class:`sim.protocols.ChargingGrid`, e.g.
+    :class:`grids.truck_grid.ChargingFeeder`; ``None``: no grid) gets the trucks' charging power
+    in one AC power flow per step. Returns the runs and the engine (``engine.system``: the
+    :class:`sim.systems.TruckMissions` with ``events`` and ``served``; with a grid,
+    ``engine.recorder.frames()`` holds its ``sites`` and ``buses`` tables).
     """
     disturbance = disturbance or DriveDisturbance()
     net = data.networks[network]
@@ -141,7 +144,7 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
     def price(node: int, minute: int) -> float:
         return float(hourly_price[node][int(minute // 60) % 24])
 
-    missions = TruckMissions(problems, price)
+    missions = TruckMissions(problems, price, grid=grid)
     eng = Engine(missions, policy, np.random.default_rng(seed))
     if names is None:
         names = list(policy.plans()) if eng.reset() else []
