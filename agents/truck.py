@@ -459,12 +459,17 @@ class CooptTruck(mesa.Agent):
         self.km += dist_km
         return rec
 
-    def charge(self, env, target_soc_frac: float, price, charger=None, sign: int = 1):
+    def charge(self, env, target_soc_frac: float, price, charger=None, sign: int = 1,
+               meter=None):
         """Charge (``sign=1``) or discharge (``-1``) at constant ``p_chg_kw`` to the target SOC.
 
         ``price(node, minute)`` gives USD/kWh; the energy of each clock hour is paid at that
         hour's price (integrated exactly over the real interval). ``charger`` is a
-        ``simpy.Resource`` the truck queues for. Returns a :class:`ChargeRecord`.
+        ``simpy.Resource`` the truck queues for. ``meter(node, t0_min, t1_min, grid_kwh)``, if
+        given, is told the exact grid-side draw when the charger is taken (after any queueing):
+        ``grid_kwh`` (signed like :attr:`ChargeRecord.grid_kwh`) flows at constant power over
+        ``[t0_min, t1_min)``, ``t1_min`` the exact (fractional) end of the charge, not the
+        whole minute the truck leaves at. Returns a :class:`ChargeRecord`.
         """
         t_req = int(env.now)
         req = charger.request() if charger is not None else None
@@ -485,12 +490,14 @@ class CooptTruck(mesa.Agent):
                 t_b - t) / 60.0
             t = t_b
         minutes = max(1, math.ceil(dur_h * 60.0 - 1e-9)) if e_grid > 0 else 0
+        grid = e_grid if sign > 0 else -e_batt * self.eta_dis
+        if meter is not None and e_grid > 0:
+            meter(self.node, float(t0), end, grid)
         self._feed_ramp(s0, target_soc_frac, minutes)
         yield env.timeout(minutes)
         if req is not None:
             charger.release(req)
         self.soc_frac = target_soc_frac
-        grid = e_grid if sign > 0 else -e_batt * self.eta_dis
         usd = cost if sign > 0 else -self.eta_dis * cost
         return ChargeRecord(self.node, q_min, t0, int(env.now), grid, usd)
 

@@ -52,6 +52,7 @@ from experiments.config import apply_overrides, read_raw, resolve
 from experiments.coopt_build import CooptSettings, build_problems, charging_prices
 from experiments.run import atomic_parquet, git_hash, versions, write_meta
 from grids.prices import FEEDER_END_CONGESTED, PriceConfig, locational_spread
+from grids.truck_grid import ChargingFeeder
 from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.coopt_milp import FleetMILP
 from policies.dp_router import DPRouter
@@ -120,8 +121,8 @@ def _new_model(name: str, s: CooptSettings, e_cap_kwh: float):
 def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[str] | None,
                    data: CooptData, network: str, s: CooptSettings, model_name: str,
                    hourly_price: dict[int, np.ndarray],
-                   disturbance: DriveDisturbance | None = None, seed: int = 0
-                   ) -> tuple[dict[str, TruckRun], Engine]:
+                   disturbance: DriveDisturbance | None = None, seed: int = 0,
+                   grid=None) -> tuple[dict[str, TruckRun], Engine]:
     """Run the trucks ``names`` through the day in the SimPy engine under ``policy``.
 
     The engine resets ``policy`` with the missions of ``problems`` (once: its plans are those of
@@ -129,8 +130,11 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
     the reset failed). Each truck is a :class:`agents.truck.CooptTruck` (D.2/D.3 physics at the
     real departure minute, the ``model_name`` stepwise degradation model per carried MESS) with
     its own seeded disturbance stream (``SeedSequence(seed).spawn``); prices are the hourly OPF
-    prices. Returns the runs and the engine (``engine.system``: the
-    :class:`sim.systems.TruckMissions` with ``events`` and ``served``).
+    prices. ``grid`` (a :class:`sim.protocols.ChargingGrid`, e.g.
+    :class:`grids.truck_grid.ChargingFeeder`; ``None``: no grid) gets the trucks' charging power
+    in one AC power flow per step. Returns the runs and the engine (``engine.system``: the
+    :class:`sim.systems.TruckMissions` with ``events`` and ``served``; with a grid,
+    ``engine.recorder.frames()`` holds its ``sites`` and ``buses`` tables).
     """
     disturbance = disturbance or DriveDisturbance()
     net = data.networks[network]
@@ -141,7 +145,7 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
     def price(node: int, minute: int) -> float:
         return float(hourly_price[node][int(minute // 60) % 24])
 
-    missions = TruckMissions(problems, price)
+    missions = TruckMissions(problems, price, grid=grid)
     eng = Engine(missions, policy, np.random.default_rng(seed))
     if names is None:
         names = list(policy.plans()) if eng.reset() else []
@@ -284,6 +288,7 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                     .rename_axis("hour").reset_index(), out / "prices.parquet")
     total_req = sum(d.requirement_kwh for d in net.demands)
     rows, step_rows, trace_rows, event_rows, replan_rows = [], [], [], [], []
+    site_frames, bus_frames = [], []
     keep: dict = {}
     for model_name in st.models:
         probs = build_problems(data, st.network, model_name, s, hourly_price=hourly)
@@ -304,9 +309,14 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                     plans, dt = _plans(pol, probs)
                 policy, pprobs, names = PlanFollower(plans, probs), probs, list(plans)
             t1 = time.perf_counter()
+            feeder = ChargingFeeder(net.bus_of_charging_site, pcfg)
             runs, eng = simulate_fleet(policy, pprobs, names, data, st.network, s,
-                                       model_name, hourly, disturbance, seed)
+                                       model_name, hourly, disturbance, seed, grid=feeder)
             t_sim = time.perf_counter() - t1
+            frames = eng.recorder.frames()
+            tag = {"model": model_name, "policy": pol}
+            site_frames.append(frames.get("sites", pd.DataFrame()).assign(**tag))
+            bus_frames.append(frames.get("buses", pd.DataFrame()).assign(**tag))
             if names is None:
                 plans, dt = policy.plans(), eng.timings.policy_reset_s
                 t_sim -= dt
@@ -370,12 +380,18 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                      f"{row['sim_sites_served']}/{row['sites']}  replans {row['replans']}  "
                      f"failures {row['sim_failures']}  plan {dt:5.1f} s  sim {t_sim:4.1f} s")
     summary = pd.DataFrame(rows)
+    sites_cols = ["model", "policy", "time_min", "node", "bus", "p_mw", "vm_pu", "converged",
+                  "status"]
+    sites = pd.concat(site_frames, ignore_index=True) if site_frames else pd.DataFrame()
+    buses = pd.concat(bus_frames, ignore_index=True) if bus_frames else pd.DataFrame()
     tables = {
         "summary": summary, "plan_steps": pd.DataFrame(step_rows),
         "soc_trace": pd.DataFrame(trace_rows), "events": pd.DataFrame(event_rows),
         "replans": pd.DataFrame(replan_rows, columns=[
             "model", "policy", "truck", "time_min", "k", "node", "soc_frac", "planned_k",
             "planned_soc_frac", "feasible", "cost_usd"]),
+        "sites": sites.reindex(columns=sites_cols),
+        "buses": buses.reindex(columns=["model", "policy", "time_min", "bus", "vm_pu"]),
     }
     for name, df in tables.items():
         atomic_parquet(df, out / f"{name}.parquet")
@@ -386,7 +402,7 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
 
         figs = cf.all_figures(out / "figures", net, summary, keep, pres, st, s)
     t_figures = time.perf_counter() - t1
-    write_report(out, st, s, pcfg, summary, pres, t_prices)
+    write_report(out, st, s, pcfg, summary, pres, t_prices, tables["sites"])
     meta.update({
         "status": "complete", "wall_s": time.perf_counter() - started,
         "timings_s": {"prices": t_prices, "plans": float(summary.plan_s.sum()),
@@ -426,8 +442,32 @@ def _md_table(df: pd.DataFrame, cols: list[str], fmt: str = "{:.2f}") -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def _grid_text(sites: pd.DataFrame | None) -> str:
+    """Per model and policy: lowest charging-bus voltage, peak node MW, failed power flows."""
+    if sites is None or not len(sites):
+        return "- no power-flow rows\n"
+    lines = []
+    for (m, pol), g in sites.groupby(["model", "policy"], sort=False):
+        low = g.loc[g.vm_pu.idxmin()] if g.vm_pu.notna().any() else None
+        chg = g[(g.p_mw > 0) & g.vm_pu.notna()]
+        low_chg = chg.loc[chg.vm_pu.idxmin()] if len(chg) else None
+        peak = g.loc[g.p_mw.idxmax()]
+        lines.append(
+            f"- {m}, {pol}: lowest charging-bus voltage "
+            + (f"{low.vm_pu:.4f} p.u. (bus {int(low.bus)}, step at minute {int(low.time_min)})"
+               if low is not None else "none")
+            + (f", {low_chg.vm_pu:.4f} p.u. while charging there ({low_chg.p_mw:.3f} MW at bus "
+               f"{int(low_chg.bus)}, minute {int(low_chg.time_min)})"
+               if low_chg is not None else ", no charging")
+            + f"; peak charging {peak.p_mw:.3f} MW (node {int(peak.node)}, bus {int(peak.bus)}, "
+            f"step at minute {int(peak.time_min)}); power flows not converged: "
+            f"{int((~g.converged.astype(bool)).groupby(g.time_min).any().sum())}")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(out: Path, st: StudySettings, s: CooptSettings, pcfg: PriceConfig,
-                 summary: pd.DataFrame, pres, t_prices: float) -> None:
+                 summary: pd.DataFrame, pres, t_prices: float,
+                 sites: pd.DataFrame | None = None) -> None:
     net = st.network
     cols = ["model", "policy", "sites_served", "km", "distance_usd", "wage_usd", "energy_usd",
             "degradation_usd", "delivered_kwh", "unmet_kwh", "operating_usd", "total_usd",
@@ -520,6 +560,15 @@ step (online rainflow, exact half cycles), which differs from the DP's reference
 re-solves.
 
 {_md_table(summary, rcols)}
+## The charging in the CIGRE MV power flow (grids/truck_grid.py, `sites` and `buses` tables)
+
+At every step boundary the step just ended is settled: each charging node's average grid-side
+MW over the step (from the exact charge intervals) is a load at its CIGRE MV bus, on the
+prices' hourly base case (loads, PV, wind; dispatchable DER off), in one AC power flow.
+The trucks now see the grid in the power flow, but the prices they pay are still the OPF duals
+computed before the run without their charging; prices from the stepped grid are a next step.
+
+{_grid_text(sites)}
 ## The fleet MILP (`milp`, policies/coopt_milp.py)
 
 The DP's time-expanded state graph (phase, step, node, SOC bucket) for each truck with a binary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -58,6 +58,26 @@ class GridSite(Protocol):
     def observe(self, time_min: int) -> SiteState: ...
 
     def step(self, time_min: int, dt_min: int, mess_p_mw: float) -> SiteStepResult: ...
+
+
+@runtime_checkable
+class ChargingGrid(Protocol):
+    """A feeder the Co-OPT trucks' chargers are connected to (``grids.truck_grid``).
+
+    ``bus_of_node`` maps each charging node of the road graph to its bus; ``bus_index`` lists
+    the buses whose voltages a step returns (in that order). ``step(time_min, dt_min,
+    p_mw_by_node)`` sets the base case of the step starting at ``time_min`` and the average
+    grid-side power each charging node drew over it (MW, > 0 = consumption), runs one AC power
+    flow and returns an object with ``converged``, ``status``, ``message`` and ``vm_pu``
+    (ordered like ``bus_index``, NaN where there is no result); it never raises for a failed
+    power flow (``grids.adapter.PowerFlowResult``).
+    """
+
+    name: str
+    bus_of_node: Mapping[int, int]
+    bus_index: np.ndarray
+
+    def step(self, time_min: int, dt_min: int, p_mw_by_node: Mapping[int, float]) -> Any: ...
 
 
 # log(time_min, vehicle, event, node, detail)

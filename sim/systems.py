@@ -39,9 +39,9 @@ from sim.coopt import (
     PlanStep,
     TruckDayProblem,
 )
-from sim.errors import PolicyError, RunFailure
+from sim.errors import PolicyError, RunFailure, ScenarioError
 from sim.flexibility import vehicle_flex
-from sim.protocols import GridSite, VehicleAgent
+from sim.protocols import ChargingGrid, GridSite, VehicleAgent
 from sim.tsn import TransmissionCase
 from sim.tsn_sim_types import TsnGridLike, TsnTrainLike
 from sim.types import Command, Decision, Problem, State, UnitState, VehicleState
@@ -576,11 +576,28 @@ class TruckMissions(_Bound):
 
     Trucks join with :meth:`add` before the run (the trucks a planner sent out are known after
     the policy's reset).
+
+    **The grid** (optional ``grid``, a :class:`sim.protocols.ChargingGrid`): every charge tells
+    the system its exact grid-side interval when the truck takes the charger (after queueing).
+    ``settle(now, k)`` settles the step **just ended**, ``[now - step_min, now)`` (``k = 0``
+    settles nothing: no step has ended yet; a charge's queueing is only known when it happens):
+    the average MW each charging node drew over that step (the energy of the exact charge
+    intervals inside it / the step length; discharging negative) goes into ONE AC power flow of
+    the grid, with the base case of the step's start. Because the controller's last wake is at
+    ``end_min``, that wake settles the last step of the day; ``close`` settles any step not yet
+    settled (none in a normal run), so every step of ``[start_min, end_min)`` is settled exactly
+    once. Energy drawn after ``end_min`` (a charge still running when the day ends; the truck
+    is then recorded as still out) is outside the day and not settled. Rows, keyed by the start
+    minute of the step they cover: ``sites`` (time_min, node, bus, p_mw, vm_pu, converged,
+    status) and ``buses`` (time_min, bus, vm_pu); a power flow that fails is a recorded failure
+    (kind ``power_flow``), never an exception. Without a grid nothing is recorded and nothing
+    else changes.
     """
 
     def __init__(self, problems: Sequence[TruckDayProblem],
                  price_usd_per_kwh: Callable[[int, int], float],
-                 trucks: Sequence = (), chargers_per_site: int | None = None) -> None:
+                 trucks: Sequence = (), chargers_per_site: int | None = None,
+                 grid: ChargingGrid | None = None) -> None:
         if not problems:
             raise ValueError("TruckMissions: no missions")
         p0 = problems[0]
@@ -605,6 +622,15 @@ class TruckMissions(_Bound):
         self._phase: dict[str, int] = {}
         self._deciding = None
         self._reasks: dict[str, tuple[int, int]] = {}
+        self.grid = grid
+        # exact grid-side draws not yet fully settled: (node, t0_min, t1_min, grid_kwh)
+        self._draws: list[tuple[int, float, float, float]] = []
+        self._settled_min = self.start_min
+        if grid is not None:
+            missing = sorted(set(p0.charging_nodes) - set(grid.bus_of_node))
+            if missing:
+                raise ScenarioError(f"TruckMissions: charging nodes {missing} have no bus in the "
+                                    f"grid {grid.name!r}")
         for t in trucks:
             self.add(t)
 
@@ -672,9 +698,44 @@ class TruckMissions(_Bound):
         self._begin(t, self._act(t, code, arg))
 
     def settle(self, now: int, step: int) -> None:
-        pass
+        if self.grid is not None:
+            self._settle_to(now)
+
+    def _meter(self, node: int, t0_min: float, t1_min: float, grid_kwh: float) -> None:
+        self._draws.append((int(node), float(t0_min), float(t1_min), float(grid_kwh)))
+
+    def _settle_to(self, t_min: int) -> None:
+        """Settle every whole step that ended at or before ``t_min`` and is not settled yet."""
+        dk = self.step_min
+        while self._settled_min + dk <= t_min:
+            self._settle_step(self._settled_min, self._settled_min + dk)
+            self._settled_min += dk
+
+    def _settle_step(self, a: int, b: int) -> None:
+        """One power flow for the step ``[a, b)``: each charging node's average grid-side MW."""
+        grid = self.grid
+        step_h = hours(b - a)
+        p_mw = {n: 0.0 for n in self.chargers}
+        for node, t0, t1, kwh in self._draws:
+            overlap = min(t1, b) - max(t0, a)
+            if overlap > 0:
+                p_mw[node] += kwh * overlap / (t1 - t0) / 1000.0 / step_h
+        self._draws = [d for d in self._draws if d[2] > b]
+        r = grid.step(a, b - a, p_mw)
+        vm = dict(zip((int(x) for x in grid.bus_index), (float(x) for x in r.vm_pu)))
+        for node in sorted(p_mw):
+            bus = int(grid.bus_of_node[node])
+            self.recorder.row("sites", time_min=a, node=node, bus=bus, p_mw=p_mw[node],
+                              vm_pu=vm.get(bus, float("nan")), converged=bool(r.converged),
+                              status=r.status)
+        for bus, v in vm.items():
+            self.recorder.row("buses", time_min=a, bus=bus, vm_pu=v)
+        if not r.converged:
+            self._fail(a, "power_flow", grid.name, r.status, r.message)
 
     def close(self, end_min: int) -> None:
+        if self.grid is not None:
+            self._settle_to(end_min)
         for t in self.trucks:
             r = self.runs[t.name]
             if not r.ended and not r.failures:
@@ -783,7 +844,8 @@ class TruckMissions(_Bound):
             if code == CHARGE and target > p.soc_chg_max_frac + 1e-9:
                 return fail(f"charge target {target:.2f} above {p.soc_chg_max_frac}")
             self._tlog(t.name, f"{name}_request", v)
-            rec = yield from t.charge(env, target, self.price, self.chargers[v], sign)
+            meter = {} if self.grid is None else {"meter": self._meter}
+            rec = yield from t.charge(env, target, self.price, self.chargers[v], sign, **meter)
             r.queue_min += rec.queue_min
             self._tlog(t.name, f"{name}_stop", v, f"{rec.grid_kwh:.2f} kWh")
             yield from t.idle(env, boundary() - int(env.now))

@@ -20,7 +20,7 @@ from sim.errors import ScenarioError
 
 FLAT = {1: np.full(24, 0.40), 3: np.full(24, 0.40)}
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("summary", "plan_steps", "soc_trace", "prices", "events", "replans")
+TABLES = ("summary", "plan_steps", "soc_trace", "prices", "events", "replans", "sites", "buses")
 META_KEYS = {"status", "seed", "versions", "git", "created_utc", "wall_s", "timings_s", "study",
              "coopt", "prices", "tables", "figures"}
 
@@ -133,6 +133,17 @@ def test_small_study_dp_no_worse_than_baselines(tmp_path):
     assert list(prices.index) == list(range(24))
     assert (prices["bus10"] - prices["bus6"]).max() > 0.05
     assert "prices differ across buses: bus 10 dearer in hours" in report
+    # the trucks' charging in the CIGRE MV power flow: one row per step, node, model and policy
+    sites = pd.read_parquet(tmp_path / "sites.parquet")
+    buses = pd.read_parquet(tmp_path / "buses.parquet")
+    assert list(sites.columns) == ["model", "policy", "time_min", "node", "bus", "p_mw", "vm_pu",
+                                   "converged", "status"]
+    assert list(buses.columns) == ["model", "policy", "time_min", "bus", "vm_pu"]
+    assert set(zip(sites.model, sites.policy)) == set(zip(s.model, s.policy))
+    assert sites.converged.all() and sites.vm_pu.between(0.9, 1.1).all()
+    assert set(sites.bus) == {6, 10} and (sites.p_mw > 0).any()
+    assert len(buses) == 15 * len(sites) // 2
+    assert "## The charging in the CIGRE MV power flow" in report
 
 
 def test_bad_settings_name_the_field():
