@@ -11,16 +11,11 @@ import pandapower as pp
 import pandapower.networks as pn
 import pytest
 
-from agents.road_data import load_coopt
-from experiments.coopt_build import CooptSettings, build_problems
-from experiments.coopt_study import coopt_data_dir, simulate_fleet
+from experiments.coopt_study import simulate_fleet
 from grids.prices import FEEDER_END_CONGESTED, LOAD_SHAPE, PV_SHAPE, WIND_FACTOR
 from grids.truck_grid import ChargingFeeder
 from policies.dp_router import DPRouter
-
-DATA = coopt_data_dir()
-HOURLY = np.r_[np.full(12, 0.30), np.full(12, 0.50)]
-PRICES = {1: HOURLY, 3: 1.1 * HOURLY}
+from tests.conftest import PRICES
 
 
 def reference_vm_pu(hour: int, loads_mw: dict[int, float]) -> np.ndarray:
@@ -44,24 +39,16 @@ def reference_vm_pu(hour: int, loads_mw: dict[int, float]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def setup():
-    data = load_coopt(DATA)
-    s = CooptSettings()
-    probs = build_problems(data, "small", "generalised", s, hourly_price=PRICES)
-    return data, s, probs
-
-
-@pytest.fixture(scope="module")
-def grid_run(setup):
-    data, s, probs = setup
+def grid_run(coopt_small):
+    data, s, probs = coopt_small
     feeder = ChargingFeeder(data.networks["small"].bus_of_charging_site, FEEDER_END_CONGESTED)
     runs, eng = simulate_fleet(DPRouter(), probs, None, data, "small", s, "generalised", PRICES,
                                grid=feeder)
     return runs, eng, eng.recorder.frames(), probs[0]
 
 
-def test_every_step_is_settled_once_with_one_row_per_node_and_bus(grid_run, setup):
-    data, _, _ = setup
+def test_every_step_is_settled_once_with_one_row_per_node_and_bus(grid_run, coopt_small):
+    data, _, _ = coopt_small
     runs, eng, frames, p = grid_run
     sites, buses = frames["sites"], frames["buses"]
     steps = p.t_start_min + p.step_min * np.arange(p.n_steps)  # [start, end) in whole steps
@@ -123,8 +110,8 @@ def test_energy_of_the_sites_rows_is_the_trucks_grid_energy(grid_run):
         assert (g.p_mw * step_h).sum() == pytest.approx(kwh / 1000.0, abs=1e-9)
 
 
-def test_a_run_without_a_grid_records_nothing_and_is_otherwise_the_same(grid_run, setup):
-    data, s, probs = setup
+def test_a_run_without_a_grid_records_nothing_and_is_otherwise_the_same(grid_run, coopt_small):
+    data, s, probs = coopt_small
     runs_grid, eng_grid, _, _ = grid_run
     runs, eng = simulate_fleet(DPRouter(), probs, None, data, "small", s, "generalised", PRICES)
     frames = eng.recorder.frames()
@@ -152,8 +139,8 @@ class _FailingGrid:
                                vm_pu=np.full(15, np.nan))
 
 
-def test_a_failed_power_flow_is_a_recorded_failure_and_the_run_goes_on(setup):
-    data, s, probs = setup
+def test_a_failed_power_flow_is_a_recorded_failure_and_the_run_goes_on(coopt_small):
+    data, s, probs = coopt_small
     grid = _FailingGrid(data.networks["small"].bus_of_charging_site)
     runs, eng = simulate_fleet(DPRouter(), probs, None, data, "small", s, "generalised", PRICES,
                                grid=grid)

@@ -3,36 +3,23 @@ agents/truck.CooptTruck)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from agents.road_data import load_coopt
 from agents.truck import DriveDisturbance, travel_minutes
-from experiments.coopt_build import CooptSettings, build_problems
-from experiments.coopt_study import coopt_data_dir, simulate_fleet
+from experiments.coopt_study import simulate_fleet
 from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.dp_router import DPRouter
+from tests.conftest import PRICES
 
-DATA = coopt_data_dir()  # the Co-OPT data shipped in the package
-HOURLY = np.r_[np.full(12, 0.30), np.full(12, 0.50)]  # the price changes at 12:00
-PRICES = {1: HOURLY, 3: 1.1 * HOURLY}
 COST_PARTS = ("distance_usd", "wage_usd", "energy_usd", "degradation_usd", "penalty_usd")
-
-
-@pytest.fixture(scope="module")
-def setup():
-    data = load_coopt(DATA)
-    s = CooptSettings()
-    probs = build_problems(data, "small", "generalised", s, hourly_price=PRICES)
-    return data, s, probs
 
 
 def _dp(probs, **kw):
     return DPRouter(**kw)  # the engine resets it with the missions of probs
 
 
-def test_undisturbed_run_equals_the_plan(setup):
-    data, s, probs = setup
+def test_undisturbed_run_equals_the_plan(coopt_small):
+    data, s, probs = coopt_small
     router = _dp(probs)
     runs, eng = simulate_fleet(router, probs, None, data, "small", s, "generalised", PRICES)
     plans = router.live_plans()
@@ -68,8 +55,8 @@ def test_undisturbed_run_equals_the_plan(setup):
     assert sorted(eng.system.served) == sorted(probs[0].customers)  # all four sites swapped once
 
 
-def test_disturbed_dp_replans_and_stays_feasible(setup):
-    data, s, probs = setup
+def test_disturbed_dp_replans_and_stays_feasible(coopt_small):
+    data, s, probs = coopt_small
     router = _dp(probs)
     runs, _ = simulate_fleet(router, probs, None, data, "small", s, "generalised", PRICES,
                              DriveDisturbance(delay_prob=0.5, delay_max_min=40), seed=0)
@@ -88,8 +75,8 @@ def test_disturbed_dp_replans_and_stays_feasible(setup):
                for e in router.replan_log)
 
 
-def test_open_loop_baseline_follows_its_plan_and_records_failures(setup):
-    data, s, probs = setup
+def test_open_loop_baseline_follows_its_plan_and_records_failures(coopt_small):
+    data, s, probs = coopt_small
     plans = plan_fleet(probs, "greedy")
     quiet, _ = simulate_fleet(PlanFollower(plans, probs), probs, list(plans), data, "small", s,
                               "generalised", PRICES)
@@ -116,10 +103,10 @@ def test_disturbance_checks_name_the_field():
         DriveDisturbance(energy_noise=-0.1)
 
 
-def test_a_fleet_with_no_planned_truck_runs_an_empty_day(setup):
+def test_a_fleet_with_no_planned_truck_runs_an_empty_day(coopt_small):
     """A planner that found no plan (e.g. the fleet MILP stopped without an incumbent) sends no
     truck out: the day runs with no truck, no event and no failure, instead of an exception."""
-    data, s, probs = setup
+    data, s, probs = coopt_small
     runs, eng = simulate_fleet(PlanFollower({}, probs), probs, [], data, "small", s,
                                "generalised", PRICES)
     assert runs == {} and eng.system.events == [] and eng.system.served == []
