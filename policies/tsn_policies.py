@@ -111,7 +111,7 @@ def rolling_case(case: TransmissionCase, state: State) -> tuple[TransmissionCase
         stations.append(replace(s, c0_mw=c, e0_mwh=e, cT_mw=s.c_end_mw, eT_mwh=s.e_end_mwh))
     trains, kept = [], []
     for k, tr in enumerate(case.trains):
-        snap = state.train(tr.name)
+        snap = state.vehicle(tr.name)
         c = min(max(snap.c_mw, 0.0), tr.c_max_mw)
         e = min(max(snap.e_mwh, 0.0), tr.e_max_mwh, gam * c)
         if snap.station is not None:
@@ -282,7 +282,7 @@ class _PlanReplayPolicy:
         pos = {k: n for n, k in enumerate(win.kept)}
         names = [s.name for s in self.case.stations]
         for k, tr in enumerate(self.case.trains):
-            snap = state.train(tr.name)
+            snap = state.vehicle(tr.name)
             if k not in pos:
                 if snap.station is not None:
                     return f"{tr.name} parked at {snap.station}, plan: in transit"
@@ -349,7 +349,7 @@ class _PlanReplayPolicy:
         w = np.array(old.w, dtype=float)
         w[:, :, h:] = 0.0
         for k, tr in enumerate(self.case.trains):
-            snap = state.train(tr.name)
+            snap = state.vehicle(tr.name)
             ct[k, h:], et[k, h:] = snap.c_mw, snap.e_mwh
         for n, k in enumerate(win.kept):
             ct[k, h:], et[k, h:] = new.ct_mw[n], new.et_mwh[n]
@@ -396,7 +396,7 @@ class _PlanReplayPolicy:
                     moves.append(Command(tr.name, dest=names[j], path=(names[i], names[j])))
                 else:
                     if self.exchange_mode == "track":
-                        snap = state.train(tr.name)
+                        snap = state.vehicle(tr.name)
                         dc = plan.ct_mw[n, tau + 1] - snap.c_mw
                         de = plan.et_mwh[n, tau + 1] - snap.e_mwh
                     else:

@@ -335,8 +335,6 @@ class State:
                 return v
         raise KeyError(name)
 
-    train = vehicle
-
     def site(self, name: str) -> SiteState:
         for s in self.sites:
             if s.name == name:
