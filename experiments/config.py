@@ -32,7 +32,8 @@ from sim.errors import ScenarioError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 class ScenarioMeta(_Strict):
@@ -270,6 +271,8 @@ def _message(err: dict, model_fields: dict[tuple, list[str]]) -> str:
         return f"unknown key{hint}"
     if kind == "missing":
         return "required key is missing"
+    if kind == "finite_number":
+        return f"must be finite, got {value!r}"
     bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
               "less_than_equal": "<="}
     if kind in bounds:
@@ -340,9 +343,50 @@ def _number_list_problems(values: Any, path: str) -> list[str]:
     return out
 
 
+def nonfinite_problems(raw: Any, path: str = "") -> list[str]:
+    """``path: must be finite, got inf`` for every infinite or NaN number anywhere in ``raw``
+    (TOML allows ``inf`` and ``nan``; no scenario value may be either)."""
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return [f"{path or '<root>'}: must be finite, got {raw!r}"]
+    out: list[str] = []
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            out += nonfinite_problems(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            out += nonfinite_problems(value, f"{path}[{i}]")
+    return out
+
+
+#: The longest horizon a run takes (a leap year): longer ones are refused before they run.
+MAX_HORIZON_MIN = 366 * 1440
+
+
+def study_problems(raw: Any) -> list[str]:
+    """Cross-checks of a ``[study]`` section whose shape is valid (the values the seed-000 study
+    would otherwise reject only once it runs)."""
+    study = _try(StudyConfig, raw)
+    if study is None:
+        return []
+    out = []
+    for i, k in enumerate(study.kappa_sweep):
+        if not k > 0:
+            out.append(f"study.kappa_sweep[{i}]: must be > 0 (a deficit requirement, like "
+                       f"study.kappa), got {k!r}")
+    if study.n_reduced > study.n_scenarios:
+        out.append(f"study.n_reduced: {study.n_reduced} reduced scenarios from "
+                   f"n_scenarios={study.n_scenarios}; must be <= n_scenarios")
+    return out
+
+
 #: A name that becomes part of a file or directory name: no separators, no leading dot.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 PROFILE_KEYS = ("load_shape", "pv_shape")
+
+
+def _clip(text: str, n: int = 24) -> str:
+    """At most ``n`` characters of a file's text in a message."""
+    return text if len(text) <= n else text[:n - 3] + "..."
 
 
 def _cell_problem(cell: str) -> tuple[float | None, str | None]:
@@ -353,7 +397,7 @@ def _cell_problem(cell: str) -> tuple[float | None, str | None]:
     try:
         v = float(text)
     except ValueError:
-        return None, f"not a number {text!r}"
+        return None, f"not a number {_clip(text)!r}"
     if math.isnan(v):
         return None, "NaN"
     if math.isinf(v):
@@ -387,6 +431,16 @@ def read_profile_csv(spec: Any, base: Path, path: str) -> tuple[list[float] | No
         return None, [f"{path}.csv: profile files must be .csv, got {name!r}"]
     full = file if file.is_absolute() else base / file
     try:
+        real = full.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        real = full
+    if full.is_symlink() and real.suffix.lower() != ".csv":
+        # never read (and so never echo) a file that is not a profile, e.g. a system file
+        return None, [f"{path}.csv: {name} is a link to a file that is not .csv; profile files "
+                      f"must be .csv files"]
+    if full.exists() and not real.is_file():
+        return None, [f"{path}.csv: {name} is not a regular file"]
+    try:
         with open(full, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -396,8 +450,9 @@ def read_profile_csv(spec: Any, base: Path, path: str) -> tuple[list[float] | No
         return None, [f"{path}.csv: {name} is empty (expected a header line and values)"]
     header = [h.strip() for h in rows[0]]
     if col not in header:
+        shown = ", ".join(_clip(h) for h in header[:20]) + (", ..." if len(header) > 20 else "")
         return None, [f"{path}.column: no column {col!r} in {name} "
-                      f"(columns: {', '.join(header) or 'none'})"]
+                      f"(columns: {shown or 'none'})"]
     j = header.index(col)
     values, bad = [], []
     for r, row in enumerate(rows[1:], start=1):
@@ -470,6 +525,11 @@ def meaning_problems(raw: dict) -> list[str]:
         out.append(f"scenario.horizon_min: {meta.horizon_min} is not a whole number of steps of "
                    f"step_min={meta.step_min}")
         meta = None  # the profile checks below need a valid step
+    if meta is not None and meta.horizon_min > MAX_HORIZON_MIN:
+        out.append(f"scenario.horizon_min: {meta.horizon_min} min ({meta.horizon_min / 1440:g} "
+                   f"days) is longer than the limit of {MAX_HORIZON_MIN} min (366 days); "
+                   f"split the period into several runs")
+        meta = None  # no profile checks over a horizon that will not run
     if meta is not None and not SAFE_NAME.match(meta.name):
         out.append(f"scenario.name: {meta.name!r} is used in file names; use letters, digits, "
                    f"'.', '_' and '-' only, starting with a letter or digit")
@@ -583,6 +643,8 @@ def meaning_problems(raw: dict) -> list[str]:
         context["vehicles"] = {v["name"] for v in fleet_raw}
     if road is not None:
         context["nodes"] = nodes
+    if grids_raw:
+        context["sites"] = set(grids_raw)
     if meta is not None:
         context.update(horizon_min=meta.horizon_min, step_min=meta.step_min)
     pol = _try(PolicyConfig, raw.get("policy", {}))
@@ -608,6 +670,8 @@ def meaning_problems(raw: dict) -> list[str]:
     pf = _try(PowerFlowConfig, raw.get("power_flow", {}))
     if pf is not None and pf.vm_min_pu >= pf.vm_max_pu:
         out.append(f"power_flow.vm_min_pu: {pf.vm_min_pu} must be < vm_max_pu {pf.vm_max_pu}")
+    if "study" in raw:
+        out.extend(study_problems(raw["study"]))
     return out
 
 
@@ -639,6 +703,8 @@ def validate(raw: dict, source: str | None = None, base: str | Path | None = Non
     cfg, shape = shape_problems(raw)
     problems += shape
     problems += meaning_problems(raw)
+    named = {p.split(": ", 1)[0] for p in problems}
+    problems += [p for p in nonfinite_problems(raw) if p.split(": ", 1)[0] not in named]
     if problems:
         raise ScenarioError(list(dict.fromkeys(problems)), source)
     assert cfg is not None
@@ -696,16 +762,30 @@ def resolve(target: str | None) -> Path:
 
 
 def read_raw(path: str | Path) -> dict:
-    """Read a TOML scenario file as plain data (never executed)."""
+    """Read a TOML scenario file as plain data (never executed). A file that cannot be read,
+    is not UTF-8 text (or starts with a byte-order mark), is nested too deeply or is not valid
+    TOML is a :class:`ScenarioError` naming the file; its contents are never echoed."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ScenarioError([f"{path}: cannot read file ({exc.strerror})"]) from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ScenarioError([f"{path}: starts with a UTF-8 byte-order mark (BOM); save it as "
+                             f"UTF-8 without a BOM"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ScenarioError([f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
+                             f"{line}); scenario files must be saved as UTF-8"]) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([f"{path}: not valid TOML ({exc})"]) from None
+    except RecursionError:
+        raise ScenarioError([f"{path}: arrays or tables nested too deeply to be a "
+                             f"scenario"]) from None
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Config:

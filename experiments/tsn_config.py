@@ -11,19 +11,24 @@ records its SOH every hour (``soh_frac`` of the ``trains`` table, see :mod:`agen
 
 from __future__ import annotations
 
-import math
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from experiments.config import DegradationConfig, apply_overrides, degradation_field_problems
+from experiments.config import (
+    SAFE_NAME,
+    DegradationConfig,
+    apply_overrides,
+    degradation_field_problems,
+    nonfinite_problems,
+    read_raw,
+)
 from sim.errors import ScenarioError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TsnScenario(_Strict):
@@ -69,10 +74,18 @@ class TsnSweeps(_Strict):
     line_ratings_mw: list[float] = Field(default_factory=list)
     transport_costs_per_h: list[float] = Field(default_factory=list)
 
-    @field_validator("line_ratings_mw", "transport_costs_per_h")
+    @field_validator("line_ratings_mw")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not x > 0]
+        if bad:
+            raise ValueError(f"line ratings must be > 0 MW, got {bad}")
+        return v
+
+    @field_validator("transport_costs_per_h")
     @classmethod
     def _nonneg(cls, v: list[float]) -> list[float]:
-        bad = [x for x in v if not (x >= 0 and (math.isfinite(x) or x == math.inf))]
+        bad = [x for x in v if not x >= 0]
         if bad:
             raise ValueError(f"values must be >= 0, got {bad}")
         return v
@@ -120,12 +133,7 @@ def _problems(err: ValidationError) -> list[str]:
 def load_tsn(path: str | Path, overrides: list[str] | None = None) -> TsnStudyConfig:
     """Read and check a study file; every problem is reported at once as a ScenarioError."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError([f"{path}: cannot read ({exc.strerror})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError([f"{path}: not valid TOML ({exc})"]) from None
+    raw = read_raw(path)
     if overrides:
         raw = apply_overrides(raw, overrides)
     problems: list[str] = []
@@ -135,6 +143,10 @@ def load_tsn(path: str | Path, overrides: list[str] | None = None) -> TsnStudyCo
     except ValidationError as exc:
         problems += _problems(exc)
     if cfg is not None:
+        if not SAFE_NAME.match(cfg.scenario.name):
+            problems.append(f"scenario.name: {cfg.scenario.name!r} is used in file names; use "
+                            f"letters, digits, '.', '_' and '-' only, starting with a letter "
+                            f"or digit")
         if cfg.sweeps.line_ratings_mw and not cfg.sweeps.line:
             problems.append("sweeps.line: needed when sweeps.line_ratings_mw is given")
         labels = [r.label for r in cfg.ocd.runs]
@@ -143,6 +155,8 @@ def load_tsn(path: str | Path, overrides: list[str] | None = None) -> TsnStudyCo
         if cfg.check.vm_min_pu >= cfg.check.vm_max_pu:
             problems.append("check: vm_min_pu must be below vm_max_pu")
     problems += _case_problems(raw)
+    named = {p.split(": ", 1)[0] for p in problems}
+    problems += [p for p in nonfinite_problems(raw) if p.split(": ", 1)[0] not in named]
     trains = raw.get("trains")
     if isinstance(trains, dict) and "degradation" in trains:
         problems += degradation_field_problems(trains["degradation"], "trains.degradation")

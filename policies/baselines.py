@@ -24,6 +24,16 @@ class IdlePolicy(BasePolicy):
         return Decision(tuple(Command(v.name, connected=False) for v in state.vehicles))
 
 
+def _quantile_problems(p: dict, path: str) -> list[str]:
+    """``low_quantile`` and ``high_quantile`` of the peak-shaving rule: 0 <= low <= high <= 1."""
+    lo, hi = p.get("low_quantile", 0.25), p.get("high_quantile", 0.75)
+    out = [f"{path}.{k}: must be a quantile in [0, 1], got {v!r}"
+           for k, v in (("low_quantile", lo), ("high_quantile", hi)) if not 0 <= v <= 1]
+    if not out and lo > hi:
+        out.append(f"{path}.low_quantile: {lo} must be <= high_quantile {hi}")
+    return out
+
+
 class StationaryPolicy(BasePolicy):
     """All vehicles drive to one site (``site``, DN1 by default), stay there and peak-shave.
 
@@ -37,6 +47,18 @@ class StationaryPolicy(BasePolicy):
         self.site = site
         self.low_quantile = low_quantile
         self.high_quantile = high_quantile
+
+    @classmethod
+    def param_problems(cls, params: dict, path: str = "policy.params",
+                       context: dict | None = None) -> list[str]:
+        """The quantiles, and the site when the scenario's sites are known (``sites``)."""
+        out = _quantile_problems(params, path)
+        sites = (context or {}).get("sites")
+        site = params.get("site", "dn1")
+        if sites is not None and site not in sites:
+            out.append(f"{path}.site: unknown site {site!r}; sites are "
+                       f"{', '.join(sorted(sites))}")
+        return out
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
         super().reset(problem, rng)
@@ -79,6 +101,15 @@ class GreedyPolicy(BasePolicy):
         self.min_gain = min_gain
         self.low_quantile = low_quantile
         self.high_quantile = high_quantile
+
+    @classmethod
+    def param_problems(cls, params: dict, path: str = "policy.params",
+                       context: dict | None = None) -> list[str]:
+        """The look-ahead window and the quantiles."""
+        out = _quantile_problems(params, path)
+        if params.get("window_steps", 3) < 1:
+            out.append(f"{path}.window_steps: must be >= 1, got {params['window_steps']}")
+        return out
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
         super().reset(problem, rng)
