@@ -614,40 +614,120 @@ tie-breaking). The distances are of the same order.
 SECTIONS = ("scenario", "study", "coopt", "prices")
 
 
+def _type_problems(cls, values: dict, path: str) -> list[str]:
+    """A problem for every value of ``values`` whose type is not that of the dataclass field's
+    default (an integer is accepted for a float; a list for a tuple; ``None`` defaults are
+    not checked)."""
+    import dataclasses
+
+    out = []
+    byname = {f.name: f for f in fields(cls)}
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             tuple: "an array"}
+    for key, value in values.items():
+        f = byname.get(key)
+        if f is None:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        if default is None:
+            continue
+        want = type(default)
+        ok = isinstance(value, want) or (want is float and isinstance(value, int)) or (
+            want is tuple and isinstance(value, list))
+        if isinstance(value, bool) and want is not bool:
+            ok = False
+        if not ok:
+            out.append(f"{path}.{key}: expected {names.get(want, want.__name__)}, got "
+                       f"{type(value).__name__} {value!r}")
+    return out
+
+
+#: Ranges of the study settings (``study.*``): (lowest, highest, highest included).
+STUDY_RANGES = {"energy_noise": (0.0, 1.0, True), "delay_prob": (0.0, 1.0, True),
+                "delay_max_min": (0, 24 * 60, True), "soh_years": (0.0, 100.0, True),
+                "milp_soc_step_frac": (0.0, 0.5, True), "milp_time_limit_s": (0.0, 1e6, True),
+                "milp_trucks": (0, 1000, True)}
+#: Settings that must be strictly above their lowest value.
+STUDY_POSITIVE = ("soh_years", "milp_soc_step_frac", "milp_time_limit_s")
+
+
 def settings_for(target: str | Path, overrides: list[str] | None = None
                  ) -> tuple[StudySettings, CooptSettings, PriceConfig]:
     """The settings of a Co-OPT study scenario: a built-in name (``coopt-small``,
     ``coopt-large``) or a TOML file with ``[scenario] kind = "coopt-study"``, after ``--set``
-    overrides. Every problem is reported at once, each named by its field."""
+    overrides. Every problem (unknown keys, wrong types, non-finite numbers, values out of
+    range, in every section) is reported at once, each named by its field."""
+    from experiments.config import nonfinite_problems
+
     path = resolve(str(target))
     raw = apply_overrides(read_raw(path), list(overrides or []))
     bad = [f"{k}: unknown section (valid: {', '.join(SECTIONS)})" for k in raw
            if k not in SECTIONS]
-    kind = raw.get("scenario", {}).get("kind") if isinstance(raw.get("scenario"), dict) else None
+    scen = raw.get("scenario") if isinstance(raw.get("scenario"), dict) else {}
+    kind = scen.get("kind")
     if kind != "coopt-study":
         bad.append(f"scenario.kind: a Co-OPT study has kind 'coopt-study', got {kind!r}")
-    ov = {k: dict(raw.get(k) or {}) for k in ("study", "coopt", "prices")}
+    seed = scen.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        bad.append(f"scenario.seed: expected an integer >= 0, got {seed!r}")
+    for sec in ("study", "coopt", "prices"):
+        if not isinstance(raw.get(sec, {}), dict):
+            bad.append(f"{sec}: expected a table, got {type(raw[sec]).__name__}")
+    ov = {k: dict(raw.get(k) or {}) if isinstance(raw.get(k, {}), dict) else {}
+          for k in ("study", "coopt", "prices")}
+    bad += nonfinite_problems(ov, "")
     valid = {f.name for f in fields(StudySettings)}
     bad += [f"study.{k}: unknown (valid: {', '.join(sorted(valid))})" for k in ov["study"]
             if k not in valid]
+    cvalid = {f.name for f in fields(CooptSettings)}
+    bad += [f"coopt.{k}: unknown setting (valid: {', '.join(sorted(cvalid))})"
+            for k in ov["coopt"] if k not in cvalid]
     pvalid = {f.name for f in fields(PriceConfig)}
     bad += [f"prices.{k}: unknown (valid: {', '.join(sorted(pvalid))})" for k in ov["prices"]
             if k not in pvalid]
-    if "models" in ov["study"]:
+    typed = (_type_problems(StudySettings, ov["study"], "study")
+             + _type_problems(CooptSettings, ov["coopt"], "coopt")
+             + _type_problems(PriceConfig, {k: v for k, v in ov["prices"].items()
+                                            if k in ("method", "wind_factor", "upstream",
+                                                     "line_rating_factor",
+                                                     "voll_usd_per_mwh")}, "prices"))
+    finite = {p.split(":", 1)[0] for p in bad}
+    bad += [p for p in typed if p.split(":", 1)[0] not in finite]
+    wrong = {p.split(":", 1)[0] for p in bad}
+    for key, (lo, hi, _) in STUDY_RANGES.items():
+        v = ov["study"].get(key)
+        if f"study.{key}" in wrong or v is None:
+            continue
+        if not (lo < v if key in STUDY_POSITIVE else lo <= v) or not v <= hi:
+            op = ">" if key in STUDY_POSITIVE else ">="
+            bad.append(f"study.{key}: must be {op} {lo} and <= {hi}, got {v!r}")
+    if "models" in ov["study"] and "study.models" not in wrong:
         ov["study"]["models"] = tuple(ov["study"]["models"])
         unknown = [m for m in ov["study"]["models"] if m not in MODELS + ("dod_curve", "none")]
         if unknown:
             bad.append(f"study.models: unknown {unknown}")
-    if bad:
-        raise ScenarioError(bad, source=str(path))
+    if bad:  # the value checks below need the right keys and types
+        raise ScenarioError(list(dict.fromkeys(bad)), source=str(path))
     st = StudySettings(**ov["study"])
-    s = CooptSettings.from_dict(ov["coopt"])
+    s = CooptSettings(**ov["coopt"])
     # the [P] congested feeder by default (grids.prices.FEEDER_END_CONGESTED);
     # --set prices.line_limits_pct=[] gives the nominal, uncongested prices
     pcfg = replace(FEEDER_END_CONGESTED, **ov["prices"])
-    if pcfg.problems():
-        raise ScenarioError(pcfg.problems(), source=str(path))
+    bad = s.problems() + pcfg.problems()
+    if st.network not in ("small", "large"):
+        bad.append(f"study.network: must be 'small' or 'large', got {st.network!r}")
+    if bad:
+        raise ScenarioError(bad, source=str(path))
     return st, s, pcfg
+
+
+def scenario_seed(target: str | Path, overrides: list[str] | None = None) -> int:
+    """``[scenario] seed`` of a Co-OPT study scenario (0 if absent; checked by
+    :func:`settings_for`)."""
+    raw = apply_overrides(read_raw(resolve(str(target))), list(overrides or []))
+    scen = raw.get("scenario") if isinstance(raw.get("scenario"), dict) else {}
+    return int(scen.get("seed", 0))
 
 
 def cli_run(target: str | Path, out_dir: str | Path | None, seed: int = 0,
