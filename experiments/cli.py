@@ -80,12 +80,27 @@ def cmd_list(args) -> int:
 def _kind(path: Path) -> str:
     """``[scenario] kind`` of a file: "tsn-study" or "coopt-study" for the seed-001/002
     studies, else ``"run"``."""
+    from experiments.config import read_raw
+
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        raw = read_raw(path)
+    except ScenarioError:
         return "run"  # the full loader reports the problem
     scen = raw.get("scenario")
     return str(scen.get("kind", "run")) if isinstance(scen, dict) else "run"
+
+
+def _warn_long(cfg) -> None:
+    """A warning with the estimated wall time of a long plain run (before it starts)."""
+    from experiments.run import WARN_RUN_S, estimate_run_s
+
+    est = estimate_run_s(cfg)
+    if est > WARN_RUN_S:
+        steps = cfg.scenario.horizon_min // cfg.scenario.step_min
+        print(f"warning: {steps:,} steps x {len(cfg.grids)} grids x {len(cfg.policy_runs())} "
+              f"policies: this run will take about {est / 3600:.1f} h (rough estimate); "
+              f"shorten scenario.horizon_min or use fewer policies for a quick look",
+              file=sys.stderr)
 
 
 def cmd_check(args) -> int:
@@ -106,6 +121,12 @@ def cmd_check(args) -> int:
         print(f"{path}: ok (tsn study on {tcfg.case.name}, {len(tcfg.ocd.runs)} OCD runs)")
         return 0
     cfg = load(path, args.set)
+    if cfg.study is not None:
+        from experiments import sfi_study
+
+        sfi_study.settings_from_config(cfg.study)  # what `run` would refuse
+    else:
+        _warn_long(cfg)
     print(f"{path}: ok ({len(cfg.grids)} grids, {len(cfg.fleet)} vehicles, "
           f"policies {', '.join(n for n, _ in cfg.policy_runs())})")
     return 0
@@ -152,36 +173,68 @@ def print_summary(result, out: Path) -> None:
     print(f"\nfigures: {out / 'figures'}")
 
 
+def _clear(args) -> None:
+    """Empty ``--out`` (an earlier run directory) once ``--overwrite`` and every check allow."""
+    if args.out and args.overwrite:
+        from experiments.run import clear_out
+
+        clear_out(args.out)
+
+
 def cmd_run(args) -> int:
     from experiments.config import load
-    from experiments.run import default_run_dir, out_problems, run_one, write_run
+    from experiments.run import (
+        default_run_dir,
+        mark_interrupted,
+        out_problems,
+        run_one,
+        start_run_dir,
+        write_run,
+    )
 
     path = resolve(args.target)
-    problems = out_problems(args.out, path)
+    problems = out_problems(args.out, path, args.overwrite)
+    if args.seed is not None and args.seed < 0:
+        problems.append(f"--seed: must be >= 0 (a numpy SeedSequence entropy), got {args.seed}")
     if problems:
         raise ScenarioError(problems)
     if _kind(path) == "coopt-study":  # seed 002: DP router study, its own settings
         from experiments import coopt_study
 
         sets = list(args.set) + (["study.figures=false"] if args.no_figures else [])
-        seed = args.seed if args.seed is not None else int(
-            tomllib.loads(path.read_text(encoding="utf-8"))["scenario"].get("seed", 0))
+        coopt_study.settings_for(path, sets)  # refused before the output is cleared
+        seed = args.seed if args.seed is not None else coopt_study.scenario_seed(path, sets)
+        _clear(args)
         return coopt_study.cli_run(path, args.out, seed, sets)
     if _kind(path) == "tsn-study":  # seed 001: UC with battery trains, its own schema
         from experiments import tsn_study
         from experiments.tsn_config import load_tsn
 
-        return tsn_study.cli_run(load_tsn(path, args.set), args.out, not args.no_figures)
+        tcfg = load_tsn(path, args.set)
+        _clear(args)
+        return tsn_study.cli_run(tcfg, args.out, not args.no_figures)
     cfg = load(path, args.set)
     seed = cfg.scenario.seed if args.seed is None else args.seed
     if cfg.study is not None:  # the seed 000 study runs instead of a plain run
         from experiments import sfi_study
 
-        return sfi_study.cli_run(cfg, seed, sfi_study.settings_from_config(cfg.study), args.out,
-                                 not args.no_figures)
-    result = run_one(cfg, seed)
+        settings = sfi_study.settings_from_config(cfg.study)
+        _clear(args)
+        return sfi_study.cli_run(cfg, seed, settings, args.out, not args.no_figures)
+    _warn_long(cfg)
+    _clear(args)
     out = Path(args.out) if args.out else default_run_dir(cfg, seed)
-    write_run(result, out, figures=not args.no_figures)
+    start_run_dir(out, cfg, seed)
+    stage = "simulation"
+    try:
+        result = run_one(cfg, seed)
+        stage = "writing"
+        write_run(result, out, figures=not args.no_figures)
+    except KeyboardInterrupt:
+        mark_interrupted(out, stage)
+        print(f"{out}/meta.json says status \"interrupted\" (during the {stage})",
+              file=sys.stderr)
+        raise
     print_summary(result, out)
     for note in result.meta.get("marked", []):
         print(f"marked: {note} (power_flow.on_failure = \"mark\")", file=sys.stderr)
@@ -372,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run a built-in experiment or a scenario file")
     p.add_argument("target", nargs="?",
                    help=f"experiment name or .toml (default {DEFAULT_EXPERIMENT})")
-    p.add_argument("--out", help="run directory (default runs/<name>-s<seed>-<time>)")
+    p.add_argument("--out", help="run directory (default runs/<name>-s<seed>-<time>); "
+                                 "refused if it holds files, unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="clear an earlier run directory given as --out before running")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -289,10 +290,13 @@ def inside(root: str | Path, name: str) -> Path:
     return path
 
 
-def out_problems(out: str | Path | None, scenario: Path) -> list[str]:
+def out_problems(out: str | Path | None, scenario: Path | None,
+                 overwrite: bool = False) -> list[str]:
     """Why ``--out`` cannot take a new run directory, checked before anything runs: a run
-    directory is never written over (an old run's figures would sit beside the new tables) and
-    never holds the scenario it was run from."""
+    directory is never written over silently (an old run's figures would sit beside the new
+    tables) and never holds the scenario it was run from. With ``overwrite`` an earlier run
+    directory (one with a ``meta.json``) may be given: :func:`clear_out` empties it once the
+    scenario has passed its checks; any other non-empty directory is still refused."""
     if out is None:
         return []
     out = Path(out)
@@ -300,10 +304,18 @@ def out_problems(out: str | Path | None, scenario: Path) -> list[str]:
     if out.exists() and not out.is_dir():
         problems.append(f"--out: {out} is a file, not a directory")
     elif out.is_dir() and any(out.iterdir()):
-        problems.append(f"--out: {out} already holds files; a run directory is never written "
-                        f"over: choose a new directory or remove this one")
+        if not overwrite:
+            problems.append(f"--out: {out} already holds files; a run directory is never "
+                            f"written over: choose a new directory, remove this one or give "
+                            f"--overwrite to clear it")
+        elif not (out / "meta.json").is_file():
+            problems.append(f"--out: {out} holds files but is not an earlier run directory "
+                            f"(no meta.json); --overwrite clears only run directories")
+        elif Path.cwd().resolve().is_relative_to(out.resolve()):
+            problems.append(f"--out: {out} holds the working directory; --overwrite will not "
+                            f"clear it")
     try:
-        if scenario.resolve().is_relative_to(out.resolve()):
+        if scenario is not None and scenario.resolve().is_relative_to(out.resolve()):
             problems.append(f"--out: {out} holds the scenario file {scenario}; write the run "
                             f"elsewhere")
     except OSError:
@@ -313,6 +325,57 @@ def out_problems(out: str | Path | None, scenario: Path) -> list[str]:
         if not os.access(parent, os.W_OK):
             problems.append(f"--out: cannot create {out}: {parent} is not writable")
     return problems
+
+
+def clear_out(out: str | Path) -> None:
+    """Empty a run directory that :func:`out_problems` accepted (``--overwrite``)."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+#: Rough wall time of one site's step (policy share included) on a laptop core, for the
+#: up-front estimate of :func:`estimate_run_s` (``mescosim run`` warns above
+#: :data:`WARN_RUN_S`).
+SITE_STEP_S = 0.004
+WARN_RUN_S = 600.0
+
+
+def estimate_run_s(cfg: Config) -> float:
+    """A rough wall time of :func:`run_one` in seconds: steps x grids x policies x
+    :data:`SITE_STEP_S`."""
+    steps = cfg.scenario.horizon_min // cfg.scenario.step_min
+    return steps * max(len(cfg.grids), 1) * len(cfg.policy_runs()) * SITE_STEP_S
+
+
+def start_run_dir(out: str | Path, cfg: Config, seed: int) -> Path:
+    """Create a run directory before the simulation: ``config.toml`` and a ``meta.json`` that
+    says ``partial`` (``running``), so that an interrupted run leaves a marked directory."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_meta(out, {"scenario": cfg.scenario.name, "seed": seed, "status": "partial",
+                     "stage": "running", "git": git_hash(),
+                     "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+    atomic_write_bytes(out / "config.toml", tomli_w.dumps(cfg.to_toml_dict()).encode())
+    return out
+
+
+def mark_interrupted(out: str | Path, stage: str) -> None:
+    """Rewrite ``meta.json`` of a run directory whose run was interrupted (Ctrl-C) with status
+    ``interrupted``; the tables in it, if any, are incomplete."""
+    out = Path(out)
+    try:
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    meta.update(status="interrupted", stage=stage,
+                interrupted_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    write_meta(out, meta)
 
 
 def default_run_dir(cfg: Config, seed: int, root: str | Path = "runs") -> Path:

@@ -40,12 +40,13 @@ import pandas as pd
 from agents.rail import rail_graph
 from agents.train import TrainFleet, train_degradation
 from experiments.config import DegradationConfig
-from experiments.run import atomic_parquet, git_hash, versions, write_meta
+from experiments.run import atomic_parquet, clear_out, git_hash, out_problems, versions, write_meta
 from grids.transmission import build_case
 from grids.tsn_site import TsnGridSite
 from policies.registry import make_policy, names_for
 from policies.tsn_milp import operating_cost
 from sim.engine import Engine
+from sim.errors import ScenarioError
 from sim.recorder import Recorder
 from sim.systems import TransmissionSystem
 from sim.tsn import TransmissionCase
@@ -348,6 +349,39 @@ def run_tsn_sim(case_name: str = "ieee30", policy: str = "uc-milp", hours: int =
     return res
 
 
+def flag_problems(a) -> tuple[list[str], dict[str, dict[int, int]]]:
+    """Every problem with ``tsn-sim``'s flags, named by flag, before anything is built; and the
+    parsed ``--delay`` values (train -> {trip: minutes})."""
+    out: list[str] = []
+    if a.hours < 1:
+        out.append(f"--hours: must be >= 1, got {a.hours}")
+    if a.replan_every_h < 0:
+        out.append(f"--replan-every-h: must be >= 0 (0: plan once), got {a.replan_every_h}")
+    if a.time_limit_s is not None and not (math.isfinite(a.time_limit_s) and a.time_limit_s > 0):
+        out.append(f"--time-limit-s: must be a finite number of seconds > 0, got "
+                   f"{a.time_limit_s:g}")
+    if a.mip_gap is not None and not 0 < a.mip_gap < 1:
+        out.append(f"--mip-gap: must be a relative gap between 0 and 1 (exclusive), got "
+                   f"{a.mip_gap:g}")
+    if a.ocd_max_iter is not None:
+        if a.policy != "ocd":
+            out.append(f"--ocd-max-iter: an option of --policy ocd, not {a.policy}")
+        elif a.ocd_max_iter < 1:
+            out.append(f"--ocd-max-iter: must be >= 1, got {a.ocd_max_iter}")
+    if a.also_open_loop and a.off_units == "both":
+        out.append("--also-open-loop: works with one --off-units mode, not both")
+    delays: dict[str, dict[int, int]] = {}
+    for d in a.delay:
+        parts = d.split(":")
+        if len(parts) != 3 or not parts[0] or not (parts[1].isdigit() and parts[2].isdigit()):
+            out.append(f"--delay: expected TRAIN:TRIP:MIN with whole numbers, got {d!r}")
+        elif int(parts[1]) < 1:
+            out.append(f"--delay: trips are counted from 1, got {d!r}")
+        else:
+            delays.setdefault(parts[0], {})[int(parts[1])] = int(parts[2])
+    return out, delays
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mescosim tsn-sim", description=__doc__.split("\n\n")[0])
     ap.add_argument("scenario", nargs="?", default=None,
@@ -371,39 +405,45 @@ def main(argv: list[str] | None = None) -> int:
                          "then with the --replan-* settings, and print both runs' outcome")
     ap.add_argument("--off-units", default="condenser",
                     choices=["condenser", "out_of_service", "both"])
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", default=None,
+                    help="run directory (refused if it exists and holds files, unless "
+                         "--overwrite)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="clear an earlier run directory given as --out before writing")
     a = ap.parse_args(argv)
+    problems, delays = flag_problems(a)
     params: dict = {"replan_every_h": a.replan_every_h,
                     "replan_on_deviation": a.replan_on_deviation}
-    delays: dict = {}
-    for d in a.delay:
-        parts = d.split(":")
-        if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
-            ap.error(f"--delay: expected TRAIN:TRIP:MIN with whole numbers, got {d!r}")
-        delays.setdefault(parts[0], {})[int(parts[1])] = int(parts[2])
     if a.time_limit_s is not None:
         params["time_limit_s" if a.policy == "uc-milp" else "power_time_limit_s"] = a.time_limit_s
     if a.ocd_max_iter is not None:
-        if a.policy != "ocd":
-            ap.error("--ocd-max-iter is an ocd option")
         params["max_iter"] = a.ocd_max_iter
     if a.mip_gap is not None:
         params["mip_gap" if a.policy == "uc-milp" else "power_mip_gap"] = a.mip_gap
-    case_name, overrides, degradation = a.case, {}, None
+    case_name, overrides, degradation, source = a.case, {}, None, None
     if a.scenario:
         from experiments.config import resolve
         from experiments.tsn_config import load_tsn
 
-        cfg = load_tsn(resolve(a.scenario))
+        source = resolve(a.scenario)
+        cfg = load_tsn(source)
         case_name, overrides = cfg.case.name, dict(cfg.case.overrides)
         degradation = cfg.trains.degradation
+    problems += out_problems(a.out, source, a.overwrite)
+    if problems:
+        raise ScenarioError(problems)
     overrides["T"] = int(a.hours)
     case, net = build_case(case_name, "mes", **overrides)
+    trains = [t.name for t in case.trains]
+    unknown = [f"--delay: no train {name!r} in case {case_name} (trains: {', '.join(trains)})"
+               for name in delays if name not in trains]
+    if unknown:
+        raise ScenarioError(unknown)
     pol = make_tsn_policy(a.policy, keep_plan=True, **params)
     modes = ["condenser", "out_of_service"] if a.off_units == "both" else [a.off_units]
     loops = [False, True] if a.also_open_loop else [True]
-    if a.also_open_loop and len(modes) > 1:
-        ap.error("--also-open-loop works with one --off-units mode")
+    if a.out:
+        clear_out(a.out)
     rolling = (pol.replan_every_h, pol.replan_on_deviation)
     outcome: dict = {}
     runs = [(m, r) for m in modes for r in loops]
@@ -442,4 +482,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    import sys
+
+    try:
+        raise SystemExit(main())
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
