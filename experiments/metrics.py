@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 SFI_COLUMNS = ("policy", "time_min", "site", "sfi_own", "sfi_mess", "sfi", "weight", "dt_h",
-               "weighted_sfi")
+               "weighted_sfi", "excluded")
 METRIC_COLUMNS = ("policy", "entity", "metric", "value", "unit")
 SUMMARY_METRICS = ("sfi_total", "energy_delivered_mwh", "losses_mwh",
                    "voltage_violation_bus_steps", "loading_violation_line_steps",
@@ -101,7 +101,10 @@ def sfi_table(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFrame
     ``sum(weighted_sfi × dt_h)``.
 
     One row per policy, step and site of the ``sites`` table. Steps with no vehicle at a site
-    have ``sfi_mess = 0``. A site with ``c_norm_mw <= 0`` gets NaN.
+    have ``sfi_mess = 0``. A site with ``c_norm_mw <= 0`` gets NaN. A site-step whose power
+    flow did not converge (``converged`` false in ``sites``) has ``excluded = True`` and NaN SFI
+    values: its operating point is unknown, so it adds nothing to the accumulated SFI, and
+    :func:`run_metrics` counts it as ``sfi_excluded_site_steps``.
     """
     sites = tables.get("sites")
     if sites is None or sites.empty:
@@ -141,6 +144,10 @@ def sfi_table(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFrame
     out["weight"] = 1.0 / n_sites
     out["dt_h"] = dt_h
     out["weighted_sfi"] = out["weight"] * out["sfi"]
+    excluded = (~sites["converged"].fillna(False).astype(bool)).to_numpy() \
+        if "converged" in sites.columns else np.zeros(len(out), dtype=bool)
+    out["excluded"] = excluded
+    out.loc[excluded, ["sfi_own", "sfi_mess", "sfi", "weighted_sfi"]] = np.nan
     return out.sort_values(["policy", "time_min", "site"]).reset_index(drop=True)
 
 
@@ -174,6 +181,9 @@ def run_metrics(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFra
     ``energy_charged_mwh``, ``energy_discharged_mwh``, ``e_end_mwh``, ``soc_end_pct``,
     ``soh_end_frac``, ``transit_steps``, ``trips`` ('depart' events), ``conversion_losses_mwh``,
     ``self_discharge_mwh``, ``bms_hold_steps``.
+
+    Per site and system: ``sfi_excluded_site_steps``, the site-steps left out of the SFI
+    because their power flow did not converge (their ``losses_mwh`` share is NaN, not 0).
 
     System (``entity="system"``): ``sfi_total`` (sum of ``weighted_sfi × dt_h``), and the sums over
     sites or vehicles of ``energy_delivered_mwh``, ``energy_charged_mwh``,
@@ -224,7 +234,10 @@ def run_metrics(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFra
                 "energy_delivered_mwh": (-mess * dt_h).sum(),
                 "energy_charged_mwh": (p.clip(lower=0.0) * dt_h).sum(),
                 "energy_discharged_mwh": (-p.clip(upper=0.0) * dt_h).sum(),
-                "losses_mwh": (_col(s, "losses_mw") * dt_h).sum(),  # NaN skipped
+                # a non-converged step has no losses (NaN): only converged steps add up, and
+                # a site with none converged has NaN losses, never 0.0
+                "losses_mwh": (_col(s, "losses_mw").where(conv.to_numpy()) * dt_h).sum(
+                    min_count=1) if len(s) else 0.0,
                 "residual_abs_mwh": (_col(s, "residual_mw").abs() * dt_h).sum(),
                 "voltage_violation_bus_steps": (v_viol.get(name, 0.0) if has_buses
                                                 else np.nan),
@@ -251,6 +264,8 @@ def run_metrics(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFra
             add(pol, name, "sfi_accumulated", (ss["sfi"] * ss["dt_h"]).sum(), "SFI-h")
             add(pol, name, "sfi_own_accumulated", (ss["sfi_own"] * ss["dt_h"]).sum(), "SFI-h")
             add(pol, name, "sfi_mess_accumulated", (ss["sfi_mess"] * ss["dt_h"]).sum(), "SFI-h")
+            add(pol, name, "sfi_excluded_site_steps",
+                float(ss["excluded"].sum()) if "excluded" in ss.columns else 0.0, "site-steps")
 
         # ---- vehicles
         departs = (events[events["event"] == "depart"] if not events.empty and "event"
@@ -297,6 +312,8 @@ def run_metrics(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFra
 
         # ---- system
         add(pol, "system", "sfi_total", (sfi["weighted_sfi"] * sfi["dt_h"]).sum(), "SFI-h")
+        add(pol, "system", "sfi_excluded_site_steps",
+            float(sfi["excluded"].sum()) if "excluded" in sfi.columns else 0.0, "site-steps")
         units = {"energy_delivered_mwh": "MWh", "energy_charged_mwh": "MWh",
                  "energy_discharged_mwh": "MWh", "losses_mwh": "MWh", "residual_abs_mwh": "MWh",
                  "voltage_violation_bus_steps": "bus-steps",

@@ -39,7 +39,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.config import CompareConfig, Config, PolicyConfig, UncertaintyConfig
+from experiments.config import (
+    CompareConfig,
+    Config,
+    PolicyConfig,
+    UncertaintyConfig,
+    study_problems,
+)
 from experiments.scenarios_mc import (
     ScenarioSet,
     monte_carlo,
@@ -60,6 +66,7 @@ from policies.sfi import (
 )
 from policies.sfi_milp import SfiPlan, build, extract, solve_model
 from policies.sfi_weights import Weights, dynamic_weights, equal_weights
+from sim.errors import ScenarioError
 
 # The A.10.1 defaults, used when the scenario's [uncertainty] sigmas are zero.
 DEFAULT_SIGMA_LOAD = 0.05
@@ -125,7 +132,12 @@ class StudySettings:
 
 
 def settings_from_config(study) -> StudySettings:
-    """The study settings of a scenario's ``[study]`` section (:class:`StudyConfig`)."""
+    """The study settings of a scenario's ``[study]`` section (:class:`StudyConfig`); a
+    :class:`ScenarioError` lists every value the study cannot run with (a kappa of the sweep
+    that is not > 0, more reduced scenarios than scenarios), as ``mescosim check`` does."""
+    problems = study_problems(study.model_dump())
+    if problems:
+        raise ScenarioError(problems)
     fields = study.model_dump()
     fields["validate"] = fields.pop("validate_plan")
     fields["kappa_sweep"] = tuple(fields["kappa_sweep"])

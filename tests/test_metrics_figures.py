@@ -101,7 +101,8 @@ def metric(m: pd.DataFrame, entity: str, name: str, policy: str = "greedy") -> f
 
 
 # ---------------------------------------------------------------- SFI
-EXPECTED_SFI = {"A": [1.0, 0.5, 0.5, 0.2], "B": [0.5, 0.75, 0.5, 0.2]}
+# B's power flow did not converge at hour 1: that site-step is excluded (NaN)
+EXPECTED_SFI = {"A": [1.0, 0.5, 0.5, 0.2], "B": [0.5, np.nan, 0.5, 0.2]}
 
 
 def test_sfi_per_step_from_flex_and_c_norm():
@@ -109,11 +110,12 @@ def test_sfi_per_step_from_flex_and_c_norm():
     assert list(s.columns[:3]) == ["policy", "time_min", "site"]
     for site, exp in EXPECTED_SFI.items():
         got = s[s["site"] == site].sort_values("time_min")
-        assert got["sfi"].tolist() == pytest.approx(exp)
+        assert got["sfi"].tolist() == pytest.approx(exp, nan_ok=True)
+        assert got["excluded"].tolist() == [bool(np.isnan(x)) for x in exp]
         assert got["time_min"].tolist() == [0, 60, 120, 180]
     assert (s["weight"] == 0.5).all()
     assert (s["dt_h"] == 1.0).all()
-    assert s["weighted_sfi"].to_numpy() == pytest.approx(0.5 * s["sfi"].to_numpy())
+    assert s["weighted_sfi"].to_numpy() == pytest.approx(0.5 * s["sfi"].to_numpy(), nan_ok=True)
     # own and MESS parts: A at t=0 -> own 1/2, MESS 1/2
     a0 = s[(s["site"] == "A") & (s["time_min"] == 0)].iloc[0]
     assert (a0["sfi_own"], a0["sfi_mess"]) == pytest.approx((0.5, 0.5))
@@ -124,11 +126,15 @@ def test_accumulated_sfi_same_for_60_and_15_min_steps():
     m15 = run_metrics(make_tables(15), make_info(15))
     s15 = sfi_table(make_tables(15), make_info(15))
     assert len(s15) == 4 * 4 * 2 and (s15["dt_h"] == 0.25).all()
-    for ent, exp in (("A", 2.2), ("B", 1.95)):
+    # B without its non-converged hour (0.75 SFI-h left out and counted as excluded)
+    for ent, exp in (("A", 2.2), ("B", 1.2)):
         assert metric(m60, ent, "sfi_accumulated") == pytest.approx(exp)
         assert metric(m15, ent, "sfi_accumulated") == pytest.approx(exp)
-    assert metric(m60, "system", "sfi_total") == pytest.approx(0.5 * (2.2 + 1.95))
-    assert metric(m15, "system", "sfi_total") == pytest.approx(0.5 * (2.2 + 1.95))
+    assert metric(m60, "system", "sfi_total") == pytest.approx(0.5 * (2.2 + 1.2))
+    assert metric(m15, "system", "sfi_total") == pytest.approx(0.5 * (2.2 + 1.2))
+    assert metric(m60, "B", "sfi_excluded_site_steps") == 1
+    assert metric(m60, "A", "sfi_excluded_site_steps") == 0
+    assert metric(m15, "system", "sfi_excluded_site_steps") == 4  # one hour of 15-min steps
     # energies do not depend on the step length either
     for name in ("energy_delivered_mwh", "losses_mwh", "residual_abs_mwh"):
         assert metric(m15, "system", name) == pytest.approx(metric(m60, "system", name))
@@ -212,14 +218,14 @@ def test_metrics_by_policy_and_summary():
     assert set(m["policy"]) == {"greedy", "fixed dn1"}
     assert metric(m, "system", "failures", "greedy") == 1
     assert metric(m, "system", "failures", "fixed dn1") == 0
-    assert metric(m, "system", "sfi_total", "fixed dn1") == pytest.approx(2.075)
+    assert metric(m, "system", "sfi_total", "fixed dn1") == pytest.approx(1.7)  # B h1 excluded
     s = summary_table(m)
     assert s.index.tolist() == ["greedy", "fixed dn1"] and s.index.name == "policy"
     assert list(s.columns) == ["sfi_total", "energy_delivered_mwh", "losses_mwh",
                                "voltage_violation_bus_steps", "loading_violation_line_steps",
                                "nonconverged_steps", "trips", "failures"]
     row = s.loc["greedy"]
-    assert row["sfi_total"] == pytest.approx(2.075)
+    assert row["sfi_total"] == pytest.approx(1.7)
     assert row["trips"] == 1 and row["failures"] == 1 and row["nonconverged_steps"] == 1
 
 
