@@ -90,6 +90,12 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(0.0, index=df.index, dtype=float)
 
 
+def _total(x: pd.Series) -> float:
+    """Sum skipping NaN, but NaN when there are rows and every one is NaN (e.g. every
+    site-step excluded): "nothing known" is not 0."""
+    return float(x.sum(min_count=1)) if len(x) else 0.0
+
+
 # ------------------------------------------------------------------------------------ SFI
 def sfi_table(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFrame:
     """DN-level SFI per step (MODELS.md A.5) with equal weights.
@@ -261,9 +267,9 @@ def run_metrics(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFra
             ll = _col(s, "max_line_loading_pct")
             add(pol, name, "max_line_loading_pct", ll.max() if ll.notna().any() else np.nan, "%")
             ss = sfi[sfi["site"].astype(str) == name]
-            add(pol, name, "sfi_accumulated", (ss["sfi"] * ss["dt_h"]).sum(), "SFI-h")
-            add(pol, name, "sfi_own_accumulated", (ss["sfi_own"] * ss["dt_h"]).sum(), "SFI-h")
-            add(pol, name, "sfi_mess_accumulated", (ss["sfi_mess"] * ss["dt_h"]).sum(), "SFI-h")
+            add(pol, name, "sfi_accumulated", _total(ss["sfi"] * ss["dt_h"]), "SFI-h")
+            add(pol, name, "sfi_own_accumulated", _total(ss["sfi_own"] * ss["dt_h"]), "SFI-h")
+            add(pol, name, "sfi_mess_accumulated", _total(ss["sfi_mess"] * ss["dt_h"]), "SFI-h")
             add(pol, name, "sfi_excluded_site_steps",
                 float(ss["excluded"].sum()) if "excluded" in ss.columns else 0.0, "site-steps")
 
@@ -311,7 +317,7 @@ def run_metrics(tables: Mapping[str, pd.DataFrame], info: Mapping) -> pd.DataFra
             tot_self += selfd
 
         # ---- system
-        add(pol, "system", "sfi_total", (sfi["weighted_sfi"] * sfi["dt_h"]).sum(), "SFI-h")
+        add(pol, "system", "sfi_total", _total(sfi["weighted_sfi"] * sfi["dt_h"]), "SFI-h")
         add(pol, "system", "sfi_excluded_site_steps",
             float(sfi["excluded"].sum()) if "excluded" in sfi.columns else 0.0, "site-steps")
         units = {"energy_delivered_mwh": "MWh", "energy_charged_mwh": "MWh",

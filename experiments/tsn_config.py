@@ -122,10 +122,14 @@ def is_tsn_study(raw: dict) -> bool:
 def _problems(err: ValidationError) -> list[str]:
     out = []
     for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"])
+        path = ""
+        for part in e["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif e["type"] == "finite_number":
+            msg = f"must be finite, got {e['input']!r}"
         out.append(f"{path}: {msg}")
     return out
 
@@ -147,6 +151,11 @@ def load_tsn(path: str | Path, overrides: list[str] | None = None) -> TsnStudyCo
             problems.append(f"scenario.name: {cfg.scenario.name!r} is used in file names; use "
                             f"letters, digits, '.', '_' and '-' only, starting with a letter "
                             f"or digit")
+        ratings = cfg.case.overrides.get("line_rating_overrides_mw")
+        if isinstance(ratings, dict):
+            problems += [f"case.overrides.line_rating_overrides_mw.{line}: a line rating must be "
+                         f"> 0 MW, got {mw!r}" for line, mw in ratings.items()
+                         if isinstance(mw, (int, float)) and not mw > 0]
         if cfg.sweeps.line_ratings_mw and not cfg.sweeps.line:
             problems.append("sweeps.line: needed when sweeps.line_ratings_mw is given")
         labels = [r.label for r in cfg.ocd.runs]
