@@ -700,6 +700,7 @@ def validate(raw: dict, source: str | None = None, base: str | Path | None = Non
     if base is None:
         base = Path(source).parent if source else Path.cwd()
     raw, problems = resolve_profiles(raw, Path(base))
+    raw = resolve_feeders(raw, Path(base))
     cfg, shape = shape_problems(raw)
     problems += shape
     problems += meaning_problems(raw)
@@ -711,30 +712,118 @@ def validate(raw: dict, source: str | None = None, base: str | Path | None = Non
     return cfg
 
 
+_KEY_PART = re.compile(r"([^.\[\]]+)((?:\[-?\d+\])*)\Z")
+
+
+def parse_key(key: str) -> list[str | int] | None:
+    """``fleet[0].p_max_mw`` as ``["fleet", 0, "p_max_mw"]``; None if it is not such a key."""
+    out: list[str | int] = []
+    for part in key.strip().split("."):
+        m = _KEY_PART.match(part.strip())
+        if not m:
+            return None
+        out.append(m.group(1).strip())
+        out.extend(int(i) for i in re.findall(r"\[(-?\d+)\]", m.group(2)))
+    return out
+
+
+def _label(steps: list[str | int]) -> str:
+    return _path(tuple(steps)) or "<root>"
+
+
+def set_value(raw: dict, key: str | list[str | int], value: Any) -> None:
+    """Set ``key`` (``"grids.dn1.peak_load_mw"``, ``"fleet[0].p_max_mw"``) in a raw scenario.
+
+    Missing tables on the way are created; list entries must exist. Raises
+    :class:`ScenarioError` (without the ``--set`` prefix) when the key cannot be reached.
+    """
+    steps = parse_key(key) if isinstance(key, str) else list(key)
+    if not steps:
+        raise ScenarioError([f"{key}: expected a dotted key such as scenario.step_min or "
+                             f"fleet[0].p_max_mw"])
+    node: Any = raw
+    for i, step in enumerate(steps):
+        if isinstance(node, list) and isinstance(step, str) and step.isdigit():
+            step = steps[i] = int(step)  # fleet.0.p_max_mw is fleet[0].p_max_mw
+        last = i == len(steps) - 1
+        here = _label(steps[:i])
+        if isinstance(step, int):
+            if not isinstance(node, list):
+                raise ScenarioError([f"{_label(steps[:i + 1])}: {here} is not an array "
+                                     f"(it is {_type_name(node)}), so it has no entry [{step}]"])
+            if not 0 <= step < len(node):
+                span = f"indices 0-{len(node) - 1}" if node else "no entries"
+                raise ScenarioError([f"{_label(steps[:i + 1])}: index {step} is out of range "
+                                     f"({here} has {len(node)} entr"
+                                     f"{'y' if len(node) == 1 else 'ies'}, {span})"])
+            if last:
+                node[step] = value
+            else:
+                node = node[step]
+            continue
+        if not isinstance(node, dict):
+            raise ScenarioError([f"{_label(steps[:i + 1])}: {here} is not a table (it is "
+                                 f"{_type_name(node)})"])
+        if last:
+            node[step] = value
+            break
+        child = node.get(step)
+        nxt = steps[i + 1]
+        if isinstance(child, list) and not (isinstance(nxt, int) or nxt.isdigit()):
+            raise ScenarioError([f"{_label(steps[:i + 2])}: {_label(steps[:i + 1])} is an array; "
+                                 f"name an entry, e.g. {_label(steps[:i + 1])}[0].{nxt}"])
+        if isinstance(child, list):
+            pass
+        elif isinstance(nxt, int):
+            raise ScenarioError([f"{_label(steps[:i + 2])}: {_label(steps[:i + 1])} is not "
+                                 f"an array (it is "
+                                 f"{'missing' if child is None else _type_name(child)})"])
+        elif not isinstance(child, dict):
+            child = {}
+            node[step] = child
+        node = child
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``KEY=VALUE`` overrides (dotted keys, TOML values) to a raw scenario dict."""
+    """Apply ``KEY=VALUE`` overrides to a raw scenario dict: dotted keys with list indices
+    (``grids.dn1.peak_load_mw=2``, ``fleet[0].p_max_mw=0.1``), TOML values (a bare word is a
+    string). Every problem is reported at once, as a :class:`ScenarioError`."""
     problems = []
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            problems.append(f"--set {item}: expected KEY=VALUE, for example scenario.step_min=15")
+        steps = parse_key(key) if sep and key.strip() else None
+        if not steps:
+            problems.append(f"--set {item}: expected KEY=VALUE, for example scenario.step_min=15 "
+                            f"or fleet[0].p_max_mw=0.1")
             continue
         try:
             parsed = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             parsed = value.strip()  # a bare word is a string
-        node = raw
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.get(part) if isinstance(node, dict) else None
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = parsed
+        try:
+            set_value(raw, steps, parsed)
+        except ScenarioError as exc:
+            problems += [f"--set {item}: {p}" for p in exc.problems]
     if problems:
         raise ScenarioError(problems)
     return raw
+
+
+def resolve_feeders(raw: dict, base: Path) -> dict:
+    """A grid's ``feeder`` that names a ``.json`` file relative to the scenario file becomes a
+    path from ``base`` (the scenario's folder), as CSV profiles are read."""
+    grids = raw.get("grids")
+    if not isinstance(grids, dict):
+        return raw
+    new = {}
+    for gname, graw in grids.items():
+        feeder = graw.get("feeder") if isinstance(graw, dict) else None
+        if isinstance(feeder, str) and feeder.lower().endswith(".json"):
+            path = Path(feeder)
+            if not path.is_absolute():
+                graw = {**graw, "feeder": str(Path(base) / path)}
+        new[gname] = graw
+    return {**raw, "grids": new}
 
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"

@@ -33,6 +33,8 @@ problem and reports the status.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -43,6 +45,33 @@ from scipy.sparse import csc_array
 from sim.flexibility import c_norm_mw, dr_flex, generator_flex, storage_flex
 from sim.types import SiteResources
 from sim.units import MIN_PER_DAY, MIN_PER_H
+
+
+_HIGHS_QUIET = False
+
+
+def quiet_highs() -> None:
+    """Keep HiGHS's banner off stdout: highspy (1.16) prints it on the C-level stdout when the
+    first ``Highs`` object of a process is made, before any option can be set. The first one is
+    made here with file descriptor 1 on the null device (once per process; later objects are
+    silent and each solve sets ``output_flag`` off). ``policies.solve`` has the same guard."""
+    global _HIGHS_QUIET
+    if _HIGHS_QUIET:
+        return
+    _HIGHS_QUIET = True
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            try:
+                highspy.Highs()
+            finally:
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
 
 __all__ = ["OPERATOR_STATUSES", "OperatorResult", "LocalOperator"]
 
@@ -92,6 +121,8 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
     # the matrix in HiGHS's types once, for every LP of the enumeration
     start, index, value = (a.indptr.astype(np.int32), a.indices.astype(np.int32),
                            a.data.astype(np.float64))
+
+    quiet_highs()
 
     def run(lo: np.ndarray, hi: np.ndarray, integ: np.ndarray):
         h = highspy.Highs()

@@ -14,7 +14,7 @@ from types import MappingProxyType
 import numpy as np
 
 from grids.adapter import PandapowerAdapter, PowerFlowOptions, PowerFlowResult, _bus_problem
-from grids.feeders import FEEDERS, make_feeder
+from grids.feeders import feeder_problem, make_feeder
 from grids.operator import LocalOperator, OperatorResult
 from grids.profiles import Profile
 from sim.errors import ScenarioError
@@ -45,7 +45,8 @@ class SiteSpec:
     node : str
         Road/rail node where vehicles reach the site.
     feeder : str
-        Key of :data:`grids.feeders.FEEDERS`.
+        A feeder of :mod:`grids.feeders` (a registered name, a pandapower.networks
+        factory or a pandapower JSON file).
     peak_load_mw : float
         Peak of the load profile (MW); the profile is p.u. of it.
     load_profile : Profile
@@ -102,9 +103,9 @@ def check_site_spec(spec: SiteSpec, path: str) -> list[str]:
     """
     out: list[str] = []
     net = None
-    if spec.feeder not in FEEDERS:
-        out.append(f"{path}.feeder: unknown feeder {spec.feeder!r}; valid: "
-                   f"{', '.join(sorted(FEEDERS))}")
+    why = feeder_problem(spec.feeder)
+    if why:
+        out.append(f"{path}.feeder: {why}")
     else:
         net = make_feeder(spec.feeder)
 

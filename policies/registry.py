@@ -15,12 +15,27 @@ Every implementation has the one contract of :class:`sim.protocols.Policy`: keyw
 hyper-parameters, ``reset(problem, rng)``, ``decide(state) -> Decision``, ``params()``. A name
 asked of a system it does not run on is a :class:`~sim.errors.ScenarioError` that says which
 systems it needs, before any run starts.
+
+Policies from outside the project join the registry in three ways, all checked against the
+:class:`sim.protocols.Policy` contract (a class with ``reset``, ``decide`` and ``params``):
+
+* :func:`register_policy` (``mescosim.register_policy``) in the running process;
+* an entry point in the group ``mescosim.policies`` of an installed package (``name =
+  "my_pkg.rules:NightCharger"``), registered on the registry's first use in every process;
+* a scenario naming ``"module:Class"`` (``policy.name = "my_pkg.rules:NightCharger"``): the module
+  is imported by that name (only a name holding a colon is ever imported) and the class registered
+  under the full name.
+
+A plugin class says which systems it runs on with a class attribute ``systems`` (a tuple of
+:data:`SYSTEMS` keys); without one it runs on ``dn-sites``.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
+from importlib import metadata
 from typing import Any
 
 from policies.baselines import GreedyPolicy, IdlePolicy, SchedulePolicy, StationaryPolicy
@@ -54,14 +69,163 @@ POLICIES: dict[str, dict[str, type]] = {
 
 DEFAULT_SYSTEM = "dn-sites"
 
+#: The methods of the :class:`sim.protocols.Policy` contract a registered class must have.
+CONTRACT = ("reset", "decide", "params")
+#: Entry-point group of installed policy plugins.
+ENTRY_POINT_GROUP = "mescosim.policies"
+
+_BUILTIN = frozenset(POLICIES)
+_RUNTIME: set[str] = set()  # names registered by register_policy in this process
+_BROKEN: dict[str, str] = {}  # plugin name -> why it could not be loaded
+_PLUGINS_LOADED = False
+
+
+def contract_problems(cls: Any, what: str) -> list[str]:
+    """Why ``cls`` cannot be a policy (not a class, or a method of the contract missing)."""
+    if not inspect.isclass(cls):
+        return [f"{what} is not a class (got {type(cls).__name__})"]
+    missing = [m for m in CONTRACT if not callable(getattr(cls, m, None))]
+    if missing:
+        return [f"{what} does not implement the Policy protocol (sim.protocols.Policy): no "
+                f"method {', '.join(missing)}"]
+    return []
+
+
+def _systems_of(cls: type, systems: Any, what: str) -> tuple[tuple[str, ...], list[str]]:
+    if systems is None:
+        systems = getattr(cls, "systems", (DEFAULT_SYSTEM,))
+    if isinstance(systems, str):
+        systems = (systems,)
+    try:
+        systems = tuple(systems)
+    except TypeError:
+        return (), [f"{what}: systems must be a tuple of {', '.join(SYSTEMS)}, got {systems!r}"]
+    bad = [s for s in systems if s not in SYSTEMS]
+    if bad or not systems:
+        return (), [f"{what}: unknown system{'s' if len(bad) > 1 else ''} "
+                    f"{', '.join(map(repr, bad)) or '(none given)'}; systems: "
+                    f"{', '.join(SYSTEMS)}"]
+    return systems, []
+
+
+def register_policy(name: str, cls: type, systems: tuple[str, ...] | str | None = None,
+                    replace: bool = False) -> None:
+    """Register ``cls`` as the policy ``name`` for each of ``systems``.
+
+    ``systems`` defaults to the class attribute ``systems``, else ``("dn-sites",)``. A name of
+    the built-in policies, or one registered before, is refused unless ``replace`` is true.
+    Raises :class:`ScenarioError` naming every problem. The registration holds in this process
+    (and in worker processes only if they register it too: use an entry point or a
+    ``"module:Class"`` name for sweeps on worker processes).
+    """
+    _load_plugins()
+    what = f"policy {name!r}"
+    problems = []
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        problems.append(f"policy name: expected a non-empty name without surrounding spaces, "
+                        f"got {name!r}")
+    elif name in _BUILTIN and not replace:
+        problems.append(f"{what}: is a built-in policy; pass replace=True to replace it")
+    elif name in POLICIES and not replace:
+        problems.append(f"{what}: is registered already ({_where(name)}); pass replace=True "
+                        f"to replace it")
+    problems += contract_problems(cls, what)
+    systems_t, bad = _systems_of(cls, systems, what) if not problems else ((), [])
+    problems += bad
+    if problems:
+        raise ScenarioError(problems)
+    POLICIES[name] = {s: cls for s in systems_t}
+    _BROKEN.pop(name, None)
+    _RUNTIME.add(name)
+
+
+def runtime_registered() -> frozenset[str]:
+    """Names registered with :func:`register_policy` in this process (not built-in, not from an
+    entry point or a ``module:Class`` name): worker processes do not know them."""
+    return frozenset(_RUNTIME)
+
+
+def _where(name: str) -> str:
+    impl = POLICIES.get(name, {})
+    cls = next(iter(impl.values()), None)
+    return f"{cls.__module__}.{cls.__qualname__}" if cls is not None else "?"
+
+
+def _load_plugins() -> None:
+    """Register every ``mescosim.policies`` entry point once per process; one that fails to
+    load is remembered with the reason, reported when a scenario names it."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in POLICIES:
+            continue  # a built-in name is never shadowed by an installed package
+        what = f"policy {ep.name!r} (entry point {ep.value} in group {ENTRY_POINT_GROUP})"
+        try:
+            cls = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the registry
+            _BROKEN[ep.name] = f"{what} cannot be loaded: {type(exc).__name__}: {exc}"
+            continue
+        problems = contract_problems(cls, what)
+        systems, bad = _systems_of(cls, None, what) if not problems else ((), [])
+        problems += bad
+        if problems:
+            _BROKEN[ep.name] = "; ".join(problems)
+        else:
+            POLICIES[ep.name] = {s: cls for s in systems}
+
+
+def _import_named(name: str) -> list[str]:
+    """Import ``module:Class`` and register the class under ``name``; the problems if not."""
+    module_name, _, qualname = name.partition(":")
+    if not module_name or not qualname:
+        return [f"unknown policy {name!r}: a plugin policy is named 'module:Class', e.g. "
+                f"'my_pkg.rules:NightCharger'"]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        return [f"policy {name!r}: cannot import module {module_name!r} ({exc})"]
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+        return [f"policy {name!r}: importing module {module_name!r} failed: "
+                f"{type(exc).__name__}: {exc}"]
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return [f"policy {name!r}: module {module_name!r} has no class {qualname!r}"]
+    what = f"policy {name!r}"
+    problems = contract_problems(obj, what)
+    systems, bad = _systems_of(obj, None, what) if not problems else ((), [])
+    problems += bad
+    if not problems:
+        POLICIES[name] = {s: obj for s in systems}
+    return problems
+
+
+def _known(name: Any) -> list[str]:
+    """Make ``name`` known if it is a plugin; the problems (without a path) if it cannot be."""
+    _load_plugins()
+    if not isinstance(name, str):
+        return [f"expected a policy name, got {type(name).__name__} {name!r}"]
+    if name in POLICIES:
+        return []
+    if name in _BROKEN:
+        return [_BROKEN[name]]
+    if ":" in name:
+        return _import_named(name)
+    return []
+
 
 def requires(name: str) -> frozenset[str]:
     """The systems ``name`` runs on (any one of them)."""
+    _known(name)
     return frozenset(POLICIES[name])
 
 
 def names_for(system: str) -> list[str]:
     """The registered policies that run on ``system``, sorted."""
+    _load_plugins()
     return sorted(n for n, impl in POLICIES.items() if system in impl)
 
 
@@ -74,6 +238,9 @@ def policy_class(name: str, system: str = DEFAULT_SYSTEM) -> type:
 
 
 def _name_problems(name: str, system: str, path: str) -> list[str]:
+    plugin = _known(name)
+    if plugin:
+        return [f"{path}.name: {p}" for p in plugin]
     if name not in POLICIES:
         others = sorted(set(POLICIES) - set(names_for(system)))
         return [f"{path}.name: unknown policy {name!r}; valid: {', '.join(names_for(system))}"

@@ -30,7 +30,7 @@ from policies.sfi_milp import (
     SfiInstance,
     _identical_free_vehicles,
 )
-from policies.solve import SolveOutcome, highs_outcome
+from policies.solve import SolveOutcome, highs_outcome, quiet_highs
 
 INF = np.inf
 
@@ -475,6 +475,7 @@ def solve_matrix(model: MatrixModel, time_limit_s: float | None = 60.0, mip_gap:
     import highspy
 
     t0 = time.perf_counter()
+    quiet_highs()
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     if time_limit_s is not None:

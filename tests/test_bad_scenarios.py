@@ -96,7 +96,9 @@ CASES = {
                                  ["grids.b.generators[0].bus: bus 99 not in net (7 buses)"]),
     "unknown feeder": (_set("grids.a.feeder", "ieee9000"),
                        ["grids.a.feeder: unknown feeder 'ieee9000'; valid: case33bw, cigre_mv, "
-                        "mv_open_ring"]),
+                        "mv_open_ring, any pandapower.networks factory without required "
+                        "arguments (e.g. 'kerber_landnetz_freileitung_1') or a pandapower "
+                        ".json file"]),
     "grid on a missing road node": (_set("grids.a.node", "harbour"),
                                     ["grids.a.node: 'harbour' is not a road node (depot, a, b)"]),
     "vehicle starts off the road": (_set("fleet.0.start", "harbour"),
