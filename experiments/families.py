@@ -258,6 +258,7 @@ class TruckTarget:
             raise ScenarioError(problems)
         self.st, self.s, self.pcfg, self.model = st, s, pcfg, model
         self._prep = None
+        self._data = None  # the Co-OPT data (not picklable: reloaded in each worker)
         self.plan_s: dict[str, float] = {}
 
     def to_toml_dict(self) -> dict:
@@ -268,19 +269,26 @@ class TruckTarget:
         d["scenario"] = {k: v for k, v in d["scenario"].items() if k != "seed"}
         return _hash(d)
 
+    def data(self):
+        """The Co-OPT data and the study's road network."""
+        if self._data is None:
+            from agents.road_data import load_coopt
+
+            if not Path(self.st.data_dir).is_dir():
+                raise ScenarioError(f"study.data_dir: {self.st.data_dir!r} is not a directory")
+            data = load_coopt(self.st.data_dir)
+            self._data = (data, data.networks[self.st.network])
+        return self._data
+
     def prepare(self):
-        """Prices, problems and the open-loop plans (forecast only), once per target."""
+        """Data, prices, problems and the open-loop plans (forecast only), once per target."""
+        data, net = self.data()
         if self._prep is not None:
-            return self._prep
-        from agents.road_data import load_coopt
+            return (data, net, *self._prep)
         from experiments import coopt_study
         from experiments.coopt_build import build_problems, charging_prices
         from policies.coopt_baselines import plan_fleet
 
-        if not Path(self.st.data_dir).is_dir():
-            raise ScenarioError(f"study.data_dir: {self.st.data_dir!r} is not a directory")
-        data = load_coopt(self.st.data_dir)
-        net = data.networks[self.st.network]
         hourly, _ = charging_prices(net, self.pcfg, np.random.default_rng(self.seed))
         probs = build_problems(data, self.st.network, self.model, self.s, hourly_price=hourly)
         plans, status = {}, {}
@@ -294,12 +302,12 @@ class TruckTarget:
                                                                 self.model, hourly)
                 status[pol] = {str(info["milp_status"]): 1}
             self.plan_s[pol] = round(time.perf_counter() - t0, 4)
-        self._prep = (data, net, hourly, probs, plans, status)
-        return self._prep
+        self._prep = (hourly, probs, plans, status)
+        return (data, net, *self._prep)
 
     def __getstate__(self):
-        self.prepare()  # workers get the plans made once
-        return self.__dict__
+        self.prepare()  # workers get the prices and plans made once
+        return {**self.__dict__, "_data": None}
 
     def realisation(self, seed: int) -> dict:
         """Scenario ``seed``'s traffic profile and every truck's drive disturbances."""
