@@ -7,7 +7,7 @@ tables:
 
 * ``stats``: per policy and system metric, ``n``, ``mean``, ``worst``, ``p10``, ``p50``, ``p90``
   and ``cvar10``. ``worst`` and ``cvar10`` (the mean of the worst 10 % of scenarios) look in the
-  metric's bad direction (:data:`DIRECTION`: low SFI, high losses). Quantiles are
+  metric's bad direction (:data:`DIRECTION`: low SFI, high losses, high cost). Quantiles are
   :func:`experiments.scenarios_mc.weighted_quantile` with equal probabilities.
 * ``paired``: per metric and pair of policies, the mean of ``b - a`` over the scenarios, its
   standard deviation, a 95 % Student-t confidence interval and the share of scenarios in which
@@ -43,6 +43,21 @@ DIRECTION = {
     "loading_violation_line_steps": -1,
     "nonconverged_steps": -1,
     "trips": -1,
+    # truck missions (experiments.families.TruckTarget)
+    "cost_usd": -1,
+    "operating_usd": -1,
+    "served_customers": +1,
+    "delivered_kwh": +1,
+    "unmet_kwh": -1,
+    "delay_min": -1,
+    "queue_min": -1,
+    "recorded_failures": -1,
+    "soh_loss": -1,
+    # train transmission (experiments.families.TrainTarget)
+    "operating_cost": -1,
+    "total_cost": -1,
+    "wind_curtailed_mwh": -1,
+    "imbalance_mwh": -1,
 }
 
 

@@ -281,7 +281,8 @@ def flag_problems(args, policies: list[str] | None = None) -> list[str]:
 
 
 def _sweep_config(args, policies: list[str] | None = None):
-    """The validated scenario of a sweep or benchmark, refusing studies."""
+    """The validated scenario of a sweep or benchmark: a DN config, or for the truck and train
+    studies (``kind`` coopt-study / tsn-study) a target of :mod:`experiments.families`."""
     from experiments.config import apply_overrides, read_raw, validate
 
     problems = flag_problems(args, policies)
@@ -289,15 +290,27 @@ def _sweep_config(args, policies: list[str] | None = None):
         raise ScenarioError(problems)
 
     path = resolve(args.target or SWEEP_DEFAULT)
-    if _kind(path) in ("tsn-study", "coopt-study"):
-        raise ScenarioError([f"{path}: a study, not a per-realisation simulation; sweeps run "
-                             f"plain scenarios such as {SWEEP_DEFAULT}"])
-    raw = apply_overrides(read_raw(path), args.set)
     if policies is not None:
         bad = [p for p in policies if not p]
         if not policies or bad:
             raise ScenarioError(["--policies: expected a comma-separated list of policy names, "
                                  "e.g. idle,stationary,greedy"])
+    kind = _kind(path)
+    if kind in ("tsn-study", "coopt-study"):
+        from experiments.families import FAMILY_OF_KIND, load_target, policy_problems
+
+        if policies is not None:
+            problems = policy_problems(FAMILY_OF_KIND[kind], policies)
+            if problems:
+                raise ScenarioError(problems)
+        return load_target(path, args.set, policies)
+    raw = apply_overrides(read_raw(path), args.set)
+    if policies is not None:
+        from experiments.families import policy_problems
+
+        problems = policy_problems("dn-sites", policies)
+        if problems:
+            raise ScenarioError(problems)
         pol = raw.get("policy") if isinstance(raw.get("policy"), dict) else {}
         cmp_ = raw.get("compare") if isinstance(raw.get("compare"), dict) else {}
         known = {pol.get("name"): pol.get("params", {}), **cmp_.get("params", {})}
@@ -313,13 +326,15 @@ def _sweep_config(args, policies: list[str] | None = None):
 
 
 def _run_sweep_cli(args, cfg) -> tuple:
-    from experiments.sweep import run_sweep
+    from experiments.sweep import run_sweep, target_name, target_policies
 
-    seed = cfg.scenario.seed if args.seed is None else args.seed
-    default = Path("runs") / f"{args.command}-{cfg.scenario.name}-s{seed}"
+    name = target_name(cfg)
+    base = cfg.scenario.seed if hasattr(cfg, "scenario") else cfg.seed
+    seed = base if args.seed is None else args.seed
+    default = Path("runs") / f"{args.command}-{name}-s{seed}"
     out = Path(args.out) if args.out else default
-    print(f"{args.command} {cfg.scenario.name}: {args.scenarios} scenarios from seed {seed}, "
-          f"policies {', '.join(n for n, _ in cfg.policy_runs())} -> {out}/", file=sys.stderr)
+    print(f"{args.command} {name}: {args.scenarios} scenarios from seed {seed}, "
+          f"policies {', '.join(target_policies(cfg))} -> {out}/", file=sys.stderr)
     summary = run_sweep(cfg, out, args.scenarios, seed, workers=args.workers,
                         scheduler=args.scheduler, retry_failed=args.retry_failed,
                         progress=not args.no_progress)

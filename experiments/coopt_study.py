@@ -219,6 +219,20 @@ def _sim_row(runs, net, s: CooptSettings) -> dict:
     }
 
 
+def sim_summary(runs, net, s: CooptSettings) -> dict:
+    """The ``sim_*`` columns of a SimPy run (what the trucks did, priced by the planning cost
+    model): the public form of the study's per-run summary, for sweeps."""
+    return _sim_row(runs, net, s)
+
+
+def milp_plans(data: CooptData, st: StudySettings, s: CooptSettings, model_name: str,
+               hourly: dict[int, np.ndarray]) -> tuple[dict[str, TruckPlan], FleetMILP, dict,
+                                                       float]:
+    """The fleet MILP's plans as the study makes them (its own SOC grid and time limit), with
+    its info and wall seconds: the public form of the study's MILP step, for sweeps."""
+    return _milp(data, st, s, model_name, hourly)
+
+
 # ================================================================ the study
 def _plans(policy: str, problems: tuple[TruckDayProblem, ...]) -> tuple[dict[str, TruckPlan],
                                                                          float]:

@@ -76,8 +76,10 @@ def child_seeds(base_seed: int, n: int) -> list[int]:
             for c in np.random.SeedSequence(int(base_seed)).spawn(int(n))]
 
 
-def config_hash(cfg: Config) -> str:
+def config_hash(cfg) -> str:
     """SHA-256 (16 hex digits) of the resolved scenario without its own seed."""
+    if not isinstance(cfg, Config):  # a study target of experiments.families
+        return cfg.config_hash()
     data = cfg.to_toml_dict()
     data["scenario"] = {k: v for k, v in data["scenario"].items() if k != "seed"}
     blob = json.dumps(data, sort_keys=True, default=str).encode()
@@ -156,21 +158,36 @@ def scenario_frame(result, scenario: int, seed: int) -> pd.DataFrame:
     return df[list(RESULT_COLUMNS)]
 
 
-def run_scenario(cfg: Config, scenario: int, seed: int) -> Outcome:
+def target_name(cfg) -> str:
+    """The scenario name of a DN config or a study target."""
+    return cfg.scenario.name if isinstance(cfg, Config) else cfg.name
+
+
+def target_policies(cfg) -> list[str]:
+    """The policies a sweep of ``cfg`` runs, in order."""
+    return [n for n, _ in cfg.policy_runs()] if isinstance(cfg, Config) else list(cfg.policies)
+
+
+def run_scenario(cfg, scenario: int, seed: int) -> Outcome:
     """Run every policy of ``cfg`` on scenario ``scenario`` (seed ``seed``); never raises.
 
-    An exception is an ``error`` outcome with its type and message. A run in which power flows did
-    not converge keeps its results and has status ``nonconverged``.
+    ``cfg`` is a DN :class:`~experiments.config.Config` (``run_one``) or a study target of
+    :mod:`experiments.families` (its ``run``). An exception is an ``error`` outcome with its type
+    and message. A run in which power flows did not converge keeps its results and has status
+    ``nonconverged``.
     """
     from experiments.run import run_one
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
     started = time.perf_counter()
     try:
-        result = run_one(cfg, seed)  # bus and line arrays: the violation counts need them
-        frame = scenario_frame(result, scenario, seed)
-        policy_s = {p["name"]: round(float(p["timings_s"]["total"]), 4)
-                    for p in result.meta["policies"]}
+        if isinstance(cfg, Config):
+            result = run_one(cfg, seed)  # bus and line arrays: the violation counts need them
+            frame = scenario_frame(result, scenario, seed)
+            policy_s = {p["name"]: round(float(p["timings_s"]["total"]), 4)
+                        for p in result.meta["policies"]}
+        else:
+            frame, policy_s = cfg.run(scenario, seed)
     except Exception as exc:  # noqa: BLE001 - a failed scenario is data, not a crash
         return Outcome(scenario, seed, "error", f"{type(exc).__name__}: {exc}",
                        time.perf_counter() - started, worker)
@@ -259,13 +276,16 @@ def read_results(out: str | Path, columns: list[str] | None = None,
     return data.to_table(columns=columns, filter=expr).to_pandas()
 
 
-def _identity(cfg: Config, base_seed: int) -> dict:
-    return {"scenario": cfg.scenario.name, "seed": int(base_seed),
-            "config_hash": config_hash(cfg),
-            "policies": [n for n, _ in cfg.policy_runs()]}
+def _identity(cfg, base_seed: int) -> dict:
+    ident = {"scenario": target_name(cfg), "seed": int(base_seed),
+             "config_hash": config_hash(cfg), "policies": target_policies(cfg)}
+    if not isinstance(cfg, Config):
+        ident["family"] = cfg.family
+        ident["plan_s"] = dict(cfg.plan_s)  # plans made once from the forecast (trucks)
+    return ident
 
 
-def prepare(cfg: Config, out: Path, base_seed: int, n: int) -> dict:
+def prepare(cfg, out: Path, base_seed: int, n: int) -> dict:
     """Create or reopen a sweep directory; refuse one made for another scenario or seed."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "scenarios").mkdir(exist_ok=True)
@@ -283,6 +303,8 @@ def prepare(cfg: Config, out: Path, base_seed: int, n: int) -> dict:
                     "use another --out (a directory holds one scenario, seed and config)")
         ident["n_scenarios"] = max(int(old.get("n_scenarios", 0)), n)
         ident["created_utc"] = old.get("created_utc")
+        if "plan_s" in old:
+            ident["plan_s"] = old["plan_s"]
     else:
         ident["n_scenarios"] = n
         ident["created_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -292,14 +314,19 @@ def prepare(cfg: Config, out: Path, base_seed: int, n: int) -> dict:
     return ident
 
 
-def load_sweep_config(out: str | Path) -> Config:
-    """The resolved scenario a sweep directory was made with."""
+def load_sweep_config(out: str | Path):
+    """The resolved scenario a sweep directory was made with (a DN config or a study target)."""
     import tomllib
 
     path = Path(out) / "config.toml"
     if not path.exists():
         raise SweepError(f"{out}: not a sweep directory (no config.toml)")
-    return validate(tomllib.loads(path.read_text(encoding="utf-8")), source=str(path))
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    from experiments import families
+
+    if families.is_study_kind(raw):
+        return families.target_from_raw(raw, source=str(path))
+    return validate(raw, source=str(path))
 
 
 def _recover(out: Path, lines: list[dict]) -> list[dict]:
@@ -462,7 +489,7 @@ def _iter_dask(cfg, todo, seeds, client, chash):
             fut.cancel()
 
 
-def run_sweep(cfg: Config, out: str | Path, n: int, seed: int, workers: int | None = None,
+def run_sweep(cfg, out: str | Path, n: int, seed: int, workers: int | None = None,
               scheduler: str | None = None, client=None, retry_failed: bool = False,
               progress: bool = True, max_attempts: int = 3,
               on_result: Callable[[dict], None] | None = None,
@@ -477,6 +504,8 @@ def run_sweep(cfg: Config, out: str | Path, n: int, seed: int, workers: int | No
     out = Path(out)
     if n < 1:
         raise SweepError(f"--scenarios: must be >= 1, got {n}")
+    if not isinstance(cfg, Config):
+        cfg.prepare()  # forecast data and open-loop plans, once, before any worker starts
     ident = prepare(cfg, out, seed, n)
     chash = ident["config_hash"]
     seeds = child_seeds(seed, n)
@@ -504,7 +533,7 @@ def run_sweep(cfg: Config, out: str | Path, n: int, seed: int, workers: int | No
     from tqdm import tqdm
 
     bar = tqdm(total=n, initial=skipped, unit="scen", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True, desc=f"sweep {cfg.scenario.name}")
+               dynamic_ncols=True, desc=f"sweep {target_name(cfg)}")
     counts: dict[str, int] = {}
     records: list[dict] = []
     task_s = 0.0

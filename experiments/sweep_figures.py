@@ -27,10 +27,40 @@ LABELS = {"sfi_total": ("System flexibility index", "SFI-h"),
           "voltage_violation_bus_steps": ("Voltage violations", "bus-steps"),
           "loading_violation_line_steps": ("Line overloads", "line-steps"),
           "nonconverged_steps": ("Non-converged power flows", "steps"),
-          "trips": ("Trips", "trips")}
+          "trips": ("Trips", "trips"),
+          "cost_usd": ("Fleet cost (with unmet penalty)", "USD"),
+          "operating_usd": ("Fleet operating cost", "USD"),
+          "served_customers": ("Customers served", "sites"),
+          "delivered_kwh": ("Energy delivered", "kWh"),
+          "unmet_kwh": ("Energy not delivered", "kWh"),
+          "delay_min": ("Drive delays", "min"),
+          "queue_min": ("Charger queueing", "min"),
+          "recorded_failures": ("Recorded failures", "failures"),
+          "soh_loss": ("Battery capacity loss", "fraction"),
+          "operating_cost": ("Operating cost", "USD"),
+          "total_cost": ("Operating + transport cost", "USD"),
+          "wind_curtailed_mwh": ("Wind curtailed", "MWh"),
+          "imbalance_mwh": ("Imbalance taken by the slack", "MWh")}
 HOURLY = {"sfi_weighted": ("Weighted system flexibility index", "SFI"),
           "losses_mw": ("Network losses", "MW"),
-          "mess_p_mw": ("Fleet power (charging +)", "MW")}
+          "mess_p_mw": ("Fleet power (charging +)", "MW"),
+          "charging_mw": ("Trucks' charging on the feeder", "MW"),
+          "vm_min_pu": ("Lowest feeder voltage", "p.u."),
+          "imbalance_mw": ("Imbalance taken by the slack", "MW"),
+          "wind_curtailed_mw": ("Wind curtailed", "MW")}
+#: the headline metrics of each family (the ECDF and paired figures): the first group with a
+#: metric in the sweep is drawn
+HEADLINE = (("sfi_total", "losses_mwh", "energy_delivered_mwh"),
+            ("cost_usd", "delay_min", "served_customers"),
+            ("operating_cost", "wind_curtailed_mwh", "imbalance_mwh"))
+
+
+def _headline(present) -> list[str]:
+    for group in HEADLINE:
+        found = [m for m in group if m in set(present)]
+        if found:
+            return found
+    return []
 
 
 def _colors(pols):
@@ -44,12 +74,14 @@ def _system(out: Path) -> pd.DataFrame:
     return res[res.scenario.isin(ok)]
 
 
-def boxplots(out: Path, path: Path) -> Path:
-    """One box per policy for each system metric that varies."""
+def boxplots(out: Path, path: Path) -> Path | None:
+    """One box per policy for each system metric that varies (None: nothing varies)."""
     res = _system(out)
     tot = res[res.time_min.isna()]
     pols = list(pd.unique(tot.policy))
     metrics = [m for m in DIRECTION if tot[tot.metric == m].value.nunique() > 1]
+    if not metrics:
+        return None
     n = len(metrics)
     ncols = min(3, max(1, n))
     nrows = int(np.ceil(n / ncols)) or 1
@@ -75,14 +107,16 @@ def boxplots(out: Path, path: Path) -> Path:
         return _save(fig, path)
 
 
-def ecdfs(out: Path, path: Path) -> Path:
-    """Empirical CDFs per policy of the SFI and the losses."""
+def ecdfs(out: Path, path: Path) -> Path | None:
+    """Empirical CDFs per policy of the family's headline metrics (DN: SFI, losses, energy;
+    trucks: cost, delays, customers served; trains: cost, wind curtailed, imbalance)."""
     tot = _system(out)
     tot = tot[tot.time_min.isna()]
     pols = list(pd.unique(tot.policy))
     col = _colors(pols)
-    metrics = [m for m in ("sfi_total", "losses_mwh", "energy_delivered_mwh")
-               if m in set(tot.metric)]
+    metrics = _headline(tot.metric)
+    if not metrics:
+        return None
     with plt.rc_context(_STYLE):
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.0),
                                  squeeze=False)
@@ -102,13 +136,16 @@ def ecdfs(out: Path, path: Path) -> Path:
         return _save(fig, path)
 
 
-def hourly_band(out: Path, path: Path) -> Path:
-    """Hourly expectation per policy with the 10-90 % band over scenarios."""
+def hourly_band(out: Path, path: Path) -> Path | None:
+    """Hourly expectation per policy with the 10-90 % band over scenarios (None: the sweep
+    has no per-step series)."""
     res = _system(out)
     hr = res[res.time_min.notna() & res.metric.isin(list(HOURLY))]
     pols = list(pd.unique(hr.policy))
     col = _colors(pols)
     metrics = [m for m in HOURLY if m in set(hr.metric)]
+    if not metrics:
+        return None
     with plt.rc_context(_STYLE):
         fig, axes = plt.subplots(len(metrics), 1, figsize=(7.0, 2.4 * len(metrics)),
                                  sharex=True, squeeze=False)
@@ -142,15 +179,16 @@ def hourly_band(out: Path, path: Path) -> Path:
         return _save(fig, path)
 
 
-def paired_differences(out: Path, path: Path) -> Path:
+def paired_differences(out: Path, path: Path) -> Path | None:
     """Per-scenario differences of every policy against the first, with 95 % intervals."""
     res = _system(out)
     tot = res[res.time_min.isna()]
     pols = list(pd.unique(tot.policy))
     paired = bench_tables(out, pols)["paired"]
     base = pols[0]
-    metrics = [m for m in ("sfi_total", "losses_mwh", "energy_delivered_mwh")
-               if m in set(paired.metric)]
+    metrics = _headline(paired.metric) if len(paired) else []
+    if not metrics:
+        return None
     others = pols[1:]
     col = _colors(pols)
     with plt.rc_context(_STYLE):
@@ -183,7 +221,8 @@ def paired_differences(out: Path, path: Path) -> Path:
 
 
 def write_all(out: str | Path) -> list[Path]:
-    """Every sweep figure into ``out/figures``; the paired plot needs two policies."""
+    """Every sweep figure into ``out/figures`` that the sweep's metrics allow (a figure with
+    nothing to draw is skipped); the paired plot needs two policies."""
     out = Path(out)
     fig_dir = out / "figures"
     paths = [boxplots(out, fig_dir / "sweep_boxplots.png"),
@@ -192,4 +231,4 @@ def write_all(out: str | Path) -> list[Path]:
     tot = read_results(out, columns=["policy"], filters=[("entity", "==", "system")])
     if tot.policy.nunique() > 1:
         paths.append(paired_differences(out, fig_dir / "sweep_paired.png"))
-    return paths
+    return [p for p in paths if p is not None]
