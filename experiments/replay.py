@@ -607,13 +607,15 @@ def replay(run_dir: str | Path, out: str | Path | None = None, seed: int | None 
     run_seed = int(meta.get("seed") or 0)
     seed_ = run_seed if seed is None else int(seed)
     out_path = Path(out) if out is not None else run_dir / f"replay-s{seed_}"
-    bad += out_problems(out_path, run_dir / "meta.json")
     try:
-        if out_path.resolve() == run_dir.resolve():
-            bad.append(f"--out: {out_path} is the run directory; a replay never writes over "
-                       f"the run's own tables")
+        same = out_path.resolve() == run_dir.resolve()
     except OSError:
-        pass
+        same = False
+    if same:
+        bad.append(f"--out: {out_path} is the run directory; a replay never writes over the "
+                   f"run's own tables")
+    else:
+        bad += out_problems(out_path, run_dir / "meta.json")
     if bad:
         raise ScenarioError(bad)
     if family == "dn":
@@ -633,18 +635,18 @@ def tsn_plan(table: pd.DataFrame, paths: pd.DataFrame, n_trains: int):
     from policies.tsn_milp import TsnPlan
 
     by = {a: g for a, g in table.groupby("array")}
-    missing = [a for a in (*PLAN_ARRAYS, *PLAN_SCALARS, "case_name", "kind", "outcome.status")
-               if a not in by]
+    missing = [a for a in (*(f"{x}.shape" for x in PLAN_ARRAYS), *PLAN_SCALARS, "case_name",
+                           "kind", "outcome.status") if a not in by]
     if missing:
         raise ScenarioError([f"plans.parquet: not a transmission plan (no {', '.join(missing)})"])
 
     def array(name):
-        g = by[name]
-        three = (g.j >= 0).any()
-        shape = ((g.i.max() + 1, g.j.max() + 1, g.t.max() + 1) if three
-                 else (g.i.max() + 1, g.t.max() + 1)) if len(g) else (0, 0)
+        shape = tuple(int(n) for n in str(by[f"{name}.shape"].text.iloc[0]).split(","))
         a = np.zeros(shape)
-        if three:
+        g = by.get(name)
+        if g is None:
+            return a
+        if len(shape) == 3:
             a[g.i.to_numpy(), g.j.to_numpy(), g.t.to_numpy()] = g.value.to_numpy()
         else:
             a[g.i.to_numpy(), g.t.to_numpy()] = g.value.to_numpy()

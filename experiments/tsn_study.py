@@ -235,11 +235,13 @@ def plan_tables(case: TransmissionCase, plan: TsnPlan, paths: list
     """The centralised MES plan as two tidy tables, ``plans.parquet`` (``policy, array, i, j,
     t, value, text``: every array of :class:`policies.tsn_milp.TsnPlan` element by element -
     ``i`` the unit/station/train, ``j`` the station of the connections ``w``, ``t`` the hour -,
-    its scalars and its solve outcome) and ``plan_paths.parquet`` (``train, k, i, t0, j, t1``:
+    its scalars, its solve outcome and each array's shape, ``<array>.shape``) and ``plan_paths.parquet`` (``train, k, i, t0, j, t1``:
     each train's arcs on the time-space network), from which a replay rebuilds the plan."""
     rows = []
     for name in PLAN_ARRAYS:
         a = np.asarray(getattr(plan, name), dtype=float)
+        rows.append(("central", f"{name}.shape", -1, -1, -1, float("nan"),
+                     ",".join(str(n) for n in a.shape)))
         for idx in np.ndindex(a.shape):
             i, j, tt = (idx[0], idx[1], idx[2]) if a.ndim == 3 else (idx[0], -1, idx[1])
             rows.append(("central", name, int(i), int(j), int(tt), float(a[idx]), ""))
