@@ -40,14 +40,15 @@ def cmd_replay(args) -> int:
     from experiments.replay import replay
 
     run_dir = Path(args.run_dir)
-    _, _, s, out = replay(run_dir, args.out, args.seed, args.policy)
-    print(f"replay of {s.policy}'s plan from {run_dir}, seed {s.seed}: wrote {out}/")
-    print(f"  steps {s.steps}; vehicle not where planned: {s.site_mismatch_steps} steps; "
-          f"max |E_sim - E_plan| {s.max_abs_e_diff_mwh:.3g} MWh")
-    print(f"  accumulated SFI: run {s.sfi_total_run:.4f}, replay {s.sfi_total_replay:.4f}")
-    print(f"  unseen by the plan: {s.voltage_violation_bus_steps:g} voltage bus-steps, "
-          f"{s.loading_violation_line_steps:g} overloaded line-steps, "
-          f"{s.nonconverged_steps:g} non-converged steps")
+    r = replay(run_dir, args.out, args.seed, args.policy, args.model, args.delay_prob,
+               args.delay_max_min)
+    print(f"replay of the {r.family} plan recorded in {run_dir}, seed {r.seed}: wrote {r.out}/")
+    print(f"  planned_vs_simulated.parquet ({len(r.planned_vs_simulated)} rows), "
+          f"violations.parquet ({len(r.violations)} rows), meta.json")
+    for line in r.notes:
+        print(f"  {line}")
+    for line in r.lines():
+        print(line)
     return 0
 
 
@@ -428,10 +429,18 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("replay", help="follow a run's recorded plan through the engine with AC "
                                       "power flow every step; planned against simulated")
-    p.add_argument("run_dir", help="a run directory whose policy recorded a plan (e.g. milp)")
+    p.add_argument("run_dir", help="a run directory that recorded a plan: a DN run with a "
+                                   "planning policy (e.g. milp), coopt-small/-large, "
+                                   "tsn-ieee30/-118")
     p.add_argument("--seed", type=int, help="another realisation (default the run's seed)")
     p.add_argument("--out", help="replay directory (default RUN_DIR/replay-s<seed>)")
-    p.add_argument("--policy", help="whose plan, when the run recorded several")
+    p.add_argument("--policy", help="whose plan, when the run recorded several (default all)")
+    p.add_argument("--model", help="Co-OPT runs: the degradation model's plans (default all)")
+    p.add_argument("--delay-prob", type=float, default=None,
+                   help="Co-OPT / train runs: chance a drive or trip is held up (default the "
+                        "run's setting; trains: 0)")
+    p.add_argument("--delay-max-min", type=int, default=None,
+                   help="... by 1..N extra minutes, seeded by --seed")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show tracebacks")
     p.set_defaults(func=cmd_replay)

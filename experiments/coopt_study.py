@@ -44,19 +44,26 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tomli_w
 
 from agents.degradation import make_degradation
 from agents.road_data import CooptData, load_coopt
 from agents.truck import CooptFleet, CooptTruck, DriveDisturbance
 from experiments.config import apply_overrides, read_raw, resolve
 from experiments.coopt_build import CooptSettings, build_problems, charging_prices
-from experiments.run import atomic_parquet, git_hash, versions, write_meta
+from experiments.run import (
+    atomic_parquet,
+    atomic_write_bytes,
+    git_hash,
+    versions,
+    write_meta,
+)
 from grids.prices import FEEDER_END_CONGESTED, PriceConfig, locational_spread
 from grids.truck_grid import ChargingFeeder
 from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.coopt_milp import FleetMILP
 from policies.dp_router import DPRouter
-from sim.coopt import FRESH, TruckDayProblem, TruckPlan
+from sim.coopt import FRESH, PlanStep, TruckDayProblem, TruckPlan
 from sim.engine import Engine
 from sim.errors import ScenarioError
 from sim.systems import TruckMissions, TruckRun
@@ -122,7 +129,8 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
                    data: CooptData, network: str, s: CooptSettings, model_name: str,
                    hourly_price: dict[int, np.ndarray],
                    disturbance: DriveDisturbance | None = None, seed: int = 0,
-                   grid=None) -> tuple[dict[str, TruckRun], Engine]:
+                   grid=None, started: dict | None = None
+                   ) -> tuple[dict[str, TruckRun], Engine]:
     """Run the trucks ``names`` through the day in the SimPy engine under ``policy``.
 
     The engine resets ``policy`` with the missions of ``problems`` (once: its plans are those of
@@ -134,7 +142,9 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
     :class:`grids.truck_grid.ChargingFeeder`; ``None``: no grid) gets the trucks' charging power
     in one AC power flow per step. Returns the runs and the engine (``engine.system``: the
     :class:`sim.systems.TruckMissions` with ``events`` and ``served``; with a grid,
-    ``engine.recorder.frames()`` holds its ``sites`` and ``buses`` tables).
+    ``engine.recorder.frames()`` holds its ``sites`` and ``buses`` tables). ``started`` (a dict)
+    receives the plans the trucks follow at the start of the day, before the run (a re-planning
+    policy's ``live_plans()``, else its ``plans()``): the plans a replay follows.
     """
     disturbance = disturbance or DriveDisturbance()
     net = data.networks[network]
@@ -147,8 +157,13 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
 
     missions = TruckMissions(problems, price, grid=grid)
     eng = Engine(missions, policy, np.random.default_rng(seed))
-    if names is None:
-        names = list(policy.plans()) if eng.reset() else []
+    if names is None or started is not None:
+        ok = eng.reset()
+        if names is None:
+            names = list(policy.plans()) if ok else []
+        if started is not None and ok:
+            live = getattr(policy, "live_plans", None)
+            started.update(live() if live is not None else policy.plans())
     fleet = CooptFleet(rng=np.random.default_rng(seed))
     streams = np.random.SeedSequence(seed).spawn(len(names))
     for name, ss in zip(names, streams):
@@ -302,6 +317,7 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                     .rename_axis("hour").reset_index(), out / "prices.parquet")
     total_req = sum(d.requirement_kwh for d in net.demands)
     rows, step_rows, trace_rows, event_rows, replan_rows = [], [], [], [], []
+    plan_rows: list[dict] = []
     site_frames, bus_frames = [], []
     keep: dict = {}
     for model_name in st.models:
@@ -324,8 +340,11 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                 policy, pprobs, names = PlanFollower(plans, probs), probs, list(plans)
             t1 = time.perf_counter()
             feeder = ChargingFeeder(net.bus_of_charging_site, pcfg)
+            followed: dict = {}
             runs, eng = simulate_fleet(policy, pprobs, names, data, st.network, s,
-                                       model_name, hourly, disturbance, seed, grid=feeder)
+                                       model_name, hourly, disturbance, seed, grid=feeder,
+                                       started=followed)
+            plan_rows.extend(plan_table_rows(model_name, pol, followed, pprobs))
             t_sim = time.perf_counter() - t1
             frames = eng.recorder.frames()
             tag = {"model": model_name, "policy": pol}
@@ -406,7 +425,9 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
             "planned_soc_frac", "feasible", "cost_usd"]),
         "sites": sites.reindex(columns=sites_cols),
         "buses": buses.reindex(columns=["model", "policy", "time_min", "bus", "vm_pu"]),
+        "plans": pd.DataFrame(plan_rows, columns=PLAN_COLUMNS),
     }
+    write_config(out, st, s, pcfg, seed)
     for name, df in tables.items():
         atomic_parquet(df, out / f"{name}.parquet")
     t1 = time.perf_counter()
@@ -427,6 +448,50 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
     })
     write_meta(out, meta)
     return {"summary": summary, "figures": figs, "out": out, "keep": keep}
+
+
+PLAN_COLUMNS = ["model", "policy", "truck", "step", "time_min", "action", "node", "soc_frac",
+                "e_kwh", "cost_usd", "cum_cost_usd", "unmet_mode", "plan_feasible",
+                "plan_reason", *(f.name for f in fields(PlanStep))]
+
+
+def plan_table_rows(model: str, policy: str, plans: dict[str, TruckPlan],
+                    problems: tuple[TruckDayProblem, ...]) -> list[dict]:
+    """The rows of ``plans.parquet``: per truck and action of the plan it follows at the start
+    of the day, the action, its start minute, the node it ends at, the planned SOC and energy
+    at its end and its cost (and the cumulated cost), with every :class:`sim.coopt.PlanStep`
+    field, so that ``mescosim replay`` can rebuild the plan and follow it."""
+    byname = {p.name: p for p in problems}
+    out = []
+    for name, plan in plans.items():
+        p = byname[name]
+        cum = 0.0
+        for i, x in enumerate(plan.steps):
+            cum += x.cost_usd
+            out.append({"model": model, "policy": policy, "truck": name, "step": i,
+                        "time_min": p.t_start_min + x.k_start * p.step_min, "action": x.kind,
+                        "node": x.node_to, "soc_frac": x.soc_to_frac,
+                        "e_kwh": x.soc_to_frac * p.e_cap_kwh, "cost_usd": x.cost_usd,
+                        "cum_cost_usd": cum, "unmet_mode": p.unmet_mode,
+                        "plan_feasible": plan.feasible, "plan_reason": plan.reason,
+                        **asdict(x)})
+    return out
+
+
+def write_config(out: Path, st: StudySettings, s: CooptSettings, pcfg: PriceConfig,
+                 seed: int) -> None:
+    """``config.toml``: the study's settings as resolved (a scenario file of kind
+    ``coopt-study`` that :func:`settings_for` reads back; the packaged data directory is left
+    out, so the run directory does not name a path of this machine; ``prices.extra`` is an
+    array of tables ``{bus, p_max_mw, cost_usd_per_mwh}``)."""
+    study = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(st).items()
+             if not (k == "data_dir" and v == str(coopt_data_dir()))}
+    prices = {f.name: getattr(pcfg, f.name) for f in fields(pcfg)}
+    prices["extra"] = [asdict(r) for r in pcfg.extra]
+    prices = {k: v for k, v in prices.items() if v is not None}
+    raw = {"scenario": {"kind": "coopt-study", "name": f"coopt-{st.network}", "seed": seed},
+           "study": study, "coopt": s.as_dict(), "prices": prices}
+    atomic_write_bytes(out / "config.toml", tomli_w.dumps(raw).encode())
 
 
 def _spread_text(pres) -> str:

@@ -135,6 +135,9 @@ def run_tsn_study(cfg: TsnStudyConfig, out_dir: str | Path, figures: bool = True
                             "paper_storage_util_pct"), paper))
         rows.append(row)
     res.tables["methods"] = pd.DataFrame(rows)
+    if mes_paths is not None:  # the plan a replay follows (`mescosim replay`)
+        res.tables["plans"], res.tables["plan_paths"] = plan_tables(
+            cases["mes"], plans["mes"], mes_paths)
     res.tables["routes"] = _routes_table(cases["mes"], plans["mes"])
     res.tables["dispatch"] = _dispatch_table(cases["mes"], plans["mes"])
     _checkpoint(res)
@@ -219,6 +222,43 @@ def run_tsn_study(cfg: TsnStudyConfig, out_dir: str | Path, figures: bool = True
     write_report(res)
     _write_meta(res, partial=False)
     return res
+
+
+PLAN_ARRAYS = ("p_mw", "u", "wind_mw", "pch_mw", "pdis_mw", "cs_mw", "es_mwh", "ct_mw", "et_mwh",
+               "w", "fch_mw", "fdis_mw", "fe_mwh")
+PLAN_SCALARS = ("operating_cost", "operating_cost_quadratic", "transport_cost", "line_rows",
+                "line_rounds", "max_overload_mw")
+
+
+def plan_tables(case: TransmissionCase, plan: TsnPlan, paths: list
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The centralised MES plan as two tidy tables, ``plans.parquet`` (``policy, array, i, j,
+    t, value, text``: every array of :class:`policies.tsn_milp.TsnPlan` element by element -
+    ``i`` the unit/station/train, ``j`` the station of the connections ``w``, ``t`` the hour -,
+    its scalars, its solve outcome and each array's shape, ``<array>.shape``) and ``plan_paths.parquet`` (``train, k, i, t0, j, t1``:
+    each train's arcs on the time-space network), from which a replay rebuilds the plan."""
+    rows = []
+    for name in PLAN_ARRAYS:
+        a = np.asarray(getattr(plan, name), dtype=float)
+        rows.append(("central", f"{name}.shape", -1, -1, -1, float("nan"),
+                     ",".join(str(n) for n in a.shape)))
+        for idx in np.ndindex(a.shape):
+            i, j, tt = (idx[0], idx[1], idx[2]) if a.ndim == 3 else (idx[0], -1, idx[1])
+            rows.append(("central", name, int(i), int(j), int(tt), float(a[idx]), ""))
+    for name in PLAN_SCALARS:
+        rows.append(("central", name, -1, -1, -1, float(getattr(plan, name)), ""))
+    o = plan.outcome
+    for name in ("objective", "bound", "gap", "build_s", "solve_s"):
+        v = getattr(o, name)
+        rows.append(("central", f"outcome.{name}", -1, -1, -1,
+                     float(v) if v is not None else float("nan"), ""))
+    for name in ("status", "solver", "message"):
+        rows.append(("central", f"outcome.{name}", -1, -1, -1, float("nan"), str(getattr(o, name))))
+    for name in ("case_name", "kind"):
+        rows.append(("central", name, -1, -1, -1, float("nan"), str(getattr(plan, name))))
+    table = pd.DataFrame(rows, columns=["policy", "array", "i", "j", "t", "value", "text"])
+    arcs = [(case.trains[k].name, k, *map(int, arc)) for k, p in enumerate(paths) for arc in p]
+    return table, pd.DataFrame(arcs, columns=["train", "k", "i", "t0", "j", "t1"])
 
 
 def _routes_table(case: TransmissionCase, plan: TsnPlan) -> pd.DataFrame:

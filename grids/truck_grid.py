@@ -72,6 +72,7 @@ class ChargingFeeder:
         self.net = net
         self.adapter = PandapowerAdapter(net, options)
         self.bus_index = self.adapter.bus_index
+        self.line_index = self.adapter.line_index  # the order of a step's line loadings
         self._hour: int | None = None
 
     def set_base(self, hour: int) -> None:

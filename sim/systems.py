@@ -589,7 +589,8 @@ class TruckMissions(_Bound):
     once. Energy drawn after ``end_min`` (a charge still running when the day ends; the truck
     is then recorded as still out) is outside the day and not settled. Rows, keyed by the start
     minute of the step they cover: ``sites`` (time_min, node, bus, p_mw, vm_pu, converged,
-    status) and ``buses`` (time_min, bus, vm_pu); a power flow that fails is a recorded failure
+    status), ``buses`` (time_min, bus, vm_pu) and, for a grid with ``line_index``, ``lines``
+    (time_min, line, loading_pct); a power flow that fails is a recorded failure
     (kind ``power_flow``), never an exception. Without a grid nothing is recorded and nothing
     else changes.
     """
@@ -730,6 +731,11 @@ class TruckMissions(_Bound):
                               status=r.status)
         for bus, v in vm.items():
             self.recorder.row("buses", time_min=a, bus=bus, vm_pu=v)
+        lines = getattr(grid, "line_index", None)
+        loading = getattr(r, "line_loading_pct", None)
+        if lines is not None and loading is not None:
+            for li, x in zip(lines, loading):
+                self.recorder.row("lines", time_min=a, line=int(li), loading_pct=float(x))
         if not r.converged:
             self._fail(a, "power_flow", grid.name, r.status, r.message)
 

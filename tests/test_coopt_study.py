@@ -20,7 +20,8 @@ from sim.errors import ScenarioError
 
 FLAT = {1: np.full(24, 0.40), 3: np.full(24, 0.40)}
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("summary", "plan_steps", "soc_trace", "prices", "events", "replans", "sites", "buses")
+TABLES = ("summary", "plan_steps", "soc_trace", "prices", "events", "replans", "sites", "buses",
+          "plans")
 META_KEYS = {"status", "seed", "versions", "git", "created_utc", "wall_s", "timings_s", "study",
              "coopt", "prices", "tables", "figures"}
 

@@ -46,7 +46,8 @@ def study(tmp_path_factory):
     return d / "out"
 
 
-TABLES = ("methods", "routes", "dispatch", "ac_check", "ocd", "ocd_history", "line_sweep",
+TABLES = ("methods", "plans", "plan_paths", "routes", "dispatch", "ac_check", "ocd", "ocd_history",
+          "line_sweep",
           "transport_sweep")
 
 
