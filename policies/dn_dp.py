@@ -308,14 +308,22 @@ def plan_vehicle(win: DnWindow, b: BatterySpec, start: dict[int, int], e0_mwh: f
 
 def plan_fleet(win: DnWindow, batteries: list[BatterySpec], starts: list[dict[int, int]],
                e0_mwh: list[float], e_end_mwh: list[float | None], levels: int = 76,
-               deg_costs: list[DegCost | None] | None = None) -> list[VehiclePlan | None]:
-    """Plan the vehicles one after another; each sees the room the earlier ones left."""
+               deg_costs: list[DegCost | None] | None = None,
+               relaxed: list[int] | None = None) -> list[VehiclePlan | None]:
+    """Plan the vehicles one after another; each sees the room the earlier ones left.
+
+    A vehicle that can no longer reach its terminal energy is planned with a free end, and its
+    index is appended to ``relaxed`` (when given)."""
     N, T = win.shape
     used = np.zeros((N, T))
     out = []
     for m, b in enumerate(batteries):
-        plan = plan_vehicle(win, b, starts[m], e0_mwh[m], e_end_mwh[m], levels, used,
-                            deg_costs[m] if deg_costs else None)
+        deg = deg_costs[m] if deg_costs else None
+        plan = plan_vehicle(win, b, starts[m], e0_mwh[m], e_end_mwh[m], levels, used, deg)
+        if plan is None and e_end_mwh[m] is not None:
+            plan = plan_vehicle(win, b, starts[m], e0_mwh[m], None, levels, used, deg)
+            if relaxed is not None and plan is not None:
+                relaxed.append(m)
         out.append(plan)
         if plan is not None:
             for t in range(T):
@@ -402,11 +410,19 @@ class DnDpPolicy(BasePolicy):
         starts, e0 = zip(*(self._start(v, state.time_min) for v in state.vehicles))
         batteries = [spec.battery for spec in self.problem.vehicles]
         e_end = [spec.e_init_mwh for spec in self.problem.vehicles]
-        plans = plan_fleet(win, batteries, list(starts), list(e0), e_end, self.soc_levels)
+        relaxed: list[int] = []
+        plans = plan_fleet(win, batteries, list(starts), list(e0), e_end, self.soc_levels,
+                           relaxed=relaxed)
         self._plans, self._plan_start = plans, k
-        self._solves.append({"step": k, "time_min": state.time_min,
+        msg = (f"exact backward induction on {self.soc_levels} SOC levels per vehicle, "
+               f"vehicles in fleet order")
+        if relaxed:
+            msg += ("; energy neutrality unreachable, planned with a free end: "
+                    + ", ".join(self.problem.vehicles[m].name for m in relaxed))
+        self._solves.append({"step": k, "time_min": state.time_min, "solver": "dp",
                              "status": "optimal" if all(p is not None for p in plans)
-                             else "infeasible",
+                             and not relaxed else "infeasible",
+                             "message": msg,
                              "objective": float(sum(p.value for p in plans if p is not None)),
                              "flex_objective": float(sum(p.flex_value for p in plans
                                                          if p is not None)),

@@ -223,3 +223,16 @@ def test_bad_parameters_are_named():
     assert any("variant" in m for m in msgs) and any("max_iter" in m for m in msgs)
     assert DnDpPolicy().params()["replan_min"] == 60
     assert OcdDnPolicy().params()["variant"] == "enhanced"
+
+
+def test_an_unreachable_terminal_energy_is_planned_with_a_free_end_and_said():
+    problem = _two_dn(LOSSLESS, 0.1)
+    ctx = SfiContext.from_problem(problem)
+    load_, pv = ctx.forecast
+    win = window(ctx, problem, WEIGHTS[:, 3:], (load_[0] - pv[0])[:, 3:])  # last 2 steps
+    # 0.9 MWh cannot come down to 0.1 MWh at 0.25 MW in two steps
+    assert plan_vehicle(win, LOSSLESS, {0: 0}, 0.9, 0.1, 37) is None
+    relaxed = []
+    (plan,) = plan_fleet(win, [LOSSLESS], [{0: 0}], [0.9], [0.1], 37, relaxed=relaxed)
+    assert relaxed == [0] and plan is not None
+    assert plan.e_mwh[-1] >= 0.9 - 2 * 0.25 - 1e-9
