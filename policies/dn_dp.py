@@ -333,7 +333,8 @@ def plan_fleet(win: DnWindow, batteries: list[BatterySpec], starts: list[dict[in
 
 
 class DnDpPolicy(BasePolicy):
-    """DP router with the weighted-SFI objective on distribution sites (see the module)."""
+    """Exact DP over site x step x SOC with the weighted-SFI objective, vehicles in turn,
+    re-planned from the simulated state every ``replan_min`` minutes."""
 
     name = "dp"
 

@@ -349,7 +349,8 @@ def window_instance(ctx: SfiContext, problem: Problem, weights: np.ndarray, stat
 
 
 class OcdDnPolicy(BasePolicy):
-    """OCD coordinator (MESS fleet / DN operators) as a rolling-horizon planner on DN sites."""
+    """OCD coordinator: MESS routes by DP on multiplier-priced site-hours, the DNs' dispatch
+    MILP with connection variables; literal or enhanced; UB/LB history in the report."""
 
     name = "ocd"
 
