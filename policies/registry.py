@@ -41,6 +41,8 @@ from typing import Any
 from policies.baselines import GreedyPolicy, IdlePolicy, SchedulePolicy, StationaryPolicy
 from policies.coopt_baselines import GreedyNN, ShortestDistance
 from policies.coopt_milp import FleetMILP
+from policies.dn_dp import DnDpPolicy
+from policies.dn_ocd import OcdDnPolicy
 from policies.dp_router import DPRouter
 from policies.milp import MilpPolicy
 from policies.tsn_policies import OcdPolicy, ParkPolicy, UcMilpPolicy
@@ -66,6 +68,9 @@ POLICIES: dict[str, dict[str, type]] = {
     "dp": {"missions": DPRouter},
     "shortest": {"missions": ShortestDistance},
 }
+# the DP router and the OCD coordinator on distribution sites (weighted-SFI objective)
+POLICIES["dp"]["dn-sites"] = DnDpPolicy
+POLICIES["ocd"]["dn-sites"] = OcdDnPolicy
 
 DEFAULT_SYSTEM = "dn-sites"
 

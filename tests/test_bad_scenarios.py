@@ -158,14 +158,15 @@ CASES = {
         ["scenario.horizon_min: 480 is not a whole number of steps of step_min=45"]),
     # policies
     "unknown policy": (_set("policy", {"name": "astar"}),
-                       ["policy.name: unknown policy 'astar'; valid: greedy, idle, milp, "
-                        "schedule, stationary (on other systems: dp, ocd, shortest, uc-milp)"]),
-    "policy of another system": (_set("policy", {"name": "dp"}),
-                                 ["policy.name: policy 'dp' needs a scenario with missions "
+                       ["policy.name: unknown policy 'astar'; valid: dp, greedy, idle, milp, "
+                        "ocd, schedule, stationary (on other systems: shortest, uc-milp)"]),
+    "policy of another system": (_set("policy", {"name": "shortest"}),
+                                 ["policy.name: policy 'shortest' needs a scenario with missions "
                                   "(truck swap missions on a road graph (coopt-small, "
                                   "coopt-large)); this scenario offers dn-sites (distribution "
                                   "sites with MESS on a road graph (three-dn, sfi-quick, tiny)); "
-                                  "policies for it: greedy, idle, milp, schedule, stationary"]),
+                                  "policies for it: dp, greedy, idle, milp, ocd, schedule, "
+                                  "stationary"]),
     "parameter the policy does not take": (
         _set("compare", {"policies": ["greedy"], "params": {"greedy": {"horizon": 4}}}),
         ["compare.policies[0].params.horizon: policy 'greedy' takes no parameter 'horizon' "

@@ -63,8 +63,8 @@ def test_malformed_scenario_lists_every_problem(raw):
     (lambda r: r["scenario"].update(step_min=7),
      "scenario.horizon_min: 1440 is not a whole number of steps of step_min=7"),
     (lambda r: r["policy"].update(name="astar"),
-     "policy.name: unknown policy 'astar'; valid: greedy, idle, milp, schedule, stationary "
-     "(on other systems: dp, ocd, shortest, uc-milp)"),
+     "policy.name: unknown policy 'astar'; valid: dp, greedy, idle, milp, ocd, schedule, "
+     "stationary (on other systems: shortest, uc-milp)"),
     (lambda r: r["policy"]["params"].update(horizon=4),
      "policy.params.horizon: policy 'greedy' takes no parameter 'horizon' "
      "(accepted: window_steps, min_gain, low_quantile, high_quantile)"),

@@ -31,6 +31,8 @@ REQUIRED = {
     ("milp", "missions"): {"time_limit_s": 60.0, "mip_gap": 1e-3},
     ("uc-milp", "transmission"): {"time_limit_s": 60.0, "mip_gap": 1e-4},
     ("ocd", "transmission"): {"max_iter": 4, "power_time_limit_s": 20.0},
+    ("dp", "dn-sites"): {"replan_min": 180, "soc_levels": 41},
+    ("ocd", "dn-sites"): {"horizon_steps": 4, "replan_every": 4, "max_iter": 3},
 }
 PAIRS = sorted((name, system) for name, impl in POLICIES.items() for system in impl)
 
@@ -217,9 +219,9 @@ def test_a_policy_on_a_system_it_does_not_run_on_names_what_is_missing():
     from sim.errors import ScenarioError
 
     with pytest.raises(ScenarioError) as exc:
-        make_policy("dp", "dn-sites")
+        make_policy("shortest", "dn-sites")
     msg = str(exc.value)
-    assert "policy 'dp' needs a scenario with missions" in msg
+    assert "policy 'shortest' needs a scenario with missions" in msg
     assert "offers dn-sites" in msg and "policies for it: " + ", ".join(
         names_for("dn-sites")) in msg
 
