@@ -172,7 +172,7 @@ NOTES: dict[str, dict[str, str]] = {
 }
 
 
-#: The reproduced studies by their domain (code comments may still number them).
+#: The reproduced studies by their domain, for docstrings that still number them.
 STUDY_NAMES = {"000": "MESS-flexibility", "001": "battery-train", "002": "truck-routing"}
 
 
@@ -180,7 +180,7 @@ def _rst_to_md(text: str) -> str:
     """Sphinx roles and double backticks as Markdown code; studies by name; model sections
     linked to the model specification page (the reference pages sit in ``docs/reference``)."""
     text = re.sub(r":(?:func|class|meth|mod|attr|data|obj):`~?([^`]+)`", r"`\1`", text)
-    text = re.sub(r"\b[Ss]eed[- ](00[0-2])\b", lambda m: f"{STUDY_NAMES[m.group(1)]} study",
+    text = re.sub(r"\b[Ss]eed[- ](00[0-2])\b", lambda m: STUDY_NAMES[m.group(1)],
                   text)
     text = re.sub(r"MODELS\.md ([A-F](?:\.[0-9]+)*)", r"[model \1](../model.md)", text)
     text = text.replace("MODELS.md", "[the model specification](../model.md)")
