@@ -28,7 +28,13 @@ from policies.coopt_baselines import GreedyNN, ShortestDistance
 from policies.coopt_milp import FleetMILP
 from policies.dp_router import DPRouter
 from policies.milp import MilpPolicy
-from policies.tsn_policies import OcdPolicy, ParkPolicy, UcMilpPolicy
+from policies.tsn_policies import (
+    GreedyTrainPolicy,
+    OcdPolicy,
+    ParkPolicy,
+    TrainDpPolicy,
+    UcMilpPolicy,
+)
 from sim.errors import ScenarioError
 
 #: What each system is, for messages.
@@ -51,6 +57,8 @@ POLICIES: dict[str, dict[str, type]] = {
     "dp": {"missions": DPRouter},
     "shortest": {"missions": ShortestDistance},
 }
+POLICIES["dp"]["transmission"] = TrainDpPolicy
+POLICIES["greedy"]["transmission"] = GreedyTrainPolicy
 
 DEFAULT_SYSTEM = "dn-sites"
 
