@@ -246,13 +246,13 @@ def route_train_greedy(case: TransmissionCase, k: int, station_lmp: np.ndarray
     tr = case.trains[k]
     n, T, eta = len(case.stations), case.T, case.eta
     park, park_cost = shortest_path(case, k, np.zeros((n, T)))
-    de, M, m0, _, dm_max = _levels(case, k, 1)
-    energy = min(dm_max * de if dm_max else min(tr.c0_mw, min(s.c_max_mw for s in
-                                                              case.stations)) * case.dt_h,
-                  max(min(tr.e_max_mwh, case.gamma_h * tr.c0_mw) - tr.e0_mwh, 0.0) or
-                  min(tr.e_max_mwh, case.gamma_h * tr.c0_mw))
-    order = sorted(((float(station_lmp[i, t]), t, i) for i in range(n)
-                    for t in range(tr.ready_h, T)))
+    # the energy one charge-then-discharge cycle moves: one hour at the train's (or the
+    # smallest station's) power, within the room the train has above its start energy
+    cap = min(tr.e_max_mwh, case.gamma_h * tr.c0_mw)
+    p_hour = min([tr.c0_mw] + [s.c_max_mw for s in case.stations]) * case.dt_h
+    energy = min(p_hour, max(cap - tr.e0_mwh, 0.0))
+    order = sorted((float(station_lmp[i, t]), t, i) for i in range(n)
+                   for t in range(tr.ready_h, T))
     best = (0.0, park, None)
     for pc, tc, ic in order[: max(4, n)]:  # the cheapest few station-hours to charge at
         for pd_, td, id_ in sorted(order, reverse=True):

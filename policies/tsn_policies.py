@@ -32,6 +32,13 @@ import numpy as np
 
 from policies.ocd import OcdOptions, run_ocd
 from policies.solve import diagnose_infeasible
+from policies.train_dp import (
+    GridPrices,
+    dispatch_routes,
+    grid_prices,
+    route_train_dp,
+    route_train_greedy,
+)
 from policies.tsn_milp import (
     TsnOptions,
     TsnPlan,
@@ -41,13 +48,6 @@ from policies.tsn_milp import (
     operating_cost,
     screen_lines,
     solve_case,
-)
-from policies.train_dp import (
-    GridPrices,
-    dispatch_routes,
-    grid_prices,
-    route_train_dp,
-    route_train_greedy,
 )
 from sim.errors import PolicyError
 from sim.tsn import TransmissionCase, WindFarm
