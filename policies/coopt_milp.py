@@ -41,7 +41,10 @@ from policies.coopt_baselines import PlanFollower
 from policies.dp_router import (
     _free_cum,
     _total,
+    action_of,
+    apply_continuous,
     charge_outcome,
+    command_of,
     discharge_outcome,
     evaluate,
     move_outcome,
@@ -62,7 +65,7 @@ from sim.coopt import (
     TruckDayProblem,
     TruckPlan,
 )
-from sim.types import Problem
+from sim.types import Decision, Problem, State, VehicleState
 
 
 @dataclass
@@ -86,11 +89,22 @@ class TruckGraph:
         return int(self.tail.size)
 
 
-def build_graph(p: TruckDayProblem, available: tuple[bool, ...] | None = None) -> TruckGraph:
-    """The truck's state graph from its start (depot, step 0, initial SOC), pruned both ways."""
+def build_graph(p: TruckDayProblem, available: tuple[bool, ...] | None = None,
+                start: tuple[int, int, int, int] | None = None,
+                busy: np.ndarray | None = None) -> TruckGraph:
+    """The truck's state graph from its start, pruned both ways.
+
+    ``start`` is ``(phase, k, node, bucket)``, by default the day's start (depot, step 0,
+    initial SOC); a re-plan starts from the simulated state. ``busy`` (K, N) holds charger slots
+    taken outside the model (a charge in progress): a charging arc that needs a full charger is
+    left out. A start from which no END can be reached gives a graph without arcs."""
     available = tuple(available) if available is not None else (True,) * len(p.customers)
     K, J = p.n_steps, p.n_soc
-    start = (FRESH, 0, p.depot, p.bucket(p.soc_init_frac))
+    start = tuple(int(x) for x in start) if start is not None else (
+        FRESH, 0, p.depot, p.bucket(p.soc_init_frac))
+    if not (start[0] in (FRESH, OLD) and 0 <= start[1] <= K and 0 <= start[2] < p.n_nodes
+            and 0 <= start[3] < J):
+        raise ValueError(f"build_graph: start {start} outside the state space")
     reach = np.zeros((2, K + 1, p.n_nodes, J), dtype=bool)
     reach[start] = True
     cust_at = {c: i for i, c in enumerate(p.customers)}
@@ -98,7 +112,8 @@ def build_graph(p: TruckDayProblem, available: tuple[bool, ...] | None = None) -
                 for v in range(p.n_nodes)]
     j_old = p.bucket(p.soc_old_frac)
     s = p.soc_grid_frac
-    no_busy = {v: _free_cum(p, np.zeros((K, p.n_nodes), dtype=int), v) for v in p.charging_nodes}
+    held = np.zeros((K, p.n_nodes), dtype=int) if busy is None else np.asarray(busy, dtype=int)
+    no_busy = {v: _free_cum(p, held, v) for v in p.charging_nodes}
     rows: list[tuple] = []  # (phase, k, v, j, code, arg, phase2, k2, v2, j2, cost) vectorised
 
     def add(phase, k, v, js, code, arg, phase2, k2, v2, j2, cost):
@@ -111,7 +126,7 @@ def build_graph(p: TruckDayProblem, available: tuple[bool, ...] | None = None) -
         if phase2 >= 0:
             reach[phase2, np.broadcast_to(k2, js.shape), v2, np.broadcast_to(j2, js.shape)] = True
 
-    for k in range(K + 1):
+    for k in range(start[1], K + 1):
         for phase in (FRESH, OLD):
             for v in range(p.n_nodes):
                 js = np.flatnonzero(reach[phase, k, v])
@@ -150,6 +165,9 @@ def build_graph(p: TruckDayProblem, available: tuple[bool, ...] | None = None) -
                 if feas.any():
                     add(phase, k, v, js[feas], WAIT, -1, phase, k + 1, v, js[feas],
                         _total(parts)[feas])
+    if not rows:  # nothing possible from the start (e.g. the day is over away from home)
+        e = np.zeros(0, dtype=int)
+        return TruckGraph(p, start, {}, e, e, e, e, np.zeros(0), e, e, e)
     cols = [np.concatenate([r[i] for r in rows]) for i in range(11)]
     ph, kk, vv, jj, code, arg, ph2, k2, v2, j2, cost = cols
     # backward pass: a state is alive if one of its arcs ENDs or leads to an alive state
@@ -332,12 +350,22 @@ def fleet_arrays(graphs: list[TruckGraph]) -> FleetArrays:
 
 
 def solve_fleet(problems: tuple[TruckDayProblem, ...], time_limit_s: float = 60.0,
-                mip_gap: float = 1e-4, solver: str = "highs", build: str = "auto") -> MilpResult:
+                mip_gap: float = 1e-4, solver: str = "highs", build: str = "auto",
+                starts: dict[str, tuple[int, int, int, int]] | None = None,
+                available: tuple[bool, ...] | None = None,
+                busy: np.ndarray | None = None) -> MilpResult:
     """Solve the fleet MILP (module docstring); plans of the trucks that serve a site.
 
     ``build``: ``"matrix"`` (:func:`fleet_arrays` handed straight to highspy; HiGHS only),
     ``"pulp"`` (:func:`fleet_pulp`, the reference) or ``"auto"`` (matrix with HiGHS, PuLP with
-    CBC). The model is the same (``tests/test_coopt_milp.py``)."""
+    CBC). The model is the same (``tests/test_coopt_milp.py``).
+
+    A **re-plan** from the simulated state passes ``starts`` (truck name -> ``(phase, k, node,
+    bucket)`` where the truck is, or will be when its action in progress ends), ``available``
+    (sites not yet served or being served) and ``busy`` (K, N charger slots held by actions in
+    progress); every truck then gets a plan (also one that only drives home). A truck that can
+    reach no END from its start makes the model infeasible: that is reported as the outcome
+    ``infeasible`` without calling the solver."""
     if not problems:
         raise ValueError("solve_fleet: no trucks")
     if build not in ("auto", "matrix", "pulp"):
@@ -349,8 +377,14 @@ def solve_fleet(problems: tuple[TruckDayProblem, ...], time_limit_s: float = 60.
         raise ValueError("solve_fleet: all trucks must share the customer list and the day")
     matrix = build == "matrix" or (build == "auto" and solver == "highs")
     t0 = time.perf_counter()
-    graphs = [build_graph(q) for q in problems]
+    starts = starts or {}
+    graphs = [build_graph(q, available, starts.get(q.name), busy) for q in problems]
     graph_s = time.perf_counter() - t0
+    stuck = [g.problem.name for g in graphs if g.start not in g.states]
+    if stuck:
+        out = solve_mod.SolveOutcome("infeasible", solver, None, None, None, graph_s, 0.0,
+                                     f"no way home from the start state of {', '.join(stuck)}")
+        return MilpResult(out, {}, None, None, 0, 0, graph_s)
     if matrix:
         fa = fleet_arrays(graphs)
         fa.build_s = time.perf_counter() - t0
@@ -378,11 +412,14 @@ def solve_fleet(problems: tuple[TruckDayProblem, ...], time_limit_s: float = 60.
             val = v > 0.5
             objective += float(g.cost_usd[val].sum())
             chosen[g.problem.name] = _path(g, val)
-        busy_all = np.zeros((p0.n_steps, p0.n_nodes), dtype=int)
+        held = (np.zeros((p0.n_steps, p0.n_nodes), dtype=int) if busy is None
+                else np.asarray(busy, dtype=int))
+        open_ = available if available is not None else (True,) * len(p0.customers)
+        busy_all = held.copy()
         raw = {}
         for g in graphs:  # evaluate each plan under the DP model, chargers of the others held
             q = g.problem
-            raw[q.name] = evaluate(q, chosen[q.name])
+            raw[q.name] = evaluate(q, chosen[q.name], start=g.start, available=open_)
             busy_all = reserve(q, raw[q.name], busy_all) if raw[q.name].feasible else busy_all
         for g in graphs:
             q = g.problem
@@ -392,12 +429,12 @@ def solve_fleet(problems: tuple[TruckDayProblem, ...], time_limit_s: float = 60.
                                    f"{pl.reason}")
             others = busy_all - reserve(q, pl, np.zeros_like(busy_all))
             served = {raw[n].served_customer for n in raw if n != q.name}
-            avail = tuple(c not in served for c in q.customers)
-            pl = evaluate(q, chosen[q.name], available=avail, busy=others)
+            avail = tuple(ok and c not in served for ok, c in zip(open_, q.customers))
+            pl = evaluate(q, chosen[q.name], start=g.start, available=avail, busy=others)
             if not pl.feasible:
                 raise RuntimeError(f"milp: {q.name}'s plan violates the fleet coupling: "
                                    f"{pl.reason}")
-            if pl.served_customer >= 0:
+            if pl.served_customer >= 0 or q.name in starts:
                 plans[q.name] = pl
     return MilpResult(out, plans, objective, out.bound, n_vars, n_cons, graph_s)
 
@@ -423,28 +460,186 @@ def _path(g: TruckGraph, val: np.ndarray) -> list[tuple[int, int]]:
 
 
 class FleetMILP(PlanFollower):
-    """The ``milp`` policy: joint fleet plans from :func:`solve_fleet`, followed open loop in the
-    simulation (as :class:`policies.coopt_baselines.PlanFollower` does)."""
+    """The ``milp`` policy: joint fleet plans from :func:`solve_fleet`.
+
+    **Single plan** (default, ``replan_min = 0`` and ``late_tol_min = -1``): planned at
+    :meth:`reset` and followed open loop in the simulation (as
+    :class:`policies.coopt_baselines.PlanFollower` does).
+
+    **Rolling horizon**: the fleet MILP is solved again from the simulated state
+
+    * every ``replan_min`` minutes (``> 0``): at the first truck decision at or after each
+      multiple of ``replan_min`` from the start of the day;
+    * on deviation (``late_tol_min >= 0``): when a deciding truck is later than its plan's next
+      action by more than ``late_tol_min`` minutes; and, in rolling mode, whenever the truck is
+      off its plan (another node or phase, the plan's next action not possible from the real
+      SOC, or the plan used up).
+
+    A re-plan starts the deciding truck where it is (phase, step, node, SOC rounded down to the
+    MILP's bucket) and every other truck still out where its action in progress ends in its plan
+    (the charger slots that action holds are kept out of the model; a site being served is
+    closed). Sites already served are closed. Each solve's typed outcome is recorded in
+    :attr:`solves` (time, reason, status, objective, bound, gap, times, whether its plans were
+    adopted). Only a solve proven ``optimal`` replaces the plans; a failed or limited re-solve
+    (infeasible, time limit, error) keeps the plans being followed, and the log says so.
+    """
 
     name = "milp"
 
     def __init__(self, time_limit_s: float = 60.0, mip_gap: float = 1e-4,
-                 solver: str = "highs", build: str = "auto") -> None:
+                 solver: str = "highs", build: str = "auto", replan_min: int = 0,
+                 late_tol_min: int = -1) -> None:
         if time_limit_s <= 0:
             raise ValueError(f"FleetMILP.time_limit_s: must be > 0, got {time_limit_s}")
+        if int(replan_min) != replan_min or replan_min < 0:
+            raise ValueError(f"FleetMILP.replan_min: must be a whole number of minutes >= 0 "
+                             f"(0 = no periodic re-plan), got {replan_min!r}")
+        if int(late_tol_min) != late_tol_min or late_tol_min < -1:
+            raise ValueError(f"FleetMILP.late_tol_min: must be a whole number of minutes >= 0, "
+                             f"or -1 (no re-plan on deviation), got {late_tol_min!r}")
         self.time_limit_s = float(time_limit_s)
         self.mip_gap = float(mip_gap)
         self.solver = solver
         self.build = build
+        self.replan_min = int(replan_min)
+        self.late_tol_min = int(late_tol_min)
+
+    @property
+    def rolling(self) -> bool:
+        return self.replan_min > 0 or self.late_tol_min >= 0
 
     def params(self) -> dict:
         return {"time_limit_s": self.time_limit_s, "mip_gap": self.mip_gap,
-                "solver": self.solver, "build": self.build}
+                "solver": self.solver, "build": self.build, "replan_min": self.replan_min,
+                "late_tol_min": self.late_tol_min}
+
+    def _record(self, res: MilpResult, time_min: int, reason: str, adopted: bool,
+                note: str = "") -> None:
+        out = res.outcome
+        self.solves.append({"time_min": int(time_min), "reason": reason, "status": out.status,
+                            "objective_usd": res.objective_usd, "bound_usd": res.bound_usd,
+                            "gap": out.gap, "build_s": out.build_s, "solve_s": out.solve_s,
+                            "n_vars": res.n_vars, "adopted": adopted,
+                            "note": note or ("plans replaced" if adopted
+                                             else "kept the plans being followed")})
 
     def reset(self, problem: Problem, rng=None) -> None:
+        self.solves: list[dict] = []
+        self.replans = 0
         self.result = solve_fleet(problem.missions, self.time_limit_s, self.mip_gap, self.solver,
                                   self.build)
         self._follow(dict(self.result.plans), problem.missions)
+        self._record(self.result, problem.missions[0].t_start_min if problem.missions else 0,
+                     "reset", True, "first plan")
+        self._live = dict(self.result.plans)  # the plans being followed (steps on the grid)
+        self._ended: set[str] = set()
+        self._next_replan = (self.problems[0].t_start_min + self.replan_min
+                             if self.replan_min and self.problems else None)
+
+    def live_plans(self) -> dict[str, TruckPlan]:
+        """The plans being followed (updated by adopted re-plans)."""
+        return dict(self._live)
+
+    # ------------------------------------------------------------------ in the simulation
+    def decide(self, state: State) -> Decision:
+        if not self.rolling:
+            return super().decide(state)
+        out = []
+        for v in state.vehicles:
+            code, arg = self._act(v, state)
+            if code == END:
+                self._ended.add(v.name)
+            out.append(command_of(self._byname[v.name], v.name, code, arg))
+        return Decision(tuple(out))
+
+    def _why_replan(self, obs: VehicleState, state: State) -> str:
+        """Why the truck deciding now should re-plan ("" if it should not)."""
+        p = self._byname[obs.name]
+        plan, i = self._live[obs.name], self._next[obs.name]
+        if self._next_replan is not None and state.time_min >= self._next_replan:
+            return f"every {self.replan_min} min"
+        if i >= len(plan.steps):
+            return "plan used up"
+        st = plan.steps[i]
+        if st.node_from != obs.node or st.phase_from != obs.phase:
+            return (f"off plan: at node {obs.node} phase {obs.phase}, plan: node {st.node_from} "
+                    f"phase {st.phase_from}")
+        late = state.time_min - p.step_clock_min(st.k_start)
+        if self.late_tol_min >= 0 and late > self.late_tol_min:
+            return f"late by {late} min (tolerance {self.late_tol_min})"
+        code, a = self._actions[obs.name][i]
+        avail = tuple(c not in state.served for c in p.customers)
+        chk, _, why = apply_continuous(p, obs.phase, state.step, obs.node, obs.soc_frac, code,
+                                       a, avail)
+        return "" if chk is not None else f"planned action not possible: {why}"
+
+    def _act(self, obs: VehicleState, state: State) -> tuple[int, int]:
+        reason = self._why_replan(obs, state)
+        if reason:
+            self._replan(obs, state, reason)
+        i = self._next[obs.name]
+        acts = self._actions[obs.name]
+        if i >= len(acts):
+            raise RuntimeError(f"{obs.name}: plan exhausted at step {state.step} and the "
+                               f"re-plan found none")
+        self._next[obs.name] = i + 1
+        return acts[i]
+
+    def _replan(self, obs: VehicleState, state: State, reason: str) -> None:
+        """Solve the fleet MILP from the simulated state (class docstring)."""
+        if self._next_replan is not None:
+            while self._next_replan <= state.time_min:
+                self._next_replan += self.replan_min
+        p0 = self._byname[obs.name]
+        busy = np.zeros((p0.n_steps, p0.n_nodes), dtype=int)
+        closed = set(state.served)
+        starts: dict[str, tuple[int, int, int, int]] = {}
+        j = p0.bucket(obs.soc_frac)
+        starts[obs.name] = (int(obs.phase), int(state.step), int(obs.node), max(j, -1))
+        for name, plan in self._live.items():
+            if name == obs.name or name in self._ended:
+                continue
+            i = self._next[name]
+            if i == 0:  # has not decided yet: where its plan starts
+                st = plan.steps[0]
+                starts[name] = (st.phase_from, st.k_start, st.node_from,
+                                self._byname[name].bucket(st.soc_from_frac))
+                continue
+            st = plan.steps[i - 1]  # the action in progress
+            q = self._byname[name]
+            if st.kind in ("charge", "discharge"):
+                busy[max(st.k_start, state.step):st.k_end, st.node_from] += 1
+            if st.kind == "serve":
+                closed.add(st.customer)
+            phase = OLD if st.kind == "serve" else st.phase_from
+            starts[name] = (phase, st.k_end, st.node_to, q.bucket(st.soc_to_frac))
+        problems = tuple(self._byname[n] for n in starts)
+        avail = tuple(c not in closed for c in p0.customers)
+        if starts[obs.name][3] < 0:
+            res = MilpResult(solve_mod.SolveOutcome(
+                "infeasible", self.solver, None, None, None, 0.0, 0.0,
+                f"{obs.name}: SOC {obs.soc_frac:.3f} below the grid"), {}, None, None, 0, 0, 0.0)
+        else:
+            try:
+                res = solve_fleet(problems, self.time_limit_s, self.mip_gap, self.solver,
+                                  self.build, starts=starts, available=avail, busy=busy)
+            except RuntimeError as exc:  # a solution that is not a plan: kept the old ones
+                res = MilpResult(solve_mod.SolveOutcome("error", self.solver, None, None, None,
+                                                        0.0, 0.0, str(exc)),
+                                 {}, None, None, 0, 0, 0.0)
+        self.replans += 1
+        ok = res.outcome.status == "optimal" and set(res.plans) == set(starts)
+        self._record(res, state.time_min, reason, ok,
+                     "" if ok or res.outcome.status == "optimal"
+                     else f"kept the plans being followed ({res.outcome.status}: "
+                          f"{res.outcome.message})")
+        if not ok:
+            return
+        for name, plan in res.plans.items():
+            q = self._byname[name]
+            self._live[name] = plan
+            self._actions[name] = [action_of(q, st) for st in plan.steps]
+            self._next[name] = 0
 
 
 __all__ = ["FleetArrays", "FleetMILP", "MilpResult", "TruckGraph", "build_graph", "fleet_arrays",

@@ -45,7 +45,13 @@ from policies.dn_dp import DnDpPolicy
 from policies.dn_ocd import OcdDnPolicy
 from policies.dp_router import DPRouter
 from policies.milp import MilpPolicy
-from policies.tsn_policies import OcdPolicy, ParkPolicy, UcMilpPolicy
+from policies.tsn_policies import (
+    GreedyTrainPolicy,
+    OcdPolicy,
+    ParkPolicy,
+    TrainDpPolicy,
+    UcMilpPolicy,
+)
 from sim.errors import ScenarioError
 
 #: What each system is, for messages.
@@ -71,6 +77,8 @@ POLICIES: dict[str, dict[str, type]] = {
 # the DP router and the OCD coordinator on distribution sites (weighted-SFI objective)
 POLICIES["dp"]["dn-sites"] = DnDpPolicy
 POLICIES["ocd"]["dn-sites"] = OcdDnPolicy
+POLICIES["dp"]["transmission"] = TrainDpPolicy
+POLICIES["greedy"]["transmission"] = GreedyTrainPolicy
 
 DEFAULT_SYSTEM = "dn-sites"
 

@@ -8,6 +8,10 @@ with the existing solvers and then issue each hour's decision from the plan:
   train routes are the arcs with ``x = 1``.
 * :class:`OcdPolicy` (``"ocd"``): the OCD coordinator, :func:`policies.ocd.run_ocd`; routes are
   its incumbent's TSN paths.
+* :class:`TrainDpPolicy` (``"dp"``) and :class:`GreedyTrainPolicy` (``"greedy"``): each train
+  routed against the hourly LMPs of the grid without the trains (a transport DP, or the greedy
+  "charge cheapest, discharge dearest" rule of :mod:`policies.train_dp`), then the power MILP
+  with the routes fixed.
 
 Hourly decision for hour ``t`` (0-based): unit outputs and commitment, wind, station charge and
 discharge of the plan's column ``t`` as :class:`~sim.types.Setpoints`; a
@@ -21,12 +25,20 @@ takes the train from its **simulated** state to the plan's end-of-hour state
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from policies.ocd import OcdOptions, run_ocd
 from policies.solve import diagnose_infeasible
+from policies.train_dp import (
+    GridPrices,
+    dispatch_routes,
+    grid_prices,
+    route_train_dp,
+    route_train_greedy,
+)
 from policies.tsn_milp import (
     TsnOptions,
     TsnPlan,
@@ -635,6 +647,100 @@ class ParkPolicy(_PlanReplayPolicy):
         plan, paths = park_plan(case, self.options)
         return plan, paths, _plan_info(plan, {"planner": "park (economic dispatch, trains "
                                                          "parked, stations idle)"})
+
+
+class _PriceRoutedPolicy(_PlanReplayPolicy):
+    """Trains routed against the grid's hourly prices without them, then the power MILP with
+    the routes fixed (:mod:`policies.train_dp`); replayed hour by hour like the planners above
+    (re-planned from the simulated state with ``replan_every_h`` / ``replan_on_deviation``)."""
+
+    def __init__(self, solver: str = "highs", time_limit_s: float = 600.0,
+                 mip_gap: float = 1e-4, pwl_segments: int = 8, line_limits: bool = True,
+                 threads: int | None = None, exchange_mode: str = "track",
+                 replan_every_h: int = 0, replan_on_deviation: bool = False,
+                 deviation_tol: float = 1e-4, fallback: str = "park") -> None:
+        super().__init__(exchange_mode, False, replan_every_h, replan_on_deviation,
+                         deviation_tol, fallback)
+        self.pwl_segments = int(pwl_segments)
+        self.options = TsnOptions(solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap,
+                                  pwl_segments=pwl_segments, line_limits=line_limits,
+                                  threads=threads)
+        self.prices: GridPrices | None = None
+
+    def params(self) -> dict:
+        o = self.options
+        p = super().params()
+        del p["keep_plan"]
+        return {"solver": o.solver, "time_limit_s": o.time_limit_s, "mip_gap": o.mip_gap,
+                "pwl_segments": o.pwl_segments, "line_limits": o.line_limits,
+                "threads": o.threads, **p}
+
+    def _routes(self, case: TransmissionCase, prices: GridPrices) -> tuple[list, dict]:
+        raise NotImplementedError
+
+    def _make_plan(self, case, prev=None):
+        t0 = time.perf_counter()
+        prices = grid_prices(case, self.options)
+        self.prices = prices
+        paths, extra = self._routes(case, prices)
+        route_s = time.perf_counter() - t0
+        plan = dispatch_routes(case, paths, self.options)
+        info = {"planner": self.planner, "price_uc_status": prices.uc_status,
+                "price_slack_hours": prices.slack_hours, "price_s": prices.solve_s,
+                "route_s": route_s, "station_lmp_mean": float(np.mean(prices.station_lmp))
+                if prices.station_lmp.size else float("nan"), **extra}
+        return plan, (paths if plan.has_solution else None), _plan_info(plan, info)
+
+
+class TrainDpPolicy(_PriceRoutedPolicy):
+    """``dp`` on a transmission grid: each train routed by the transport DP over (station,
+    hour, stored energy) against the hourly LMPs of the grid without the trains
+    (:func:`policies.train_dp.route_train_dp`, ``n_levels`` energy levels), then the units,
+    stations and exchanges dispatched by the power MILP with the routes fixed."""
+
+    name = "dp"
+    planner = "train DP on LMPs + power MILP with routes fixed"
+
+    def __init__(self, n_levels: int = 20, solver: str = "highs", time_limit_s: float = 600.0,
+                 mip_gap: float = 1e-4, pwl_segments: int = 8, line_limits: bool = True,
+                 threads: int | None = None, exchange_mode: str = "track",
+                 replan_every_h: int = 0, replan_on_deviation: bool = False,
+                 deviation_tol: float = 1e-4, fallback: str = "park") -> None:
+        if int(n_levels) != n_levels or n_levels < 1:
+            raise ValueError(f"n_levels: must be a whole number >= 1, got {n_levels!r}")
+        super().__init__(solver, time_limit_s, mip_gap, pwl_segments, line_limits, threads,
+                         exchange_mode, replan_every_h, replan_on_deviation, deviation_tol,
+                         fallback)
+        self.n_levels = int(n_levels)
+
+    def params(self) -> dict:
+        return {"n_levels": self.n_levels, **super().params()}
+
+    def _routes(self, case, prices):
+        out, values = [], []
+        for k in range(len(case.trains)):
+            path, value, _ = route_train_dp(case, k, prices.station_lmp, self.n_levels)
+            out.append(path)
+            values.append(value)
+        return out, {"dp_values_usd": values}
+
+
+class GreedyTrainPolicy(_PriceRoutedPolicy):
+    """``greedy`` on a transmission grid: each train charges at the cheapest reachable
+    station-hour and discharges at the dearest one after it, if the price spread beats the
+    extra transport cost, else stays parked (:func:`policies.train_dp.route_train_greedy`);
+    then the power MILP with the routes fixed."""
+
+    name = "greedy"
+    planner = "greedy train rule on LMPs + power MILP with routes fixed"
+
+    def _routes(self, case, prices):
+        out, pairs = [], []
+        for k in range(len(case.trains)):
+            path, info = route_train_greedy(case, k, prices.station_lmp)
+            out.append(path)
+            pairs.append(info["pair"])
+        return out, {"greedy_pairs": pairs}
 
 
 class FixedPlanPolicy(_PlanReplayPolicy):

@@ -199,6 +199,54 @@ def test_policy_contract_on_truck_missions(name):
     assert again.decisions == policy.decisions
 
 
+def _ieee30(name, hours=4, seed=3, **params):
+    from experiments.tsn_sim import simulate
+    from grids.transmission import build_case
+
+    case, net = build_case("ieee30", "mes", T=hours)
+    policy = CheckedTrains(make_policy(name, "transmission", **params))
+    res = simulate(case, net, policy, np.random.default_rng(seed))
+    return policy, res, case
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dp", "greedy"])
+def test_price_routed_train_planners_on_tsn_ieee30(name):
+    policy, res, case = _ieee30(name)
+    fails = res.tables["failures"]
+    assert not len(fails[fails.kind == "policy"]), fails.to_string()
+    assert len(policy.decisions) == case.T
+    assert policy.inner.plan_info["status"] == "optimal", policy.inner.plan_info
+    again, _, _ = _ieee30(name)
+    assert [repr(d) for d in again.decisions] == [repr(d) for d in policy.decisions]
+
+
+@pytest.mark.slow
+def test_rolling_fleet_milp_on_coopt_small():
+    policy, runs = _trucks_with(make_policy("milp", "missions", time_limit_s=60.0,
+                                            mip_gap=1e-3, replan_min=120, late_tol_min=15))
+    assert runs and all(not r.failures for r in runs.values())
+    assert len(policy.inner.solves) >= 2 and policy.inner.replans >= 1
+    again, _ = _trucks_with(make_policy("milp", "missions", time_limit_s=60.0, mip_gap=1e-3,
+                                        replan_min=120, late_tol_min=15))
+    assert again.decisions == policy.decisions
+
+
+def _trucks_with(inner, seed=3):
+    from agents.road_data import load_coopt
+    from experiments.coopt_build import CooptSettings, build_problems
+    from experiments.coopt_study import coopt_data_dir, simulate_fleet
+
+    data = load_coopt(coopt_data_dir())
+    hourly = {1: np.full(24, 0.12), 3: np.full(24, 0.15)}
+    s = CooptSettings(n_trucks=2, soc_step_frac=0.1)
+    probs = build_problems(data, "small", "generalised", s, hourly_price=hourly)
+    policy = CheckedTrucks(inner)
+    runs, _ = simulate_fleet(policy, probs, None, data, "small", s, "generalised", hourly,
+                             seed=seed)
+    return policy, runs
+
+
 def test_every_registered_policy_runs_on_a_system_this_suite_covers():
     assert {s for _, s in PAIRS} <= set(SYSTEMS)
     covered = set(names_for("dn-sites")) | set(names_for("transmission")) | set(
