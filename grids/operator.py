@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -88,10 +89,29 @@ ENUMERATE_MAX = 4
 #: Residual magnitudes below this (MW) are solver noise and are absorbed by the resources.
 _SNAP_MW = 1e-6
 
+# One HiGHS instance per thread, reused by every solve of :func:`solve_arrays`: creating one
+# costs about as much as solving the operator's LP. ``passModel`` replaces the whole model and
+# drops the previous basis, so each solve starts cold, exactly as on a fresh instance
+# (``tests/test_grids.py`` checks the solutions are identical).
+_HIGHS = threading.local()
+
+
+def _highs(time_limit_s: float):
+    import highspy
+
+    h = getattr(_HIGHS, "h", None)
+    if h is None:
+        h = _HIGHS.h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("mip_rel_gap", 1e-9)
+    # HiGHS measures ``time_limit`` on the instance's clock, which runs on across solves
+    h.setOptionValue("time_limit", h.getRunTime() + float(time_limit_s))
+    return h
+
 
 def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.ndarray,
                  lb: np.ndarray, ub: np.ndarray, integrality: np.ndarray,
-                 time_limit_s: float) -> tuple[np.ndarray, str, str]:
+                 time_limit_s: float, fresh: bool = False) -> tuple[np.ndarray, str, str]:
     """Minimise ``c x`` s.t. ``row_lo <= A x <= row_hi``, ``lb <= x <= ub``, integer where
     ``integrality`` is 1, with HiGHS through highspy. Returns ``(x, "optimal" | "feasible",
     message)``; raises ``RuntimeError`` when HiGHS ends without a solution (the operator then
@@ -107,7 +127,10 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
     myopic operator is sensitive to this: its flexibility objective is often indifferent
     between a charging and a discharging optimum, and with discharge first the A.11 DN1 storage
     drained on day 1 of the two-day 15-min test and a MESS charge on day 2 then left a
-    0.08 MW residual (``tests/test_grids.py``); charge first, and HiGHS's own MILP, do not."""
+    0.08 MW residual (``tests/test_grids.py``); charge first, and HiGHS's own MILP, do not.
+
+    The solves reuse one HiGHS instance per thread (``fresh=True``: a new instance per solve,
+    the reference the reuse is tested against)."""
     import itertools
 
     import highspy
@@ -125,10 +148,13 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
     quiet_highs()
 
     def run(lo: np.ndarray, hi: np.ndarray, integ: np.ndarray):
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("time_limit", float(time_limit_s))
-        h.setOptionValue("mip_rel_gap", 1e-9)
+        if fresh:
+            h = highspy.Highs()
+            h.setOptionValue("output_flag", False)
+            h.setOptionValue("time_limit", float(time_limit_s))
+            h.setOptionValue("mip_rel_gap", 1e-9)
+        else:
+            h = _highs(time_limit_s)
         h.passModel(a.shape[1], a.shape[0], a.nnz, 1, 1, 0.0, c, lo, hi, row_lo, row_hi,
                     start, index, value, integ.astype(np.int32))
         h.run()
@@ -225,15 +251,20 @@ class LocalOperator:
         Flexibility normalisation (MW); default ``sim.flexibility.c_norm_mw(resources)``.
     time_limit_s : float
         HiGHS time limit per step (s).
+    reuse_model : bool
+        Build the MILP's matrix once per step length and only rewrite its state-dependent
+        bounds each step (default); ``False`` rebuilds every array each step (the reference).
     """
 
     def __init__(self, resources: SiteResources, c_norm: float | None = None,
-                 time_limit_s: float = 10.0) -> None:
+                 time_limit_s: float = 10.0, reuse_model: bool = True) -> None:
         self.resources = resources
         self.gen_names = tuple(g.name for g in resources.generators)
         cn = c_norm_mw(resources) if c_norm is None else float(c_norm)
         self.c_norm_mw = cn if cn > 0 else 1.0
         self.time_limit_s = float(time_limit_s)
+        self.reuse_model = bool(reuse_model)
+        self._templates: dict[tuple, tuple] = {}
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -345,6 +376,64 @@ class LocalOperator:
 
     def _solve_milp(self, win: _Window, demand: float, dt_h: float, dr_left: float, n_res: int,
                     steps_after: int = 0):
+        if self.reuse_model:
+            m = self._cached_model(win, demand, dt_h, dr_left, n_res, steps_after)
+        else:
+            m = self._build_model(win, demand, dt_h, dr_left, n_res, steps_after)
+        c, a, row_lo, row_hi, lb, ub, integrality, cols, _ = m
+        x, status, message = solve_arrays(c, a, row_lo, row_hi, lb, ub, integrality,
+                                          self.time_limit_s)
+        g_ix = cols["g"]
+        g = x[g_ix] if g_ix.size else np.zeros(0)
+        dr = float(x[cols["dr"]]) if "dr" in cols else 0.0
+        ch = dis = 0.0
+        if "ch" in cols:
+            ch, dis = float(x[cols["ch"]]), float(x[cols["dis"]])
+            if round(x[cols["u"]]) >= 1:
+                dis = 0.0
+            else:
+                ch = 0.0
+        return g, dr, ch, dis, status, message
+
+    def _cached_model(self, win: _Window, demand: float, dt_h: float, dr_left: float,
+                      n_res: int, steps_after: int):
+        """The arrays of :meth:`_build_model`, with the matrix, costs and constant bounds built
+        once per ``(dt, DR reserve terms, ES ramp row)`` and only the state-dependent bounds
+        written per step (``tests/test_grids.py`` checks every array equals a fresh build)."""
+        key = (dt_h, n_res, bool(np.isfinite(win.net_lo)))
+        tpl = self._templates.get(key)
+        if tpl is None:
+            tpl = self._templates[key] = self._build_model(win, demand, dt_h, dr_left, n_res,
+                                                           steps_after)
+        c, a, row_lo, row_hi, lb, ub, integrality, cols, rows = tpl
+        row_lo, row_hi, lb, ub = row_lo.copy(), row_hi.copy(), lb.copy(), ub.copy()
+        g = cols["g"]
+        lb[g], ub[g] = win.g_lo, win.g_hi
+        if "dr" in cols:
+            lb[cols["dr"]], ub[cols["dr"]] = win.dr_lo, win.dr_hi
+            if "dr_budget" in rows:
+                row_hi[rows["dr_budget"]] = max(dr_left, 0.0)
+        st = self.resources.storage
+        if st is not None:
+            ub[cols["ch"]], ub[cols["dis"]] = win.ch_hi, win.dis_hi
+            e, eta = self.es_e_mwh, st.eta
+            back_up = steps_after * eta * st.p_ch_max_mw * dt_h
+            back_down = steps_after * st.p_dis_max_mw * dt_h / eta
+            lo = max(st.e_min_mwh, st.e_init_mwh - back_up) - e
+            hi = min(st.e_max_mwh, st.e_init_mwh + back_down) - e
+            i = rows["es_energy"]
+            row_lo[i], row_hi[i] = min(lo, 0.0), max(hi, 0.0)
+            if "es_net" in rows:
+                row_lo[rows["es_net"]], row_hi[rows["es_net"]] = win.net_lo, win.net_hi
+            row_hi[rows["feu_e"]] = eta * (e - st.e_min_mwh) / dt_h
+            row_hi[rows["fed_e"]] = (st.e_max_mwh - e) / (eta * dt_h)
+        row_lo[rows["balance"]] = row_hi[rows["balance"]] = demand
+        return c, a, row_lo, row_hi, lb, ub, integrality, cols, rows
+
+    def _build_model(self, win: _Window, demand: float, dt_h: float, dr_left: float,
+                     n_res: int, steps_after: int):
+        """The one-step MILP as arrays ``(c, A, row_lo, row_hi, lb, ub, integrality, cols,
+        rows)``; ``cols``/``rows`` name the columns and the rows whose bounds change per step."""
         r = self.resources
         gens = r.generators
         ng = len(gens)
@@ -389,6 +478,7 @@ class LocalOperator:
         c = np.zeros(n)
         integrality = np.zeros(n)
         rows: list[tuple[dict[int, float], float, float]] = []
+        named: dict[str, int] = {}
 
         # generators and their flexibility (A.4, eq. 3-4): F_up <= Pmax - P, F_up <= RU dt, ...
         lb[g_ix], ub[g_ix] = win.g_lo, win.g_hi
@@ -416,6 +506,7 @@ class LocalOperator:
                     s = idx[f"s{k}"]
                     rows.append(({d: 1.0, s: -1.0}, -np.inf, (k + 1) * ramp))
                     res_row[s] = dt_h
+                named["dr_budget"] = len(rows)
                 rows.append((res_row, -np.inf, max(dr_left, 0.0)))
         if has_es:
             ch, dis, u = idx["ch"], idx["dis"], idx["u"]
@@ -434,22 +525,27 @@ class LocalOperator:
             back_down = steps_after * st.p_dis_max_mw * dt_h / eta
             lo = max(st.e_min_mwh, st.e_init_mwh - back_up) - e
             hi = min(st.e_max_mwh, st.e_init_mwh + back_down) - e
+            named["es_energy"] = len(rows)
             rows.append(({ch: eta * dt_h, dis: -dt_h / eta}, min(lo, 0.0), max(hi, 0.0)))
             if np.isfinite(win.net_lo):
+                named["es_net"] = len(rows)
                 rows.append(({dis: 1.0, ch: -1.0}, win.net_lo, win.net_hi))
             feu, fed = idx["feu"], idx["fed"]
             if st.ramp_mw_per_h is not None:
                 ub[feu] = ub[fed] = st.ramp_mw_per_h * dt_h
             # F_up <= Pdis_max - (dis - ch);  F_up <= eta/dt (E_next - Emin)
             rows.append(({feu: 1.0, dis: 1.0, ch: -1.0}, -np.inf, st.p_dis_max_mw))
+            named["feu_e"] = len(rows)
             rows.append(({feu: 1.0, ch: -eta * eta, dis: 1.0}, -np.inf,
                          eta * (e - st.e_min_mwh) / dt_h))
             # F_dn <= Pch_max + (dis - ch);  F_dn <= (Emax - E_next) / (eta dt)
             rows.append(({fed: 1.0, dis: -1.0, ch: 1.0}, -np.inf, st.p_ch_max_mw))
+            named["fed_e"] = len(rows)
             rows.append(({fed: 1.0, ch: 1.0, dis: -1.0 / (eta * eta)}, -np.inf,
                          (st.e_max_mwh - e) / (eta * dt_h)))
         rp, rm = idx["rp"], idx["rm"]
         bal[rp], bal[rm] = 1.0, -1.0
+        named["balance"] = len(rows)
         rows.append((bal, demand, demand))
         c[rp] = c[rm] = RESIDUAL_PENALTY
         flex_vars = list(fgu_ix) + list(fgd_ix)
@@ -466,19 +562,10 @@ class LocalOperator:
                 ci.append(int(j))
                 data.append(v)
         a = csc_array((data, (ri, ci)), shape=(len(rows), n))
-        x, status, message = solve_arrays(c, a, np.array([r_[1] for r_ in rows], dtype=float),
-                                          np.array([r_[2] for r_ in rows], dtype=float), lb, ub,
-                                          integrality, self.time_limit_s)
-        g = x[g_ix] if ng else np.zeros(0)
-        dr = float(x[idx["dr"]]) if has_dr else 0.0
-        ch = dis = 0.0
-        if has_es:
-            ch, dis = float(x[idx["ch"]]), float(x[idx["dis"]])
-            if round(x[idx["u"]]) >= 1:
-                dis = 0.0
-            else:
-                ch = 0.0
-        return g, dr, ch, dis, status, message
+        cols: dict[str, object] = {"g": g_ix}
+        cols.update({k: idx[k] for k in ("dr", "ch", "dis", "u") if k in idx})
+        return (c, a, np.array([r_[1] for r_ in rows], dtype=float),
+                np.array([r_[2] for r_ in rows], dtype=float), lb, ub, integrality, cols, named)
 
     def _merit_order(self, win: _Window, demand: float):
         """Fallback: generators from their low ends up in list order, then DR, then storage."""
