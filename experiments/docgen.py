@@ -438,7 +438,8 @@ def scenario_reference() -> str:
     out += _section("study", StudySettings,
                     intro="`data_dir` defaults to the Co-OPT data shipped with the package.")
     out += _section("coopt", CooptSettings,
-                    intro="[P] marks a value this project chose where the source gives none.")
+                    intro="In the notes, [P] marks a value this project chose where the source "
+                          "gives none (assumed), [S-repo] one taken from the source repository.")
     out += _section("prices", type(FEEDER_END_CONGESTED), FEEDER_END_CONGESTED,
                     intro="The defaults are the congested feeder the studies use; "
                           "`--set prices.line_limits_pct=[]` gives the nominal prices.")
