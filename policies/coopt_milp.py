@@ -25,6 +25,12 @@ the fleet jointly, so with the same cost model and SOC grid
 built exactly; ``soc_step_frac`` in the study can coarsen the grid if a case is too large. Solves
 go through ``policies.solve`` (HiGHS) with a time limit and report their typed status and gap,
 never "optimal" after a time limit.
+
+**Rolling horizon** (:class:`FleetMILP` with ``replan_min`` / ``late_tol_min``): the same
+model built from mid-day start states (:func:`build_graph` ``start``), with the sites already
+served closed and the charger slots of actions in progress held, solved again in the
+simulation. Each re-plan assumes the rest of the day runs as modelled (no further delays): it is
+the optimal continuation if nothing else goes wrong, not a hedge against what may.
 """
 
 from __future__ import annotations
