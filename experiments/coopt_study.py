@@ -419,7 +419,7 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                      f"failures {row['sim_failures']}  plan {dt:5.1f} s  sim {t_sim:4.1f} s")
     summary = pd.DataFrame(rows)
     sites_cols = ["model", "policy", "time_min", "node", "bus", "p_mw", "vm_pu", "converged",
-                  "status"]
+                  "status"] + (["price_usd_per_kwh"] if st.truck_prices == "stepped_opf" else [])
     sites = pd.concat(site_frames, ignore_index=True) if site_frames else pd.DataFrame()
     buses = pd.concat(bus_frames, ignore_index=True) if bus_frames else pd.DataFrame()
     tables = {

@@ -594,7 +594,7 @@ class TruckMissions(_Bound):
     once. Energy drawn after ``end_min`` (a charge still running when the day ends; the truck
     is then recorded as still out) is outside the day and not settled. Rows, keyed by the start
     minute of the step they cover: ``sites`` (time_min, node, bus, p_mw, vm_pu, converged,
-    status, price_usd_per_kwh), ``buses`` (time_min, bus, vm_pu) and, for a grid with
+    status), ``buses`` (time_min, bus, vm_pu) and, for a grid with
     ``line_index``, ``lines`` (time_min, line, loading_pct); a power flow that fails is a
     recorded failure (kind ``power_flow``), never an exception. Without a grid nothing is
     recorded and nothing else changes.
@@ -605,7 +605,7 @@ class TruckMissions(_Bound):
     (``grid.step_prices``) and every charge pays, for the energy it drew in each step, that
     step's dual at its node (a failed OPF is a recorded failure of kind ``opf`` and the step
     keeps the hourly prices); the ``energy_usd`` of the charge steps is replaced at ``close``.
-    The ``sites`` rows carry the price of the step either way.
+    The ``sites`` rows then carry the price of the step (``price_usd_per_kwh``).
     """
 
     def __init__(self, problems: Sequence[TruckDayProblem],
@@ -764,9 +764,11 @@ class TruckMissions(_Bound):
         vm = dict(zip((int(x) for x in grid.bus_index), (float(x) for x in r.vm_pu)))
         for node in sorted(p_mw):
             bus = int(grid.bus_of_node[node])
+            extra = ({"price_usd_per_kwh": price[node]} if self.price_mode == "grid_opf"
+                     else {})
             self.recorder.row("sites", time_min=a, node=node, bus=bus, p_mw=p_mw[node],
                               vm_pu=vm.get(bus, float("nan")), converged=bool(r.converged),
-                              status=r.status, price_usd_per_kwh=price[node])
+                              status=r.status, **extra)
         for bus, v in vm.items():
             self.recorder.row("buses", time_min=a, bus=bus, vm_pu=v)
         lines = getattr(grid, "line_index", None)
