@@ -506,7 +506,7 @@ def _price_mode_text(st: StudySettings) -> str:
                 "the step's hour is solved again with the trucks' average charging of the step "
                 "as loads at their buses, and each charge pays, for the energy it drew in the "
                 "step, that OPF's dual at its bus (`price_usd_per_kwh` in the `sites` table). "
-                "The plans were made with the hourly prices below, so the `sim_energy_usd` "
+                "The plans were made with the hourly prices above, so the `sim_energy_usd` "
                 "columns differ from the plans' `energy_usd` where the trucks' own charging moves "
                 "the price.")
     return ("Truck prices: `study.truck_prices = \"hourly_opf\"` (default). The trucks see the "
