@@ -58,7 +58,12 @@ from experiments.run import (
     versions,
     write_meta,
 )
-from grids.prices import FEEDER_END_CONGESTED, PriceConfig, locational_spread
+from grids.prices import (
+    FEEDER_END_CONGESTED,
+    PriceConfig,
+    hour_upstream_usd_per_mwh,
+    locational_spread,
+)
 from grids.truck_grid import ChargingFeeder
 from policies.coopt_baselines import PlanFollower, plan_fleet
 from policies.coopt_milp import FleetMILP
@@ -70,6 +75,8 @@ from sim.systems import TruckMissions, TruckRun
 from sim.types import Problem
 
 MODELS = ("nmc", "lfp", "generalised")
+# study.truck_prices -> the truck missions' price mode (sim.systems.PRICE_MODES)
+PRICE_MODE = {"hourly_opf": "hourly", "stepped_opf": "grid_opf"}
 POLICIES = ("dp", "dp_site", "greedy", "shortest", "milp")
 # The source's own greedy results on this data (data/coopt/README.md), for comparison only.
 SOURCE_NUMBERS = {
@@ -116,6 +123,10 @@ class StudySettings:
     milp_time_limit_s: float = 60.0
     milp_trucks: int = 0  # 0: as many trucks as sites (vehicles.csv order)
     milp: bool = True  # off for coopt-large: 10 trucks x 16 nodes is past "small enough"
+    # what the trucks pay in the SimPy run: "hourly_opf" (the 24 OPF duals solved before the run,
+    # without the trucks' charging; the study's numbers) or "stepped_opf" (per step, the dual of
+    # the CIGRE MV OPF with the trucks' charging of that step in it). Plans use the hourly prices.
+    truck_prices: str = "hourly_opf"
 
 
 # ================================================================ degradation
@@ -129,7 +140,7 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
                    data: CooptData, network: str, s: CooptSettings, model_name: str,
                    hourly_price: dict[int, np.ndarray],
                    disturbance: DriveDisturbance | None = None, seed: int = 0,
-                   grid=None, started: dict | None = None
+                   grid=None, started: dict | None = None, price_mode: str = "hourly"
                    ) -> tuple[dict[str, TruckRun], Engine]:
     """Run the trucks ``names`` through the day in the SimPy engine under ``policy``.
 
@@ -144,7 +155,9 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
     :class:`sim.systems.TruckMissions` with ``events`` and ``served``; with a grid,
     ``engine.recorder.frames()`` holds its ``sites`` and ``buses`` tables). ``started`` (a dict)
     receives the plans the trucks follow at the start of the day, before the run (a re-planning
-    policy's ``live_plans()``, else its ``plans()``): the plans a replay follows.
+    policy's ``live_plans()``, else its ``plans()``): the plans a replay follows. ``price_mode``
+    (``sim.systems.PRICE_MODES``): ``"grid_opf"`` makes the trucks pay the duals of ``grid``'s
+    OPF with their charging of each step in it instead of ``hourly_price``.
     """
     disturbance = disturbance or DriveDisturbance()
     net = data.networks[network]
@@ -155,7 +168,7 @@ def simulate_fleet(policy, problems: tuple[TruckDayProblem, ...], names: list[st
     def price(node: int, minute: int) -> float:
         return float(hourly_price[node][int(minute // 60) % 24])
 
-    missions = TruckMissions(problems, price, grid=grid)
+    missions = TruckMissions(problems, price, grid=grid, price_mode=price_mode)
     eng = Engine(missions, policy, np.random.default_rng(seed))
     if names is None or started is not None:
         ok = eng.reset()
@@ -295,6 +308,9 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
     started = time.perf_counter()
     if not Path(st.data_dir).is_dir():
         raise ScenarioError(f"study.data_dir: {st.data_dir!r} is not a directory")
+    if st.truck_prices not in PRICE_MODE:
+        raise ScenarioError(f"study.truck_prices: must be one of {', '.join(PRICE_MODE)}, got "
+                            f"{st.truck_prices!r}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     meta = {"scenario": f"coopt-{st.network}", "seed": seed, "study": asdict(st),
@@ -309,6 +325,8 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
     disturbance = DriveDisturbance(st.delay_prob, st.delay_max_min, st.energy_noise)
     t0 = time.perf_counter()
     hourly, pres = charging_prices(net, pcfg, np.random.default_rng(seed))
+    # the same upstream prices for the stepped OPFs (truck_prices = "stepped_opf")
+    upstream = hour_upstream_usd_per_mwh(pcfg, np.random.default_rng(seed))
     t_prices = time.perf_counter() - t0
     progress(f"prices ({pcfg.method.upper()}-OPF, 24 h): {t_prices:.1f} s; range "
              f"{pres.price_usd_per_kwh.min():.3f}-{pres.price_usd_per_kwh.max():.3f} USD/kWh; "
@@ -339,11 +357,12 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                     plans, dt = _plans(pol, probs)
                 policy, pprobs, names = PlanFollower(plans, probs), probs, list(plans)
             t1 = time.perf_counter()
-            feeder = ChargingFeeder(net.bus_of_charging_site, pcfg)
+            feeder = ChargingFeeder(net.bus_of_charging_site, pcfg,
+                                    upstream_usd_per_mwh=upstream)
             followed: dict = {}
             runs, eng = simulate_fleet(policy, pprobs, names, data, st.network, s,
                                        model_name, hourly, disturbance, seed, grid=feeder,
-                                       started=followed)
+                                       started=followed, price_mode=PRICE_MODE[st.truck_prices])
             plan_rows.extend(plan_table_rows(model_name, pol, followed, pprobs))
             t_sim = time.perf_counter() - t1
             frames = eng.recorder.frames()
@@ -414,7 +433,7 @@ def run_study(st: StudySettings, s: CooptSettings, pcfg: PriceConfig, out: Path,
                      f"failures {row['sim_failures']}  plan {dt:5.1f} s  sim {t_sim:4.1f} s")
     summary = pd.DataFrame(rows)
     sites_cols = ["model", "policy", "time_min", "node", "bus", "p_mw", "vm_pu", "converged",
-                  "status"]
+                  "status"] + (["price_usd_per_kwh"] if st.truck_prices == "stepped_opf" else [])
     sites = pd.concat(site_frames, ignore_index=True) if site_frames else pd.DataFrame()
     buses = pd.concat(bus_frames, ignore_index=True) if bus_frames else pd.DataFrame()
     tables = {
@@ -492,6 +511,22 @@ def write_config(out: Path, st: StudySettings, s: CooptSettings, pcfg: PriceConf
     raw = {"scenario": {"kind": "coopt-study", "name": f"coopt-{st.network}", "seed": seed},
            "study": study, "coopt": s.as_dict(), "prices": prices}
     atomic_write_bytes(out / "config.toml", tomli_w.dumps(raw).encode())
+
+
+def _price_mode_text(st: StudySettings) -> str:
+    """Which prices the trucks paid in the SimPy run (``study.truck_prices``)."""
+    if st.truck_prices == "stepped_opf":
+        return ("Truck prices: `study.truck_prices = \"stepped_opf\"`. At every step the OPF of "
+                "the step's hour is solved again with the trucks' average charging of the step "
+                "as loads at their buses, and each charge pays, for the energy it drew in the "
+                "step, that OPF's dual at its bus (`price_usd_per_kwh` in the `sites` table). "
+                "The plans were made with the hourly prices above, so the `sim_energy_usd` "
+                "columns differ from the plans' `energy_usd` where the trucks' own charging moves "
+                "the price.")
+    return ("Truck prices: `study.truck_prices = \"hourly_opf\"` (default). The trucks see the "
+            "grid in the power flow, but the prices they pay are the OPF duals computed before "
+            "the run without their charging; `--set study.truck_prices='\"stepped_opf\"'` makes "
+            "them pay each step's dual of the OPF with their charging in it.")
 
 
 def _spread_text(pres) -> str:
@@ -644,8 +679,7 @@ re-solves.
 At every step boundary the step just ended is settled: each charging node's average grid-side
 MW over the step (from the exact charge intervals) is a load at its CIGRE MV bus, on the
 prices' hourly base case (loads, PV, wind; dispatchable DER off), in one AC power flow.
-The trucks now see the grid in the power flow, but the prices they pay are still the OPF duals
-computed before the run without their charging; prices from the stepped grid are a next step.
+{_price_mode_text(st)}
 
 {_grid_text(sites)}
 ## The fleet MILP (`milp`, policies/coopt_milp.py)

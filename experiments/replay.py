@@ -347,7 +347,8 @@ def replay_coopt(run_dir: Path, out: Path, seed: int | None, policy: str | None,
     from agents.road_data import load_coopt
     from agents.truck import DriveDisturbance
     from experiments.coopt_build import build_problems
-    from experiments.coopt_study import simulate_fleet
+    from experiments.coopt_study import PRICE_MODE, simulate_fleet
+    from grids.prices import hour_upstream_usd_per_mwh
     from grids.truck_grid import ChargingFeeder
     from policies.coopt_baselines import PlanFollower
 
@@ -388,6 +389,8 @@ def replay_coopt(run_dir: Path, out: Path, seed: int | None, policy: str | None,
     hourly = {int(n): prices[f"bus{b}"].to_numpy(float)
               for n, b in net.bus_of_charging_site.items()}
     req = {d.node: d.requirement_kwh for d in net.demands}
+    # the run's upstream prices (a fresh generator of the run's seed draws them again)
+    upstream = hour_upstream_usd_per_mwh(pcfg, np.random.default_rng(int(meta.get("seed", 0))))
     modes = table.groupby(["model", "policy"]).unmet_mode.first().to_dict()
     pvs_rows, viol_rows, summaries, extra = [], [], [], {"sites": [], "buses": [], "lines": [],
                                                          "sim_steps": []}
@@ -399,9 +402,10 @@ def replay_coopt(run_dir: Path, out: Path, seed: int | None, policy: str | None,
         if modes[(m, pol)] != probs[0].unmet_mode:
             probs = tuple(replace(p, unmet_mode=modes[(m, pol)]) for p in probs)
         byname = {p.name: p for p in probs}
-        feeder = ChargingFeeder(net.bus_of_charging_site, pcfg)
+        feeder = ChargingFeeder(net.bus_of_charging_site, pcfg, upstream_usd_per_mwh=upstream)
         runs, eng = simulate_fleet(PlanFollower(plans, probs), probs, list(plans), data,
-                                   st.network, s, m, hourly, disturbance, seed, grid=feeder)
+                                   st.network, s, m, hourly, disturbance, seed, grid=feeder,
+                                   price_mode=PRICE_MODE[st.truck_prices])
         frames = eng.recorder.frames()
         tag = {"model": m, "policy": pol}
         for name in ("sites", "buses", "lines"):
@@ -481,7 +485,10 @@ def replay_coopt(run_dir: Path, out: Path, seed: int | None, policy: str | None,
     tables = {name: (pd.concat(v, ignore_index=True) if v and isinstance(v[0], pd.DataFrame)
                      else pd.DataFrame(v)) for name, v in extra.items()}
     info = {"disturbance": asdict(disturbance), "network": st.network,
-            "prices": "the run's prices.parquet"}
+            "truck_prices": st.truck_prices,
+            "prices": "the run's prices.parquet" + (
+                "; each step's OPF dual with the trucks' charging in it"
+                if st.truck_prices == "stepped_opf" else "")}
     return _finish("coopt", run_dir, out, seed, meta, pvs, viol, summaries, tables, info)
 
 
@@ -509,7 +516,9 @@ def _feeder_violations(frames: dict, feeder, model: str, policy: str) -> list[tu
         bad = li.loading_pct.to_numpy(float) > cap + 1e-6
         for r, c in zip(li[bad].itertuples(index=False), cap[bad]):
             rows.append(("coopt", model, policy, int(r.time_min), "loading", f"line {r.line}",
-                         float(r.loading_pct), float(c), ""))
+                         float(r.loading_pct), float(c),
+                         "above the line limit of the prices' OPF (the power flow has no OPF "
+                         "dispatch: trucks' charging on the hourly base case)"))
     s = frames.get("sites")
     if s is not None and len(s):
         bad = s[~s.converged.astype(bool)].groupby("time_min").status.first()

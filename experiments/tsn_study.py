@@ -235,8 +235,9 @@ def plan_tables(case: TransmissionCase, plan: TsnPlan, paths: list
     """The centralised MES plan as two tidy tables, ``plans.parquet`` (``policy, array, i, j,
     t, value, text``: every array of :class:`policies.tsn_milp.TsnPlan` element by element -
     ``i`` the unit/station/train, ``j`` the station of the connections ``w``, ``t`` the hour -,
-    its scalars, its solve outcome and each array's shape, ``<array>.shape``) and ``plan_paths.parquet`` (``train, k, i, t0, j, t1``:
-    each train's arcs on the time-space network), from which a replay rebuilds the plan."""
+    its scalars, its solve outcome and each array's shape, ``<array>.shape``) and
+    ``plan_paths.parquet`` (``train, k, i, t0, j, t1``: each train's arcs on the time-space
+    network), from which a replay rebuilds the plan."""
     rows = []
     for name in PLAN_ARRAYS:
         a = np.asarray(getattr(plan, name), dtype=float)

@@ -260,6 +260,21 @@ def _hour_upstream(cfg: PriceConfig, rng: np.random.Generator | None) -> np.ndar
     return upstream_price_usd_per_mwh(cfg.load_shape, cfg.upstream, rng)
 
 
+def hour_upstream_usd_per_mwh(cfg: PriceConfig, rng: np.random.Generator | None = None
+                              ) -> np.ndarray:
+    """The 24 upstream prices (USD/MWh) the OPFs of :func:`nodal_prices` use: with a fresh
+    generator of the same seed, the same draws (``upstream="repo_random"``)."""
+    return _hour_upstream(cfg, rng)
+
+
+def bus_duals_usd_per_mwh(net: pp.pandapowerNet, method: str) -> np.ndarray:
+    """Run the OPF of a net from :func:`build_price_net` (hour set by :func:`set_hour`, any
+    extra fixed loads in it) and return the duals ``lam_p`` of every bus (USD/MWh), ordered like
+    ``net.bus.index``; raises :class:`ScenarioError` if the OPF does not converge."""
+    run_opf(net, method)
+    return net.res_bus.lam_p.reindex(net.bus.index).to_numpy()
+
+
 def nodal_prices(buses: Sequence[int], cfg: PriceConfig = PriceConfig(),
                  rng: np.random.Generator | None = None) -> PriceResult:
     """Solve the OPF for each of the 24 hours; the duals ``lam_p`` at ``buses`` (USD/MWh)."""

@@ -19,19 +19,31 @@ The base case of a step is that of the clock hour its start minute falls in (hou
 :class:`grids.adapter.PandapowerAdapter` (AC Newton-Raphson, warm starts, retries; a failed
 power flow is a result with ``converged=False`` and a ``status``, never an exception).
 
-The prices the trucks pay are still the OPF duals computed before the run, without the trucks'
-charging (the trucks are price takers, :mod:`grids.prices`).
+By default the prices the trucks pay are the OPF duals computed before the run, without the
+trucks' charging (the trucks are price takers, :mod:`grids.prices`). :meth:`ChargingFeeder.
+step_prices` offers the other mode: the DC (or AC, ``cfg.method``) OPF of the step's hour on
+the same net with the trucks' average charging of the step as fixed loads at their buses (the
+dispatchable DER, the local resources and load shedding dispatched by the OPF, as in
+:func:`grids.prices.nodal_prices`), and the duals ``lam_p`` at the charging buses as the step's
+prices. With no charging in a step they are the hour's prices of :func:`grids.prices.nodal_prices`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandapower as pp
 
 from grids.adapter import PandapowerAdapter, PowerFlowOptions, PowerFlowResult
-from grids.prices import HOURS, PriceConfig, build_price_net, set_hour
+from grids.prices import (
+    HOURS,
+    PriceConfig,
+    build_price_net,
+    bus_duals_usd_per_mwh,
+    hour_upstream_usd_per_mwh,
+    set_hour,
+)
 from sim.errors import ScenarioError
 from sim.types import frozen_array
 
@@ -54,8 +66,17 @@ class ChargingFeeder:
     """
 
     def __init__(self, bus_of_node: Mapping[int, int], cfg: PriceConfig | None = None,
-                 options: PowerFlowOptions | None = None, name: str = "cigre_mv") -> None:
+                 options: PowerFlowOptions | None = None, name: str = "cigre_mv",
+                 upstream_usd_per_mwh: Sequence[float] | None = None) -> None:
         self.cfg = cfg if cfg is not None else PriceConfig()
+        # the upstream prices of the step OPFs (step_prices): those of the hourly prices
+        self.upstream_usd_per_mwh = np.asarray(
+            upstream_usd_per_mwh if upstream_usd_per_mwh is not None
+            else hour_upstream_usd_per_mwh(self.cfg), dtype=float)
+        if self.upstream_usd_per_mwh.shape != (HOURS,):
+            raise ScenarioError(f"{name}: upstream_usd_per_mwh needs {HOURS} values")
+        self._opf_net = None
+        self._opf_load: dict[int, int] = {}
         self.name = name
         self.bus_of_node = {int(n): int(b) for n, b in bus_of_node.items()}
         net = build_price_net(self.cfg)
@@ -103,3 +124,38 @@ class ChargingFeeder:
         for b, p in p_bus.items():
             self.net.load.at[self.charging_load[b], "p_mw"] = p
         return self.adapter.solve()
+
+    def step_prices(self, time_min: int, dt_min: int, p_mw_by_node: Mapping[int, float]
+                    ) -> tuple[dict[int, float], str, str]:
+        """The step's price (USD/kWh) at each charging node: the dual of the OPF of the step's
+        hour with the nodes' average charging ``p_mw_by_node`` (MW) as fixed loads at their
+        buses. Returns ``(prices, status, message)``; ``status`` is ``"ok"`` or
+        ``"opf_failed"`` (then ``prices`` is empty and ``message`` says why), never an
+        exception."""
+        if self._opf_net is None:
+            net = build_price_net(self.cfg)
+            for b in sorted(set(self.bus_of_node.values())):
+                self._opf_load[b] = int(pp.create_load(net, b, p_mw=0.0, q_mvar=0.0,
+                                                       name=f"charging {b}",
+                                                       controllable=False))
+            net.load.loc[list(self._opf_load.values()), ["nominal_p_mw", "nominal_q_mvar"]] = 0.0
+            self._opf_net = net
+        net = self._opf_net
+        hour = (int(time_min) // 60) % HOURS
+        set_hour(net, hour, self.cfg, float(self.upstream_usd_per_mwh[hour]))
+        p_bus = {b: 0.0 for b in self._opf_load}
+        for node, p in p_mw_by_node.items():
+            p_bus[self.bus_of_node[int(node)]] += float(p)
+        if not all(np.isfinite(p) for p in p_bus.values()):
+            return {}, "opf_failed", "non-finite charging power"
+        for b, p in p_bus.items():
+            net.load.at[self._opf_load[b], "p_mw"] = p
+        try:
+            lam = bus_duals_usd_per_mwh(net, self.cfg.method)
+        except ScenarioError as exc:
+            return {}, "opf_failed", str(exc)
+        pos = {int(b): i for i, b in enumerate(net.bus.index)}
+        out = {int(n): float(lam[pos[b]]) / 1000.0 for n, b in self.bus_of_node.items()}
+        if not all(np.isfinite(v) for v in out.values()):
+            return {}, "opf_failed", "the OPF gave no dual at a charging bus"
+        return out, "ok", ""

@@ -19,7 +19,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -539,6 +539,11 @@ def _action(p: TruckDayProblem, c: Command) -> tuple[int, int]:
                      f"swap, wait, end)")
 
 
+#: How the trucks pay for charging: ``hourly`` (the price function given, e.g. the hourly OPF
+#: duals solved before the run) or ``grid_opf`` (each step's price is the dual of the grid's OPF
+#: with the trucks' charging of that step in it: ``grid.step_prices``).
+PRICE_MODES = ("hourly", "grid_opf")
+
 # a CHARGE / DISCHARGE whose target is already reached re-asks the policy at the same minute;
 # a policy that keeps doing so stops the truck after this many re-asks
 MAX_REASKS = 100
@@ -589,18 +594,33 @@ class TruckMissions(_Bound):
     once. Energy drawn after ``end_min`` (a charge still running when the day ends; the truck
     is then recorded as still out) is outside the day and not settled. Rows, keyed by the start
     minute of the step they cover: ``sites`` (time_min, node, bus, p_mw, vm_pu, converged,
-    status), ``buses`` (time_min, bus, vm_pu) and, for a grid with ``line_index``, ``lines``
-    (time_min, line, loading_pct); a power flow that fails is a recorded failure
-    (kind ``power_flow``), never an exception. Without a grid nothing is recorded and nothing
-    else changes.
+    status), ``buses`` (time_min, bus, vm_pu) and, for a grid with
+    ``line_index``, ``lines`` (time_min, line, loading_pct); a power flow that fails is a
+    recorded failure (kind ``power_flow``), never an exception. Without a grid nothing is
+    recorded and nothing else changes.
+
+    **Prices** (``price_mode``, :data:`PRICE_MODES`): ``"hourly"`` (default) - a charge pays
+    ``price_usd_per_kwh(node, minute)`` of each clock hour when it starts; ``"grid_opf"`` - the
+    settlement of each step also solves the grid's OPF with the step's charging in it
+    (``grid.step_prices``) and every charge pays, for the energy it drew in each step, that
+    step's dual at its node (a failed OPF is a recorded failure of kind ``opf`` and the step
+    keeps the hourly prices); the ``energy_usd`` of the charge steps is replaced at ``close``.
+    The ``sites`` rows then carry the price of the step (``price_usd_per_kwh``).
     """
 
     def __init__(self, problems: Sequence[TruckDayProblem],
                  price_usd_per_kwh: Callable[[int, int], float],
                  trucks: Sequence = (), chargers_per_site: int | None = None,
-                 grid: ChargingGrid | None = None) -> None:
+                 grid: ChargingGrid | None = None, price_mode: str = "hourly") -> None:
         if not problems:
             raise ValueError("TruckMissions: no missions")
+        if price_mode not in PRICE_MODES:
+            raise ScenarioError(f"TruckMissions: price_mode must be one of "
+                                f"{', '.join(PRICE_MODES)}, got {price_mode!r}")
+        if price_mode == "grid_opf" and not hasattr(grid, "step_prices"):
+            raise ScenarioError("TruckMissions: price_mode 'grid_opf' needs a grid with an OPF "
+                                "(step_prices), e.g. grids.truck_grid.ChargingFeeder")
+        self.price_mode = price_mode
         p0 = problems[0]
         if any((q.t_start_min, q.step_min, q.n_steps) != (p0.t_start_min, p0.step_min,
                                                            p0.n_steps) for q in problems):
@@ -624,8 +644,12 @@ class TruckMissions(_Bound):
         self._deciding = None
         self._reasks: dict[str, tuple[int, int]] = {}
         self.grid = grid
-        # exact grid-side draws not yet fully settled: (node, t0_min, t1_min, grid_kwh)
-        self._draws: list[tuple[int, float, float, float]] = []
+        # exact grid-side draws not yet fully settled: (node, t0_min, t1_min, grid_kwh, truck)
+        self._draws: list[tuple[int, float, float, float, str]] = []
+        # price_mode "grid_opf": USD of each charge (truck, start minute) from the step prices,
+        # and the charge steps to re-price at close: (truck, index in its steps, start minute)
+        self._charge_usd: dict[tuple[str, float], float] = {}
+        self._charge_steps: list[tuple[str, int, float]] = []
         self._settled_min = self.start_min
         if grid is not None:
             missing = sorted(set(p0.charging_nodes) - set(grid.bus_of_node))
@@ -702,8 +726,9 @@ class TruckMissions(_Bound):
         if self.grid is not None:
             self._settle_to(now)
 
-    def _meter(self, node: int, t0_min: float, t1_min: float, grid_kwh: float) -> None:
-        self._draws.append((int(node), float(t0_min), float(t1_min), float(grid_kwh)))
+    def _meter(self, node: int, t0_min: float, t1_min: float, grid_kwh: float,
+               truck: str = "") -> None:
+        self._draws.append((int(node), float(t0_min), float(t1_min), float(grid_kwh), truck))
 
     def _settle_to(self, t_min: int) -> None:
         """Settle every whole step that ended at or before ``t_min`` and is not settled yet."""
@@ -717,18 +742,33 @@ class TruckMissions(_Bound):
         grid = self.grid
         step_h = hours(b - a)
         p_mw = {n: 0.0 for n in self.chargers}
-        for node, t0, t1, kwh in self._draws:
+        for node, t0, t1, kwh, _ in self._draws:
             overlap = min(t1, b) - max(t0, a)
             if overlap > 0:
                 p_mw[node] += kwh * overlap / (t1 - t0) / 1000.0 / step_h
+        price = {n: float(self.price(n, a)) for n in p_mw}
+        if self.price_mode == "grid_opf":
+            stepped, status, message = grid.step_prices(a, b - a, p_mw)
+            if status == "ok":
+                price = stepped
+            else:  # recorded; the step keeps the hourly prices
+                self._fail(a, "opf", grid.name, status, message)
+            for node, t0, t1, kwh, truck in self._draws:
+                overlap = min(t1, b) - max(t0, a)
+                if overlap > 0:
+                    key = (truck, t0)
+                    self._charge_usd[key] = (self._charge_usd.get(key, 0.0)
+                                             + price[node] * kwh * overlap / (t1 - t0))
         self._draws = [d for d in self._draws if d[2] > b]
         r = grid.step(a, b - a, p_mw)
         vm = dict(zip((int(x) for x in grid.bus_index), (float(x) for x in r.vm_pu)))
         for node in sorted(p_mw):
             bus = int(grid.bus_of_node[node])
+            extra = ({"price_usd_per_kwh": price[node]} if self.price_mode == "grid_opf"
+                     else {})
             self.recorder.row("sites", time_min=a, node=node, bus=bus, p_mw=p_mw[node],
                               vm_pu=vm.get(bus, float("nan")), converged=bool(r.converged),
-                              status=r.status)
+                              status=r.status, **extra)
         for bus, v in vm.items():
             self.recorder.row("buses", time_min=a, bus=bus, vm_pu=v)
         lines = getattr(grid, "line_index", None)
@@ -742,6 +782,8 @@ class TruckMissions(_Bound):
     def close(self, end_min: int) -> None:
         if self.grid is not None:
             self._settle_to(end_min)
+        if self.price_mode == "grid_opf":
+            self._reprice()
         for t in self.trucks:
             r = self.runs[t.name]
             if not r.ended and not r.failures:
@@ -749,6 +791,19 @@ class TruckMissions(_Bound):
             r.damage = t.damage()
             r.loss_frac = t.loss_frac()
             r.degradation_stepwise_usd = t.c_rep_usd() * r.damage
+
+    def _reprice(self) -> None:
+        """price_mode ``grid_opf``: each charge / discharge step pays the stepped prices of
+        the steps its energy flowed in; energy after ``end_min`` (never settled) keeps the
+        hourly price it was given."""
+        for truck, i, t0 in self._charge_steps:
+            st = self.runs[truck].steps[i]
+            settled = self._charge_usd.get((truck, t0), 0.0)
+            rest = sum(kwh * (t1 - max(a, float(self.end_min))) / (t1 - a)
+                       for _, a, t1, kwh, tr in self._draws if tr == truck and a == t0
+                       and t1 > self.end_min)
+            hourly = self.price(st.node_from, int(self.end_min)) * rest if rest else 0.0
+            self.runs[truck].steps[i] = replace(st, energy_usd=settled + hourly)
 
     def _begin(self, t, action) -> None:
         """Run ``action`` up to its first wait now (before the next truck decides), the rest as
@@ -850,7 +905,8 @@ class TruckMissions(_Bound):
             if code == CHARGE and target > p.soc_chg_max_frac + 1e-9:
                 return fail(f"charge target {target:.2f} above {p.soc_chg_max_frac}")
             self._tlog(t.name, f"{name}_request", v)
-            meter = {} if self.grid is None else {"meter": self._meter}
+            meter = {} if self.grid is None else {
+                "meter": lambda n, a, b, kwh, name=t.name: self._meter(n, a, b, kwh, name)}
             rec = yield from t.charge(env, target, self.price, self.chargers[v], sign, **meter)
             r.queue_min += rec.queue_min
             self._tlog(t.name, f"{name}_stop", v, f"{rec.grid_kwh:.2f} kWh")
@@ -860,6 +916,8 @@ class TruckMissions(_Bound):
                 name, k, (int(env.now) - t0) // dk, v, v, phase, s0, t.soc_frac,
                 grid_kwh=rec.grid_kwh, wage_usd=p.wage_usd_per_h * hours_,
                 energy_usd=rec.energy_usd, degradation_usd=p.deg_usd(s0, t.soc_frac, hours_)))
+            if self.price_mode == "grid_opf" and rec.grid_kwh:
+                self._charge_steps.append((t.name, len(r.steps) - 1, float(rec.start_min)))
         elif code == SERVE:
             ci = arg
             if not 0 <= ci < len(p.customers) or p.customers[ci] != v or phase != FRESH:

@@ -184,3 +184,19 @@ def test_bad_run_directories_are_exit_2(tmp_path, coopt_run, capsys):
     err = capsys.readouterr().err
     assert "--policy: 'nope'" in err and "delay_prob must be in [0, 1]" in err
     assert "Traceback" not in err and not (tmp_path / "x").exists()
+
+
+def test_dn_replay_writes_the_tidy_tables_too(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "tiny", "--out", str(run), "--no-figures", "--set",
+                 'policy.name="milp"', "--set", "policy.params={}"]) == 0
+    assert main(["replay", str(run), "--out", str(tmp_path / "r")]) == 0
+    pvs = pd.read_parquet(tmp_path / "r" / "planned_vs_simulated.parquet")
+    assert set(pvs.family) == {"dn"} and {"e_end_mwh", "p_mw", "sfi_total"} <= set(pvs.metric)
+    assert pvs[pvs.metric == "e_end_mwh"]["diff"].abs().max() <= 1e-9
+    assert (tmp_path / "r" / "violations.parquet").is_file()
+    meta = json.loads((tmp_path / "r" / "meta.json").read_text())
+    assert meta["replay"]["family"] == "dn" and meta["replay"]["summaries"][0]["policy"] == "milp"
+    # the DN family takes its disturbances from the scenario
+    assert main(["replay", str(run), "--delay-prob", "0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "--delay-prob" in capsys.readouterr().err

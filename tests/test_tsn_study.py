@@ -46,9 +46,8 @@ def study(tmp_path_factory):
     return d / "out"
 
 
-TABLES = ("methods", "plans", "plan_paths", "routes", "dispatch", "ac_check", "ocd", "ocd_history",
-          "line_sweep",
-          "transport_sweep")
+TABLES = ("methods", "plans", "plan_paths", "routes", "dispatch", "ac_check", "ocd",
+          "ocd_history", "line_sweep", "transport_sweep")
 
 
 def test_study_writes_tables_figures_and_report(study):
