@@ -175,6 +175,8 @@ def print_summary(result, out: Path) -> None:
         print("\nrecorded failures:")
         print(counts.to_string())
     print(f"\nfigures: {out / 'figures'}")
+    if (out / "report.html").is_file():
+        print(f"report: {out / 'report.html'}")
 
 
 def cmd_run(args) -> int:

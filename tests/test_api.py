@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from importlib import metadata
 
 import pandapower.networks as pn
@@ -206,3 +208,60 @@ def test_sweep_and_bench_wrap_the_cli_functions(tmp_path):
     b_rows = b.results.query("entity == 'system' and metric == 'sfi_total' "
                              "and policy == 'greedy'")
     assert s_rows.value.tolist() == pytest.approx(b_rows.value.tolist(), abs=1e-12)
+
+
+def _report_run(tmp_path, figures: bool):
+    return mescosim.run("three-dn", seed=1, out=tmp_path / "run", figures=figures,
+                        overrides={**SHORT, "compare.policies": ["idle"]})
+
+
+def test_report_html_is_self_contained(tmp_path):
+    import base64
+    import re
+
+    res = _report_run(tmp_path, figures=True)
+    page = (res.out / "report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    # nothing is fetched: no URL, no script, no stylesheet link
+    assert not re.search(r"(?:src|href)=['\"](?!data:|#)", page)
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    images = re.findall(r"src=\"data:image/png;base64,([^\"]+)\"", page)
+    assert len(images) == len(res.figures) > 0
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    # the tables, the scenario as resolved and the versions are in it
+    for text in ("Summary per policy", "<th>greedy</th>", "<th>idle</th>",
+                 "Recorded failures (0)", "name = &quot;three-dn&quot;",
+                 f"<td>{res.meta['versions']['pandapower']}</td>"):
+        assert text in page, text
+
+
+def test_report_html_lists_failures(tmp_path):
+    res = mescosim.run("three-dn", seed=1, out=tmp_path / "run", figures=False,
+                       overrides={**SHORT, "compare.policies": [],
+                                  "power_flow.max_iteration": 1,
+                                  "power_flow.tolerance_mva": 1e-14})
+    n = len(res.failures)
+    page = (res.out / "report.html").read_text(encoding="utf-8")
+    assert n > 0 and f"Recorded failures ({n})" in page
+    assert "none written (--no-figures)" in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium package")
+def test_report_html_renders_in_headless_chromium_without_console_errors(tmp_path):
+    res = _report_run(tmp_path, figures=True)
+    url = (res.out / "report.html").resolve().as_uri()
+    shot = tmp_path / "report.png"
+    base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=1"]
+    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Summary per policy" in dom.stdout and dom.stdout.count("<img") == len(res.figures)
+    # the page's console messages and failed loads (chromium logs them as CONSOLE lines)
+    console = [ln for ln in dom.stderr.splitlines()
+               if "CONSOLE" in ln or "Failed to load resource" in ln]
+    assert console == []
+    snap = subprocess.run([*base, "--window-size=1280,2000", f"--screenshot={shot}", url],
+                          capture_output=True, text=True, timeout=120)
+    assert snap.returncode == 0 and shot.stat().st_size > 20_000
