@@ -136,3 +136,11 @@ def test_factory_names_and_their_buses_are_checked():
                for p in probs)
     # pandapower's own create_ name works as well as the short one
     assert len(make_feeder(f"create_{KERBER}").bus) == len(make_feeder(KERBER).bus) == 15
+
+
+def test_a_relative_json_path_on_a_builtin_scenario_is_read_from_the_working_directory(
+        tmp_path, monkeypatch):
+    _kerber_json(tmp_path / "village.json")
+    monkeypatch.chdir(tmp_path)
+    cfg = load("three-dn", [DN3 % "village.json"])
+    assert cfg.grids["dn3"].feeder == str(tmp_path / "village.json")
