@@ -1,6 +1,6 @@
 """The ``mescosim`` command line.
 
-    mescosim list                      built-in experiments, one line each
+    mescosim list                      built-in scenarios, policies and grids
     mescosim run [NAME|PATH.toml]      run one (the default experiment without an argument)
     mescosim check [NAME|PATH.toml]    validate a scenario without running it
     mescosim tsn-sim [NAME] --policy uc-milp|ocd   seed 001 plan in the train co-simulation
@@ -70,12 +70,37 @@ def cmd_policies(args) -> int:
 
 
 def cmd_list(args) -> int:
+    """The built-in scenarios, the registered policies (with the systems they run on) and the
+    registered grids."""
+    from grids.feeders import feeder_names
+    from policies.registry import POLICIES, names_for
+
     names = builtin()
     width = max(len(n) for n in names)
+    print("scenarios (mescosim run NAME):")
     for name, path in names.items():
         mark = " (default)" if name == DEFAULT_EXPERIMENT else ""
-        print(f"{name:<{width}}  {describe(path)}{mark}")
+        print(f"  {name:<{width}}  {describe(path)}{mark}")
+    names_for("dn-sites")  # loads installed plugins
+    print("\npolicies (policy.name; `mescosim policies` describes them):")
+    pwidth = max(len(n) for n in POLICIES)
+    for name in sorted(POLICIES):
+        print(f"  {name:<{pwidth}}  {', '.join(sorted(POLICIES[name]))}")
+    print("  or 'module:Class' naming a class of your own")
+    print("\ngrids (grids.NAME.feeder):")
+    print(f"  {', '.join(feeder_names())}")
+    print("  or any pandapower.networks factory without arguments "
+          "(e.g. kerber_landnetz_freileitung_1), or a pandapower .json file")
     return 0
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("mescosim")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def _kind(path: Path) -> str:
@@ -172,6 +197,8 @@ def print_summary(result, out: Path) -> None:
         print("\nrecorded failures:")
         print(counts.to_string())
     print(f"\nfigures: {out / 'figures'}")
+    if (out / "report.html").is_file():
+        print(f"report: {out / 'report.html'}")
 
 
 def _clear(args) -> None:
@@ -424,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mescosim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"mescosim {_version()}")
     sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser("list", help="list the built-in experiments")
+    p = sub.add_parser("list", help="the built-in scenarios, policies and grids")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("replay", help="follow a run's recorded plan through the engine with AC "
                                       "power flow every step; planned against simulated")

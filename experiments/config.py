@@ -810,8 +810,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def resolve_feeders(raw: dict, base: Path) -> dict:
-    """A grid's ``feeder`` that names a ``.json`` file relative to the scenario file becomes a
-    path from ``base`` (the scenario's folder), as CSV profiles are read."""
+    """A grid's ``feeder`` that names a relative ``.json`` path becomes a path from ``base``
+    (the scenario's folder, as CSV profiles are read), or from the working directory when the
+    file is not in ``base`` but is there (a ``--set`` on a built-in scenario)."""
     grids = raw.get("grids")
     if not isinstance(grids, dict):
         return raw
@@ -821,7 +822,10 @@ def resolve_feeders(raw: dict, base: Path) -> dict:
         if isinstance(feeder, str) and feeder.lower().endswith(".json"):
             path = Path(feeder)
             if not path.is_absolute():
-                graw = {**graw, "feeder": str(Path(base) / path)}
+                here = Path(base) / path
+                if not here.is_file() and path.is_file():
+                    here = Path.cwd() / path
+                graw = {**graw, "feeder": str(here)}
         new[gname] = graw
     return {**raw, "grids": new}
 

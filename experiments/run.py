@@ -11,6 +11,7 @@ run directory::
                      power_flow.on_failure = "stop" ended early)
     <table>.parquet  vehicles, sites, events, buses, lines, failures, decisions, sfi, metrics
     figures/*.png
+    report.html      one self-contained page of it all (experiments/html_report.py)
 """
 
 from __future__ import annotations
@@ -394,6 +395,7 @@ def write_meta(out: Path, meta: dict) -> None:
 def write_run(result: RunResult, out: str | Path, figures: bool = True) -> Path:
     """Write a run directory; ``meta.json`` says ``partial`` until everything is on disk."""
     from experiments.figures import write_all
+    from experiments.html_report import write_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -405,6 +407,7 @@ def write_run(result: RunResult, out: str | Path, figures: bool = True) -> Path:
         atomic_parquet(result.metrics, out / "metrics.parquet")
     if figures:
         result.figures = list(write_all(result.tables, result.info, result.metrics, out))
+    write_report(result, out)
     final = result.meta.get("status", "complete")
     write_meta(out, {**result.meta, "status": final, "info": result.info,
                      "figures": [str(p.relative_to(out)) for p in result.figures]})

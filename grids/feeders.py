@@ -18,6 +18,7 @@ A scenario's ``feeder`` is one of:
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import json
 from collections.abc import Callable
@@ -31,7 +32,7 @@ import pandapower.networks as pn
 from sim.errors import ScenarioError
 
 __all__ = ["FEEDERS", "ENTRY_POINT_GROUP", "feeder_names", "feeder_problem", "json_problems",
-           "make_feeder", "register_grid"]
+           "load_plugins", "make_feeder", "register_grid", "unregister_grid"]
 
 
 def _case33bw() -> pp.pandapowerNet:
@@ -66,10 +67,14 @@ _RUNTIME: set[str] = set()
 _PLUGINS_LOADED = False
 
 
-def _load_plugins() -> None:
+def load_plugins(refresh: bool = False) -> None:
+    """Register every ``mescosim.grids`` entry point once per process (again with ``refresh``,
+    e.g. after installing a package); one that fails to load is remembered with the reason."""
     global _PLUGINS_LOADED
-    if _PLUGINS_LOADED:
+    if _PLUGINS_LOADED and not refresh:
         return
+    if refresh:
+        importlib.invalidate_caches()
     _PLUGINS_LOADED = True
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in FEEDERS:
@@ -95,7 +100,7 @@ def register_grid(name: str, builder: Callable[[], pp.pandapowerNet],
     A built-in name or one registered before is refused unless ``replace`` is true. The
     registration holds in this process (worker processes of a sweep need an entry point).
     """
-    _load_plugins()
+    load_plugins()
     problems = []
     if not isinstance(name, str) or not name.strip() or name.endswith(".json"):
         problems.append(f"grid name: expected a non-empty name not ending in .json, got {name!r}")
@@ -113,6 +118,17 @@ def register_grid(name: str, builder: Callable[[], pp.pandapowerNet],
     _RUNTIME.add(name)
 
 
+def unregister_grid(name: str) -> None:
+    """Remove a grid registered by :func:`register_grid` or an entry point (built-in feeders
+    stay); a name not registered is no error."""
+    if name in _BUILTIN:
+        raise ScenarioError([f"grid {name!r}: a built-in feeder cannot be unregistered"])
+    FEEDERS.pop(name, None)
+    _TEMPLATES.pop(name, None)
+    _BROKEN.pop(name, None)
+    _RUNTIME.discard(name)
+
+
 def runtime_registered() -> frozenset[str]:
     """Grids registered with :func:`register_grid` in this process."""
     return frozenset(_RUNTIME)
@@ -120,7 +136,7 @@ def runtime_registered() -> frozenset[str]:
 
 def feeder_names() -> list[str]:
     """The registered feeder names (built-in, registered and installed), sorted."""
-    _load_plugins()
+    load_plugins()
     return sorted(FEEDERS)
 
 
@@ -156,8 +172,6 @@ def _safe_class(module: str, cls: str) -> bool:
     Only modules of the packages pandapower, pandas and numpy are imported to check the class
     (all three are loaded already); any other module is refused without importing it.
     """
-    import importlib
-
     import numpy as np
     import pandas as pd
 
@@ -258,7 +272,7 @@ def _json_builder(path: Path) -> Callable[[], pp.pandapowerNet]:
 
 
 def _factory(name: Any) -> tuple[Callable[[], pp.pandapowerNet] | None, str | None]:
-    _load_plugins()
+    load_plugins()
     if not isinstance(name, str):
         return None, f"expected a feeder name or a .json file, got {type(name).__name__}"
     if name in FEEDERS:

@@ -47,7 +47,6 @@ from sim.flexibility import c_norm_mw, dr_flex, generator_flex, storage_flex
 from sim.types import SiteResources
 from sim.units import MIN_PER_DAY, MIN_PER_H
 
-
 _HIGHS_QUIET = False
 
 

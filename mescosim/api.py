@@ -105,8 +105,9 @@ def register_policy(name: str, cls: type, systems: Sequence[str] | str | None = 
     """Register a policy class (``reset``, ``decide``, ``params``; see
     :class:`sim.protocols.Policy`) under ``name`` for ``systems`` (``"dn-sites"``,
     ``"transmission"``, ``"missions"``; default the class attribute ``systems``, else
-    ``("dn-sites",)``). A built-in name is refused unless ``replace``. Holds in this process: sweeps on worker processes need a
-    ``"module:Class"`` name or a ``mescosim.policies`` entry point instead."""
+    ``("dn-sites",)``). A built-in name is refused unless ``replace``. Holds in this process:
+    sweeps on worker processes need a ``"module:Class"`` name or a ``mescosim.policies`` entry
+    point instead."""
     from policies.registry import register_policy as register
 
     register(name, cls, systems, replace)

@@ -131,7 +131,7 @@ def register_policy(name: str, cls: type, systems: tuple[str, ...] | str | None 
     (and in worker processes only if they register it too: use an entry point or a
     ``"module:Class"`` name for sweeps on worker processes).
     """
-    _load_plugins()
+    load_plugins()
     what = f"policy {name!r}"
     problems = []
     if not isinstance(name, str) or not name.strip() or name != name.strip():
@@ -152,6 +152,16 @@ def register_policy(name: str, cls: type, systems: tuple[str, ...] | str | None 
     _RUNTIME.add(name)
 
 
+def unregister_policy(name: str) -> None:
+    """Remove a policy registered by :func:`register_policy`, an entry point or a
+    ``module:Class`` name (built-in policies stay); a name not registered is no error."""
+    if name in _BUILTIN:
+        raise ScenarioError([f"policy {name!r}: a built-in policy cannot be unregistered"])
+    POLICIES.pop(name, None)
+    _BROKEN.pop(name, None)
+    _RUNTIME.discard(name)
+
+
 def runtime_registered() -> frozenset[str]:
     """Names registered with :func:`register_policy` in this process (not built-in, not from an
     entry point or a ``module:Class`` name): worker processes do not know them."""
@@ -164,12 +174,15 @@ def _where(name: str) -> str:
     return f"{cls.__module__}.{cls.__qualname__}" if cls is not None else "?"
 
 
-def _load_plugins() -> None:
-    """Register every ``mescosim.policies`` entry point once per process; one that fails to
-    load is remembered with the reason, reported when a scenario names it."""
+def load_plugins(refresh: bool = False) -> None:
+    """Register every ``mescosim.policies`` entry point once per process (again with
+    ``refresh``, e.g. after installing a package); one that fails to load is remembered with the
+    reason, reported when a scenario names it."""
     global _PLUGINS_LOADED
-    if _PLUGINS_LOADED:
+    if _PLUGINS_LOADED and not refresh:
         return
+    if refresh:
+        importlib.invalidate_caches()
     _PLUGINS_LOADED = True
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in POLICIES:
@@ -218,7 +231,7 @@ def _import_named(name: str) -> list[str]:
 
 def _known(name: Any) -> list[str]:
     """Make ``name`` known if it is a plugin; the problems (without a path) if it cannot be."""
-    _load_plugins()
+    load_plugins()
     if not isinstance(name, str):
         return [f"expected a policy name, got {type(name).__name__} {name!r}"]
     if name in POLICIES:
@@ -237,9 +250,10 @@ def requires(name: str) -> frozenset[str]:
 
 
 def names_for(system: str) -> list[str]:
-    """The registered policies that run on ``system``, sorted."""
-    _load_plugins()
-    return sorted(n for n, impl in POLICIES.items() if system in impl)
+    """The registered policies that run on ``system``, sorted (``module:Class`` names a
+    scenario imported are not listed)."""
+    load_plugins()
+    return sorted(n for n, impl in POLICIES.items() if system in impl and ":" not in n)
 
 
 def policy_class(name: str, system: str = DEFAULT_SYSTEM) -> type:
@@ -255,7 +269,7 @@ def _name_problems(name: str, system: str, path: str) -> list[str]:
     if plugin:
         return [f"{path}.name: {p}" for p in plugin]
     if name not in POLICIES:
-        others = sorted(set(POLICIES) - set(names_for(system)))
+        others = sorted(n for n in set(POLICIES) - set(names_for(system)) if ":" not in n)
         return [f"{path}.name: unknown policy {name!r}; valid: {', '.join(names_for(system))}"
                 + (f" (on other systems: {', '.join(others)})" if others else "")]
     if system not in POLICIES[name]:

@@ -85,6 +85,10 @@ class _HiGHS(pulp.HiGHS):
         self.start = start or {}
         self.transfer_s = 0.0
 
+    def actualSolve(self, lp, **kwargs):
+        quiet_highs()  # PuLP makes its Highs object here (createAndConfigureSolver)
+        return super().actualSolve(lp, **kwargs)
+
     def buildSolverModel(self, lp):
         quiet_highs()
         t0 = time.perf_counter()
