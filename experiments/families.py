@@ -311,6 +311,8 @@ class TruckTarget:
                 plans[pol], _, info, _ = coopt_study.milp_plans(data, self.st, self.s,
                                                                 self.model, hourly)
                 status[pol] = {str(info["milp_status"]): 1}
+            else:
+                continue  # dp plans at the engine's reset, inside each scenario's run
             self.plan_s[pol] = round(time.perf_counter() - t0, 4)
         self._prep = (hourly, probs, plans, status)
         return (data, net, *self._prep)
