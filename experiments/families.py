@@ -18,8 +18,9 @@ plans (``greedy``, ``shortest``, ``milp``) depend on the forecast only, so they 
 target (:meth:`TruckTarget.prepare`, in the client before any scenario runs; the MILP's plan time
 is in ``sweep.json``'s ``plan_s``; a MILP stopped by ``study.milp_time_limit_s`` before it found a
 solution is status ``error`` with no plan, so its trucks stay home: give it time, e.g. ``--set
-study.milp_time_limit_s=300`` on a busy machine). ``dp`` plans at the engine's reset and re-plans from the
-simulated state whenever the run leaves its plan. Scenario ``seed`` draws (``SeedSequence(seed)``):
+study.milp_time_limit_s=300`` on a busy machine). ``dp`` plans at the engine's reset and
+re-plans from the simulated state whenever the run leaves its plan. Scenario ``seed`` draws
+(``SeedSequence(seed)``):
 
 * traffic: each of the six zone/period speed factors of the profile times
   ``exp(traffic_sigma N(0, 1))`` (clipped to the profile's (0, 5]);
