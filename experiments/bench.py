@@ -15,6 +15,11 @@ tables:
 * ``solver``: per policy, the count of every typed solve outcome (``optimal``, ``time_limit``,
   ``infeasible``...), and the scenario statuses of the manifest.
 * ``wall``: per policy, the engine's wall time per scenario (mean, total) from the manifest.
+* ``regret`` (only when the sweep has hindsight rows, policy ``oracle``: see
+  :mod:`experiments.families`): per policy and metric, the mean over scenarios of how much worse
+  the policy did than the hindsight plan on the same realisation (``sign x (oracle - policy)``,
+  positive = worse), with its 95 % t interval. The oracle is also a row of ``stats`` and
+  ``paired``.
 
 Only scenarios with status ``ok`` enter ``stats`` and ``paired``; the others are counted in
 ``solver`` (``scenarios_<status>``).
@@ -29,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from experiments.families import ORACLE
 from experiments.run import atomic_parquet
 from experiments.scenarios_mc import cvar, weighted_quantile
 from experiments.sweep import read_manifest, read_results
@@ -86,8 +92,11 @@ def bench_tables(out: str | Path, policies: list[str] | None = None) -> dict[str
     out = Path(out)
     man, res = _ok_scenarios(out)
     system = res[res.entity == "system"]
-    pols = policies or list(pd.unique(system.policy))
-    rows, paired = [], []
+    pols = list(policies or pd.unique(system.policy))
+    has_oracle = ORACLE in set(system.policy)
+    if has_oracle and ORACLE not in pols:
+        pols.append(ORACLE)
+    rows, paired, regret = [], [], []
     for metric, sign in DIRECTION.items():
         wide = (system[system.metric == metric]
                 .pivot_table(index="scenario", columns="policy", values="value")
@@ -105,6 +114,19 @@ def bench_tables(out: str | Path, policies: list[str] | None = None) -> dict[str
                            "mean_diff": float(d.mean()), "sd_diff": sd,
                            "ci95_lo": float(d.mean()) - half, "ci95_hi": float(d.mean()) + half,
                            "share_b_better": float(np.mean(sign * d > 0))})
+        if has_oracle:
+            for pol in pols:
+                if pol == ORACLE:
+                    continue
+                r = sign * (wide[ORACLE] - wide[pol]).to_numpy()
+                n = r.size
+                sd = float(r.std(ddof=1)) if n > 1 else float("nan")
+                half = float(sps.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 \
+                    else float("nan")
+                regret.append({"metric": metric, "policy": pol, "n": n,
+                               "mean_regret": float(r.mean()), "ci95_lo": float(r.mean()) - half,
+                               "ci95_hi": float(r.mean()) + half,
+                               "share_worse": float(np.mean(r > 1e-9))})
     solver = res[res.entity == "solver"].groupby(["policy", "metric"]).value.sum()
     solver = solver.unstack(fill_value=0).reindex(pols).fillna(0).astype(int)
     for status, count in man.status.value_counts().items():
@@ -116,8 +138,11 @@ def bench_tables(out: str | Path, policies: list[str] | None = None) -> dict[str
         wall_rows.append({"policy": pol, "scenarios": int(secs.size),
                           "engine_s_mean": float(secs.mean()) if secs.size else float("nan"),
                           "engine_s_total": float(secs.sum())})
-    return {"stats": pd.DataFrame(rows), "paired": pd.DataFrame(paired),
-            "solver": solver.reset_index(), "wall": pd.DataFrame(wall_rows)}
+    tables = {"stats": pd.DataFrame(rows), "paired": pd.DataFrame(paired),
+              "solver": solver.reset_index(), "wall": pd.DataFrame(wall_rows)}
+    if has_oracle:
+        tables["regret"] = pd.DataFrame(regret)
+    return tables
 
 
 def write_bench(out: str | Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
@@ -148,4 +173,9 @@ def format_bench(tables: dict[str, pd.DataFrame]) -> str:
                      + tables["solver"].set_index("policy").to_string())
         parts.append("engine wall time per policy\n"
                      + tables["wall"].set_index("policy").to_string())
+        reg = tables.get("regret")
+        if reg is not None and len(reg):
+            parts.append("regret against the hindsight oracle (positive = worse than the "
+                         "oracle on the same realisation; 95 % t interval)\n"
+                         + reg.set_index(["metric", "policy"]).to_string())
     return "\n\n".join(parts)

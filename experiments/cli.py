@@ -324,6 +324,11 @@ def _sweep_config(args, policies: list[str] | None = None):
             raise ScenarioError(["--policies: expected a comma-separated list of policy names, "
                                  "e.g. idle,stationary,greedy"])
     kind = _kind(path)
+    if getattr(args, "oracle", False):
+        if kind != "tsn-study":
+            raise ScenarioError(["--oracle: the hindsight benchmark exists for the train "
+                                 "studies (tsn-ieee30, tsn-ieee118) only"])
+        args.set = [*args.set, "sweep.oracle=true"]
     if kind in ("tsn-study", "coopt-study"):
         from experiments.families import FAMILY_OF_KIND, load_target, policy_problems
 
@@ -439,6 +444,11 @@ def _sweep_options(p, name: str, n_default: int) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario value (repeatable)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    if name == "bench":
+        p.add_argument("--oracle", action="store_true",
+                       help="add the hindsight benchmark (train studies: the centralised MILP "
+                            "with the scenario's realised loads and wind) and each policy's "
+                            "regret against it")
 
 
 def _sweep_error() -> type:

@@ -16,8 +16,11 @@ path, unchanged) or one of the classes here, which share a small interface:
 forecast: the study's hourly OPF prices, the data's traffic profile, no disturbance. Open-loop
 plans (``greedy``, ``shortest``, ``milp``) depend on the forecast only, so they are made once per
 target (:meth:`TruckTarget.prepare`, in the client before any scenario runs; the MILP's plan time
-is in ``sweep.json``'s ``plan_s``). ``dp`` plans at the engine's reset and re-plans from the
-simulated state whenever the run leaves its plan. Scenario ``seed`` draws (``SeedSequence(seed)``):
+is in ``sweep.json``'s ``plan_s``; a MILP stopped by ``study.milp_time_limit_s`` before it found a
+solution is status ``error`` with no plan, so its trucks stay home: give it time, e.g. ``--set
+study.milp_time_limit_s=300`` on a busy machine). ``dp`` plans at the engine's reset and
+re-plans from the simulated state whenever the run leaves its plan. Scenario ``seed`` draws
+(``SeedSequence(seed)``):
 
 * traffic: each of the six zone/period speed factors of the profile times
   ``exp(traffic_sigma N(0, 1))`` (clipped to the profile's (0, 5]);
@@ -45,7 +48,11 @@ imbalance. Trains' trips are delayed (``delay_prob``, ``1..delay_max_min`` minut
 ``wind_curtailed_mwh`` (realised availability not used), ``imbalance_mwh`` (sum over hours of
 ``|DC slack imbalance|``: energy the dispatch did not cover, the slack's), the violations of the
 hourly AC power flow and ``soh_loss`` (trains' SOH loss, 0 under ``trains.degradation = none``);
-per hour ``imbalance_mw`` and ``wind_curtailed_mw``.
+per hour ``imbalance_mw`` and ``wind_curtailed_mw``. With ``sweep.oracle = true`` the rows of
+policy ``oracle`` are the hindsight benchmark: the centralised MILP (``uc-milp`` with the
+study's solver settings) planning on the scenario's realised loads and wind, run through the
+same engine on the same realisation (the train delays stay unseen: the MILP has no model of
+them). :func:`experiments.bench.bench_tables` then adds each policy's regret against it.
 
 ``--set sweep.KEY=VALUE`` sets the ``[sweep]`` section (:data:`TRUCK_SWEEP`, :data:`TRAIN_SWEEP`);
 other ``--set`` keys go to the study's own settings (e.g. ``case.overrides.T=6``,
@@ -75,7 +82,9 @@ TRUCK_SWEEP = {"model": "", "traffic_sigma": 0.1, "delay_prob": 0.3, "delay_max_
                "energy_noise": 0.05, "policies": ["dp", "greedy", "shortest", "milp"]}
 #: ``[sweep]`` settings of a train target
 TRAIN_SWEEP = {"wind_sigma": 0.15, "load_sigma": 0.03, "delay_prob": 0.3,
-               "delay_max_min": 90, "policies": ["uc-milp", "ocd", "idle"]}
+               "delay_max_min": 90, "policies": ["uc-milp", "ocd", "idle"], "oracle": False}
+#: the policy name of the hindsight rows (:meth:`TrainTarget.run` with ``sweep.oracle``)
+ORACLE = "oracle"
 FAMILY_OF_KIND = {"coopt-study": "missions", "tsn-study": "transmission"}
 COLS = ["policy", "entity", "metric", "time_min", "value", "unit"]
 
@@ -103,6 +112,10 @@ def _sweep_section(kind: str, given: dict) -> dict:
     out = {**defaults, **{k: v for k, v in given.items() if k in defaults}}
     for k, v in out.items():
         if k in ("policies", "model"):
+            continue
+        if k == "oracle":
+            if not isinstance(v, bool):
+                bad.append(f"sweep.oracle: true or false, got {v!r}")
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
                 or v < 0:
@@ -301,6 +314,8 @@ class TruckTarget:
                 plans[pol], _, info, _ = coopt_study.milp_plans(data, self.st, self.s,
                                                                 self.model, hourly)
                 status[pol] = {str(info["milp_status"]): 1}
+            else:
+                continue  # dp plans at the engine's reset, inside each scenario's run
             self.plan_s[pol] = round(time.perf_counter() - t0, 4)
         self._prep = (hourly, probs, plans, status)
         return (data, net, *self._prep)
@@ -540,8 +555,10 @@ class TrainTarget:
             return out
         return {}
 
-    def simulate(self, pol: str, real: dict):
-        """One policy on one realisation: (tables, summary, site, policy)."""
+    def simulate(self, pol: str, real: dict, hindsight: bool = False):
+        """One policy on one realisation: (tables, cost summary, site, policy). ``hindsight``:
+        the policy plans on the realised case (loads and wind of the scenario) instead of the
+        forecast; the train delays stay unknown to it."""
         from agents.rail import rail_graph
         from agents.train import TrainFleet, train_degradation
         from experiments.tsn_sim import make_tsn_policy, run_cost
@@ -560,7 +577,8 @@ class TrainTarget:
         site = RealisedSite(self.realised_case(real), net,
                             vm_min_pu=self.cfg.check.vm_min_pu,
                             vm_max_pu=self.cfg.check.vm_max_pu)
-        eng = Engine(TransmissionSystem(case, fleet.trains, site), policy, rng, Recorder())
+        seen = self.realised_case(real) if hindsight else case
+        eng = Engine(TransmissionSystem(seen, fleet.trains, site), policy, rng, Recorder())
         frames = eng.run().frames()
         tables = {k: (frames.get(k) if frames.get(k) is not None else pd.DataFrame())
                   for k in ("grid", "units", "train_hours", "train_states", "failures")}
@@ -570,9 +588,12 @@ class TrainTarget:
     def run(self, scenario: int, seed: int) -> tuple[pd.DataFrame, dict[str, float]]:
         real = self.realisation(seed)
         parts, policy_s = [], {}
-        for pol in self.policies:
+        runs = [(p, p, False) for p in self.policies]
+        if self.sweep.get("oracle"):
+            runs.append((ORACLE, "uc-milp", True))
+        for pol, impl, hindsight in runs:
             t0 = time.perf_counter()
-            tables, cost, site, policy = self.simulate(pol, real)
+            tables, cost, site, policy = self.simulate(impl, real, hindsight)
             policy_s[pol] = round(time.perf_counter() - t0, 4)
             g = tables["grid"]
             solved = g[g.status != "no_decision"] if len(g) else g

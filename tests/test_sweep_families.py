@@ -140,3 +140,28 @@ def test_unsupported_policy_names_the_flag_and_the_valid_names(capsys, tmp_path)
     assert "--policies" in err and "'greedy'" in err and "idle, ocd, uc-milp" in err
     with pytest.raises(ScenarioError, match="sweep.wind_sigma"):
         load_target(resolve("tsn-ieee30"), ["sweep.wind_sigma=-1"])
+
+
+def test_train_oracle_plans_on_the_realisation_and_bench_reports_regret(tmp_path, trains):
+    calm = load_target(resolve("tsn-ieee30"), [*TRAIN_SETS, "sweep.delay_prob=0.0"],
+                       ["uc-milp"])
+    real = calm.realisation(9)
+    assert not real["delays_min"]
+    _, _, site_f, _ = calm.simulate("uc-milp", real)
+    _, _, site_o, _ = calm.simulate("uc-milp", real, hindsight=True)
+    # without train delays the hindsight plan balances the realised loads and wind every hour
+    # (the DC power flow's slack takes nothing); the forecast plan leaves an imbalance
+    assert max(abs(h["imbalance_mw"]) for h in site_o.hours) < 1e-6
+    assert max(abs(h["imbalance_mw"]) for h in site_f.hours) > 1e-3
+    t = load_target(resolve("tsn-ieee30"), [*TRAIN_SETS, "sweep.oracle=true"], ["idle"])
+    out = tmp_path / "oracle"
+    run_sweep(t, out, 2, 1, workers=0, progress=False)
+    tabs = bench_tables(out, ["idle"])
+    reg = tabs["regret"].set_index(["metric", "policy"])
+    res = read_results(out)
+    wide = res[(res.metric == "operating_cost") & res.time_min.isna()].pivot_table(
+        index="scenario", columns="policy", values="value")
+    assert reg.loc[("operating_cost", "idle")].mean_regret == pytest.approx(
+        (wide.idle - wide.oracle).mean(), abs=1e-9)
+    assert reg.loc[("operating_cost", "idle")].n == 2
+    assert "oracle" in set(tabs["stats"].policy)
