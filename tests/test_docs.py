@@ -166,13 +166,11 @@ def test_the_readme_policy_example_runs():
     # the same example on a 6 h horizon, to keep the test short
     short = code.replace('load("three-dn", [', 'load("three-dn", ["scenario.horizon_min=360", ')
     assert short != code
-    before = dict(registry.POLICIES)
     scope: dict = {}
     try:
         exec(compile(short, "README.md", "exec"), scope)
     finally:
-        registry.POLICIES.clear()
-        registry.POLICIES.update(before)
+        registry.unregister_policy("night-charger")
     m = scope["result"].metrics
     sfi = m[(m.metric == "sfi_total") & (m.entity == "system")].set_index("policy")["value"]
     assert set(sfi.index) == {"night-charger", "idle"}
