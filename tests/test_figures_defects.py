@@ -1,0 +1,160 @@
+"""Figure behaviour checked through matplotlib objects (not pixels): the route Gantt classes a
+step as charging/discharging only above a power threshold and so agrees with the power table,
+the voltage figure has one legend, the policy comparison leaves out all-zero panels, and the
+sweep's hourly band keeps its legend outside the axes with distinguishable bands."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.patches import Rectangle
+
+from experiments import figures
+from experiments.config import SCENARIO_DIR, validate
+from experiments.run import run_one
+
+TINY = tomllib.loads((SCENARIO_DIR / "tiny.toml").read_text())
+P_MAX_MW = 0.25  # the tiny truck's rating (tiny.toml)
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Replace figures._save: keep the figure (and still write and close it)."""
+    figs = []
+    real = figures._save
+
+    def keep(fig, path, dpi=figures.DPI):
+        figs.append(fig)
+        fig.canvas.draw()  # so tests can read the laid-out objects
+        return real(fig, path, dpi)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    return figs
+
+
+@pytest.fixture(scope="module")
+def trickle_run():
+    """tiny with its schedule: trickle charging (0.4 % of the rating) at a for two hours, a real
+    charge, trickle again, then a real discharge at b."""
+    raw = copy.deepcopy(TINY)
+    raw.pop("compare", None)
+    raw["policy"]["params"]["plan"] = [
+        {"time_min": 0, "vehicle": "truck", "dest": "a"},
+        {"time_min": 60, "vehicle": "truck", "p_mw": 0.001},
+        {"time_min": 120, "vehicle": "truck", "p_mw": 0.2},
+        {"time_min": 180, "vehicle": "truck", "p_mw": 0.0015},
+        {"time_min": 240, "vehicle": "truck", "dest": "b"},
+        {"time_min": 360, "vehicle": "truck", "p_mw": -0.2},
+        {"time_min": 420, "vehicle": "truck", "p_mw": -0.0005},
+    ]
+    res = run_one(validate(raw), record_arrays=False)
+    return res.tables, res.info
+
+
+def _bars(ax, color: str) -> list[tuple[float, float]]:
+    """(start_h, end_h) of the thin power bars of ``color`` in the Gantt axes."""
+    rgba = mcolors.to_rgba(color)
+    return sorted((p.get_x(), p.get_x() + p.get_width()) for p in ax.patches
+                  if isinstance(p, Rectangle) and np.allclose(p.get_facecolor(), rgba)
+                  and p.get_height() == pytest.approx(0.1))
+
+
+def _hours(runs: list[tuple[float, float]], step_h: float) -> set[float]:
+    return {round(a + k * step_h, 6) for a, b in runs
+            for k in range(int(round((b - a) / step_h)))}
+
+
+def test_power_modes_follow_the_threshold_of_the_run_power_table(trickle_run):
+    tables, info = trickle_run
+    veh = tables["vehicles"]
+    p = veh.set_index("time_min")["p_mw"]
+    # the run really holds trickle steps: nonzero, but below 1 % of the rating
+    trickle = p[(p.abs() > 1e-9) & (p.abs() < figures.ACTIVE_POWER_FRAC * P_MAX_MW)]
+    assert len(trickle) >= 3, p
+    modes = figures.power_modes(tables, info).set_index("time_min")
+    assert list(modes.index) == list(p.index)
+    thr = figures.ACTIVE_POWER_FRAC * info["vehicles"]["truck"]["p_max_mw"]
+    assert thr == pytest.approx(0.0025)
+    for t, pw in p.items():
+        want = "charging" if pw >= thr else "discharging" if pw <= -thr else "idle"
+        assert modes.loc[t, "mode"] == want, (t, pw)
+    assert (modes["mode"] == "charging").sum() == 1
+    assert (modes["mode"] == "discharging").sum() == 1
+    assert set(modes.loc[trickle.index, "mode"]) == {"idle"}
+
+
+def test_gantt_marks_charging_only_where_the_power_plot_shows_it(trickle_run, captured,
+                                                                tmp_path):
+    tables, info = trickle_run
+    figures.route_gantt(tables, info, tmp_path / "gantt.png")
+    ax = captured[-1].axes[0]
+    step_h = info["step_min"] / 60.0
+    p = tables["vehicles"].set_index("time_min")["p_mw"]
+    thr = figures.ACTIVE_POWER_FRAC * P_MAX_MW
+    ch = _hours(_bars(ax, figures.CHARGE_COLOR), step_h)
+    dis = _hours(_bars(ax, figures.DISCHARGE_COLOR), step_h)
+    assert ch == {round(t / 60.0, 6) for t, v in p.items() if v >= thr} == {2.0}
+    assert dis == {round(t / 60.0, 6) for t, v in p.items() if v <= -thr} == {6.0}
+    labels = ax.get_legend().get_texts()
+    assert any(t.get_text().startswith("charging (|P| ≥ 1 %") for t in labels)
+
+
+def test_power_modes_without_a_rating_uses_the_absolute_floor():
+    tables = {"vehicles": pd.DataFrame({"time_min": [0, 60, 120], "vehicle": "v",
+                                        "p_mw": [1e-4, -1e-4, 0.0]})}
+    modes = figures.power_modes(tables, {"step_min": 60, "vehicles": {}})
+    assert list(modes["mode"]) == ["charging", "discharging", "idle"]
+    with pytest.raises(ValueError, match="frac"):
+        figures.power_modes(tables, {"step_min": 60}, frac=1.5)
+
+
+def test_voltage_figure_has_one_legend(trickle_run, captured, tmp_path):
+    tables, info = trickle_run
+    figures.voltage_range(tables, info, tmp_path / "v.png")
+    fig = captured[-1]
+    assert len(fig.axes) == len(info["sites"]) == 2
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) + len(fig.legends) == 1
+    texts = [t.get_text() for t in legends[0].get_texts()]
+    assert len(texts) == len(set(texts))
+    assert "limits" in texts and "bus voltage range (min–max)" in texts
+
+
+def _metrics(values: dict[str, list[float]], pols=("a", "b")) -> pd.DataFrame:
+    rows = [dict(policy=p, entity=s, metric="sfi_accumulated", value=v)
+            for p in pols for s, v in zip(("dn1", "dn2"), (3.0, 4.0))]
+    rows += [dict(policy=p, entity="system", metric=m, value=vals[i])
+             for m, vals in values.items() for i, p in enumerate(pols)]
+    return pd.DataFrame(rows)
+
+
+def test_policy_comparison_drops_all_zero_panels(captured, tmp_path):
+    m = _metrics({"sfi_total": [7.0, 6.5], "energy_delivered_mwh": [-0.1, 0.0],
+                  "losses_mwh": [2.3, 2.3], "voltage_violation_bus_steps": [0.0, 0.0],
+                  "loading_violation_line_steps": [0.0, 0.0]})
+    drawn, zero = figures.comparison_panels(m)
+    assert drawn == ["sfi_accumulated", "sfi_total", "energy_delivered_mwh", "losses_mwh"]
+    assert zero == ["voltage_violation_bus_steps", "loading_violation_line_steps"]
+    figures.policy_comparison(m, tmp_path / "cmp.png")
+    fig = captured[-1]
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 4
+    titles = [ax.get_title() for ax in visible]
+    assert "Voltage violations" not in titles and "Line overloads" not in titles
+    note = [t.get_text() for t in fig.texts if "not drawn" in t.get_text()]
+    assert len(note) == 1 and "voltage violations" in note[0] and "line overloads" in note[0]
+    # a metric zero for one policy only is kept, and nothing zero means no footnote
+    m2 = _metrics({"sfi_total": [7.0, 6.5], "energy_delivered_mwh": [-0.1, 0.0],
+                   "losses_mwh": [2.3, 2.3], "voltage_violation_bus_steps": [0.0, 3.0],
+                   "loading_violation_line_steps": [1.0, 0.0]})
+    assert figures.comparison_panels(m2) == (
+        ["sfi_accumulated", *[k for k, _, _ in figures.COMPARISON_METRICS]], [])
+    figures.policy_comparison(m2, tmp_path / "cmp2.png")
+    fig = captured[-1]
+    assert sum(ax.get_visible() for ax in fig.axes) == 6
+    assert not [t for t in fig.texts if "not drawn" in t.get_text()]
