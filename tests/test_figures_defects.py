@@ -158,3 +158,47 @@ def test_policy_comparison_drops_all_zero_panels(captured, tmp_path):
     fig = captured[-1]
     assert sum(ax.get_visible() for ax in fig.axes) == 6
     assert not [t for t in fig.texts if "not drawn" in t.get_text()]
+
+
+def test_sweep_hourly_band_legend_outside_and_bands_distinct(monkeypatch, tmp_path):
+    from experiments import sweep_figures
+
+    rng = np.random.default_rng(3)
+    pols = ["greedy", "stationary", "idle"]
+    rows = [dict(scenario=s, policy=p, entity="system", metric=m, time_min=float(t),
+                 value=1.0 + 0.1 * rng.standard_normal())
+            for s in range(4) for p in pols for m in sweep_figures.HOURLY
+            for t in range(0, 240, 60)]
+    monkeypatch.setattr(sweep_figures, "_system", lambda out: pd.DataFrame(rows))
+    figs = []
+    real = sweep_figures._save
+
+    def keep(fig, path, dpi=figures.DPI):
+        fig.canvas.draw()
+        figs.append(fig)
+        return real(fig, path, dpi)
+
+    monkeypatch.setattr(sweep_figures, "_save", keep)
+    sweep_figures.hourly_band(tmp_path, tmp_path / "band.png")
+    fig = figs[0]
+    axes = fig.axes
+    assert len(axes) == len(sweep_figures.HOURLY)
+    legends = [ax.get_legend() for ax in axes if ax.get_legend() is not None]
+    assert len(legends) + len(fig.legends) == 1
+    leg = legends[0]
+    box = leg.get_window_extent()
+    for ax in axes:  # the legend overlaps no axes: it sits below the last one
+        a = ax.get_window_extent()
+        assert box.y1 <= a.y0 or box.y0 >= a.y1 or box.x1 <= a.x0 or box.x0 >= a.x1
+    assert box.y1 <= axes[-1].get_window_extent().y0
+    # one mean line and one band patch per policy: distinct colours, line styles and hatches
+    handles = leg.legend_handles
+    lines, bands = handles[0::2], handles[1::2]
+    assert len({ln.get_linestyle() for ln in lines}) == len(pols)
+    assert len({tuple(ln.get_color()) if not isinstance(ln.get_color(), str)
+                 else ln.get_color() for ln in lines}) == len(pols)
+    assert len({b.get_hatch() for b in bands}) == len(pols)
+    assert all(b.get_hatch() for b in bands)
+    # the drawn bands carry the same hatches as the legend
+    drawn = {c.get_hatch() for c in axes[0].collections if c.get_hatch()}
+    assert drawn == {b.get_hatch() for b in bands}
