@@ -202,3 +202,63 @@ def test_sweep_hourly_band_legend_outside_and_bands_distinct(monkeypatch, tmp_pa
     # the drawn bands carry the same hatches as the legend
     drawn = {c.get_hatch() for c in axes[0].collections if c.get_hatch()}
     assert drawn == {b.get_hatch() for b in bands}
+
+
+# ------------------------------------------------------------------ train (TSN) study figures
+def _keep_tsn(monkeypatch):
+    from experiments import tsn_figures
+
+    figs = []
+    real = tsn_figures._save
+
+    def keep(fig, path, dpi=figures.DPI):
+        fig.canvas.draw()
+        figs.append(fig)
+        return real(fig, path, dpi)
+
+    monkeypatch.setattr(tsn_figures, "_save", keep)
+    return tsn_figures, figs
+
+
+def test_train_routes_put_energy_and_capacity_on_their_own_labelled_axes(monkeypatch,
+                                                                        tmp_path):
+    tsn_figures, figs = _keep_tsn(monkeypatch)
+    routes = pd.DataFrame({"train": ["K1"] * 3 + ["K2"] * 3, "hour": [1, 2, 3] * 2,
+                           "station": ["S1", "", "S2", "S2", "S2", ""],
+                           "c_mw": [20.0, 20.0, 20.0, 30.0, 30.0, 30.0],
+                           "e_mwh": [10.0, 12.0, 15.0, 40.0, 35.0, 35.0]})
+    tsn_figures.train_routes(routes, tmp_path / "r.png")
+    _, ax_e, ax_c = figs[0].axes
+    assert "MWh" in ax_e.get_ylabel() and "MW," in ax_c.get_ylabel()
+    # energy values only on the energy axes, capacity values only on the capacity axes
+    assert {float(y) for ln in ax_e.get_lines() for y in ln.get_ydata()} == {10, 12, 15, 40, 35}
+    assert {float(y) for ln in ax_c.get_lines() for y in ln.get_ydata()} == {20.0, 30.0}
+
+
+def test_ocd_figure_always_shows_the_centralised_reference_and_its_status(monkeypatch,
+                                                                          tmp_path):
+    tsn_figures, figs = _keep_tsn(monkeypatch)
+    # many iterations near 9,000 USD and a reference far above the 98th percentile
+    hist = pd.DataFrame({"run": "literal", "iteration": range(1, 61),
+                         "ub_usd": 9000.0, "lb_usd": 8000.0})
+    tsn_figures.ocd_convergence(hist, 10400.0, tmp_path / "o.png", "time_limit")
+    ax = figs[0].axes[0]
+    lo, hi = ax.get_ylim()
+    assert lo < 8000.0 and hi > 10400.0
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "centralised MILP (time_limit, not proven optimal)" in labels
+    tsn_figures.ocd_convergence(hist, 8500.0, tmp_path / "o2.png")
+    assert "centralised MILP" in [t.get_text() for t in figs[1].axes[0].get_legend().get_texts()]
+
+
+def test_tsn_sweeps_ring_incumbents_that_are_not_proven_optimal(monkeypatch, tmp_path):
+    tsn_figures, figs = _keep_tsn(monkeypatch)
+    ts = pd.DataFrame({"transport_cost_per_h": [0.0, 20.0, 200.0], "train_hours": [31, 5, 0],
+                       "status": ["time_limit", "optimal", "optimal"]})
+    tsn_figures.transport_sweep(ts, tmp_path / "t.png")
+    ax = figs[0].axes[0]
+    ringed = [ln for ln in ax.get_lines() if ln.get_label() == "not proven optimal"]
+    assert len(ringed) == 1 and list(ringed[0].get_xdata()) == [0.0]
+    assert "falls" not in ax.get_title()  # no conclusion written in before the data
+    tsn_figures.transport_sweep(ts.assign(status="optimal"), tmp_path / "t2.png")
+    assert figs[1].axes[0].get_legend() is None
