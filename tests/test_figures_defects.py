@@ -262,3 +262,43 @@ def test_tsn_sweeps_ring_incumbents_that_are_not_proven_optimal(monkeypatch, tmp
     assert "falls" not in ax.get_title()  # no conclusion written in before the data
     tsn_figures.transport_sweep(ts.assign(status="optimal"), tmp_path / "t2.png")
     assert figs[1].axes[0].get_legend() is None
+
+
+# ------------------------------------------------------------------ Co-OPT study figures
+def test_coopt_soc_day_has_one_legend_outside_the_panels(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from experiments import coopt_figures
+
+    figs = []
+    real = coopt_figures._save
+
+    def keep(fig, path, dpi=figures.DPI):
+        fig.canvas.draw()
+        figs.append(fig)
+        return real(fig, path, dpi)
+
+    monkeypatch.setattr(coopt_figures, "_save", keep)
+    rep = [SimpleNamespace(truck=f"truck{i}", soc_segments=[[(420, 0.9), (500, 0.7)],
+                                                           [(560, 0.2), (640, 0.65)]])
+           for i in (1, 2)]
+    kept = {("generalised", p): (None, rep) for p in ("dp", "dp_site", "greedy")}
+    coopt_figures.soc_day(tmp_path, kept, "generalised", 0.05, 0.6)
+    fig = figs[0]
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    assert len(fig.legends) == 1
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["truck1", "truck2", "SOC min", "SOC end (old MESS)"]
+    box = fig.legends[0].get_window_extent()
+    assert all(box.y1 <= ax.get_window_extent().y0 for ax in fig.axes)  # below every panel
+
+    summary = pd.DataFrame({"model": "generalised", "policy": ["dp", "greedy"],
+                            "distance_usd": [100.0, 90.0], "wage_usd": [300.0, 310.0],
+                            "energy_usd": [400.0, 420.0], "degradation_usd": [20.0, 30.0],
+                            "unmet_penalty_usd": [0.0, 500.0], "total_usd": [820.0, 1350.0]})
+    coopt_figures.cost_breakdown(tmp_path, summary)
+    ax = figs[1].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert not [lab for lab in labels if lab.endswith("_usd")]  # words, not column names
+    assert labels[0] == "unmet-demand penalty"  # top of the stack first
+    assert "USD" in ax.get_ylabel()
