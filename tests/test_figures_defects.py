@@ -302,3 +302,27 @@ def test_coopt_soc_day_has_one_legend_outside_the_panels(monkeypatch, tmp_path):
     assert not [lab for lab in labels if lab.endswith("_usd")]  # words, not column names
     assert labels[0] == "unmet-demand penalty"  # top of the stack first
     assert "USD" in ax.get_ylabel()
+
+
+def test_sfi_weights_legend_lists_only_dns_with_a_deficit_hour(monkeypatch, tmp_path):
+    from experiments import sfi_figures
+
+    figs = []
+    real = sfi_figures._save
+
+    def keep(fig, path, dpi=figures.DPI):
+        figs.append(fig)
+        return real(fig, path, dpi)
+
+    monkeypatch.setattr(sfi_figures, "_save", keep)
+    hours = np.arange(1, 5)
+    w = pd.concat([pd.DataFrame({"site": n, "hour": hours, "w_dynamic": 1 / 3,
+                                 "w_stochastic": 1 / 3, "fd_dynamic": fd,
+                                 "fd_stochastic": fs})
+                   for n, fd, fs in (("dn1", [0, 1, 0, 0], 0.0), ("dn2", 0.0, [0, 0, 2, 0]),
+                                     ("dn3", 0.0, 0.0))])
+    info = {"sites": {"dn1": {}, "dn2": {}, "dn3": {}}}
+    sfi_figures.fig_weights(w, info, tmp_path / "w.png")
+    labels = [t.get_text() for t in figs[0].axes[0].get_legend().get_texts()]
+    assert "deficit hour of dn1" in labels and "deficit hour of dn2" in labels
+    assert "deficit hour of dn3" not in labels
