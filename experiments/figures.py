@@ -347,8 +347,9 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
         if has_unplugged:
             handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="..",
                                  label="parked, unplugged"))
-        handles.append(Patch(facecolor=TRANSIT_FACE, edgecolor=TRANSIT_EDGE, hatch="///",
-                             label="transit"))
+        if not iv.empty and (iv["kind"] == "transit").any():
+            handles.append(Patch(facecolor=TRANSIT_FACE, edgecolor=TRANSIT_EDGE, hatch="///",
+                                 label="transit"))
         if has_breakdown:
             handles.append(Patch(facecolor="none", edgecolor="black", hatch="xx",
                                  label="broken down"))
@@ -392,10 +393,11 @@ def power_bars(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                                    ax.get_legend_handles_labels()[1] else None)
             pos, neg = np.where(p > 0, p, 0.0), np.where(p < 0, p, 0.0)
             lw = 0.4 if horizon / step <= 48 else 0.0  # step separators only when few steps
+            # legend entries only for what the run holds
             ax.bar(t, pos, width=dt_h, align="edge", color=CHARGE_COLOR, edgecolor="white",
-                   linewidth=lw, label="charging")
+                   linewidth=lw, label="charging" if np.any(pos > 0) else None)
             ax.bar(t, neg, width=dt_h, align="edge", color=DISCHARGE_COLOR, edgecolor="white",
-                   linewidth=lw, label="discharging")
+                   linewidth=lw, label="discharging" if np.any(neg < 0) else None)
             if len(v) and "p_requested_mw" in v.columns:
                 req = pd.to_numeric(v["p_requested_mw"], errors="coerce").fillna(0.0).to_numpy()
                 if np.any(np.abs(req - p) > 1e-6):

@@ -326,3 +326,20 @@ def test_sfi_weights_legend_lists_only_dns_with_a_deficit_hour(monkeypatch, tmp_
     labels = [t.get_text() for t in figs[0].axes[0].get_legend().get_texts()]
     assert "deficit hour of dn1" in labels and "deficit hour of dn2" in labels
     assert "deficit hour of dn3" not in labels
+
+
+def test_legends_list_only_what_the_run_holds(captured, tmp_path):
+    """A parked vehicle that only charges: no 'transit' in the Gantt legend, no 'discharging'
+    in the power legend (both were listed for every run)."""
+    info = {"step_min": 60, "horizon_min": 180, "sites": {"A": {"node": "nA"}},
+            "vehicles": {"V": {"p_max_mw": 1.0}}}
+    veh = pd.DataFrame({"time_min": [0, 60, 120], "vehicle": "V", "node": "nA", "site": "A",
+                        "status": "parked", "p_mw": [0.5, 0.0, 0.004],
+                        "p_requested_mw": [0.5, 0.0, 0.004]})
+    tables = {"vehicles": veh}
+    figures.route_gantt(tables, info, tmp_path / "g.png")
+    labels = [t.get_text() for t in captured[-1].axes[0].get_legend().get_texts()]
+    assert labels == ["parked at A", "charging (|P| ≥ 1 % of $P_{\\max}$)"]
+    figures.power_bars(tables, info, tmp_path / "p.png")
+    labels = [t.get_text() for t in captured[-1].axes[0].get_legend().get_texts()]
+    assert "charging" in labels and "discharging" not in labels and "transit" not in labels
