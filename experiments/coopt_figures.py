@@ -85,14 +85,22 @@ def soc_day(path: Path, keep, model: str, soc_min: float, soc_end: float) -> Pat
         ax.set_xlabel("clock (h)")
         ax.set_title(f"{pol}: SOC of the carried MESS ({model})\nsolid fresh, dashed old",
                      fontsize=10)
-        ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("SOC (fraction)")
+    # one legend for the three panels, below them (inside, it covered the trajectories)
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    fig.legend(list(seen.values()), list(seen), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=len(seen), fontsize=8, frameon=False)
     return _save(fig, path / "soc_day.png", dpi=110)
 
 
 def cost_breakdown(path: Path, summary) -> Path:
     parts = ["distance_usd", "wage_usd", "energy_usd", "degradation_usd", "unmet_penalty_usd"]
+    names = ["distance", "wages", "charging energy", "battery degradation",
+             "unmet-demand penalty"]
     colors = ["tab:brown", "tab:olive", "tab:blue", "tab:red", "0.6"]
     models = list(dict.fromkeys(summary.model))
     pols = list(dict.fromkeys(summary.policy))
@@ -103,17 +111,20 @@ def cost_breakdown(path: Path, summary) -> Path:
             xi = mi * (len(pols) + 1) + pi
             row = summary[(summary.model == m) & (summary.policy == pol)].iloc[0]
             bottom = 0.0
-            for part, c in zip(parts, colors):
+            for part, name, c in zip(parts, names, colors):
                 ax.bar(xi, row[part], bottom=bottom, color=c,
-                       label=part if (mi == 0 and pi == 0) else None)
+                       label=name if (mi == 0 and pi == 0) else None)
                 bottom += row[part]
             ax.text(xi, bottom, f"{row['total_usd']:.0f}", ha="center", va="bottom", fontsize=7)
             x.append(xi)
             labels.append(f"{pol}\n{m}")
-    ax.set_xticks(x, labels, fontsize=7, rotation=30)
-    ax.set_ylabel("USD per day (fleet)")
+    ax.set_xticks(x, labels, fontsize=8, rotation=30 if len(x) > 8 else 0)
+    ax.set_xlabel("policy / degradation model")
+    ax.set_ylabel("fleet cost (USD per day)")
     ax.set_title("Cost breakdown under the DP cost model (label: total incl. unmet penalty)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    handles, labs = ax.get_legend_handles_labels()  # stacking order: top entry = top block
+    ax.legend(handles[::-1], labs[::-1], fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path / "cost_breakdown.png", dpi=110)
 
@@ -153,7 +164,8 @@ def soh_models(path: Path, summary, keep, s, years: float) -> Path:
         ax.plot(np.arange(days + 1), soh, color=MODEL_COLOR.get(m), label=m)
     ax.set_xlabel("days repeating one MESS's daily cycle of truck 1's DP plan")
     ax.set_ylabel("SOH (fraction)")
-    ax.set_title("SOH under NMC vs LFP vs generalised (stepwise models)")
+    names = ", ".join(m if m == "generalised" else m.upper() for m in models)
+    ax.set_title(f"SOH per degradation model ({names}; stepwise models)")
     ax.legend()
     ax.grid(alpha=0.3)
     return _save(fig, path / "soh_models.png", dpi=110)
@@ -168,11 +180,12 @@ def prices_fig(path: Path, pres) -> Path:
                 label=f"bus {b}")
     ax.axvspan(7, 19, color="0.9", label="routing day")
     ax.set_xlabel("hour")
-    ax.set_ylabel("USD/kWh")
+    ax.set_ylabel("nodal price (USD/kWh)")
+    ax.set_xlim(0, 24)
     spread = float(np.ptp(pres.price_usd_per_kwh, axis=1).max())
-    ax.set_title(f"{pres.config.method.upper()}-OPF nodal prices (lam_p) at the charging buses\n"
-                 f"(largest spread between buses in any hour: {spread * 1000:.2f} USD/MWh)")
-    ax.legend(fontsize=8)
+    ax.set_title(f"{pres.config.method.upper()}-OPF nodal prices at the charging buses\n"
+                 f"(largest spread between buses in any hour: {spread:.3f} USD/kWh)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, path / "prices.png", dpi=110)
 

@@ -34,6 +34,10 @@ LIMIT_COLOR = "#c0392b"
 _SITE_PALETTE = [plt.get_cmap("tab10").colors[i] for i in (0, 1, 4, 5, 9, 6, 8)]
 _VEHICLE_PALETTE = list(plt.get_cmap("Dark2").colors)
 P_EPS_MW = 1e-9
+# A vehicle-step counts as charging/discharging in the route Gantt only when |p_mw| reaches this
+# share of the vehicle's rating (p_max_mw); below it (trickle, standby draw) the vehicle is shown
+# idle at its site. Without a rating the absolute floor P_EPS_MW applies.
+ACTIVE_POWER_FRAC = 0.01
 
 _STYLE = {
     "font.size": 9,
@@ -229,10 +233,38 @@ def _breakdowns(events: pd.DataFrame, horizon_min: int) -> dict[str, list[tuple[
     return out
 
 
+def power_modes(tables: Mapping[str, pd.DataFrame], info: Mapping,
+                policy: str | None = None, frac: float = ACTIVE_POWER_FRAC) -> pd.DataFrame:
+    """Classify every vehicle-step of the vehicles table: ``vehicle, time_min, p_mw, mode`` with
+    ``mode`` 'charging' (``p_mw >= frac * p_max_mw``), 'discharging' (``p_mw <= -frac *
+    p_max_mw``) or 'idle' (anything smaller, e.g. trickle charging). ``p_max_mw`` is the vehicle's
+    rating from ``info["vehicles"]``; without one the floor :data:`P_EPS_MW` is used."""
+    if not 0.0 <= frac < 1.0:
+        raise ValueError(f"frac must be in [0, 1), got {frac}")
+    policy = _resolve_policy(tables, policy)
+    veh = _tab(tables, "vehicles", policy)
+    cols = ["vehicle", "time_min", "p_mw", "mode"]
+    if veh.empty:
+        return pd.DataFrame(columns=cols)
+    out = veh[["vehicle", "time_min"]].copy()
+    out["vehicle"] = out["vehicle"].astype(str)
+    out["p_mw"] = pd.to_numeric(veh["p_mw"], errors="coerce").fillna(0.0)
+    specs = info.get("vehicles", {})
+    rating = out["vehicle"].map(
+        lambda n: float(specs.get(n, {}).get("p_max_mw", np.nan))).to_numpy(dtype=float)
+    thr = np.where(np.isfinite(rating) & (rating > 0), frac * rating, 0.0)
+    thr = np.maximum(thr, P_EPS_MW)
+    p = out["p_mw"].to_numpy(dtype=float)
+    out["mode"] = np.where(p >= thr, "charging", np.where(p <= -thr, "discharging", "idle"))
+    return out[cols].reset_index(drop=True)
+
+
 def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                 policy: str | None = None, show_power: bool = True) -> Path:
     """Route states per vehicle (A.9 Fig. 2): parked bars coloured by site, transit hatched grey,
-    and (``show_power``) thin charge/discharge bars on top of each row."""
+    and (``show_power``) thin charge/discharge bars on top of each row for the steps that
+    :func:`power_modes` classes as charging/discharging (at least :data:`ACTIVE_POWER_FRAC` of
+    the vehicle's rating); smaller powers show as idle at the site (no bar)."""
     policy = _resolve_policy(tables, policy)
     veh = _tab(tables, "vehicles", policy)
     step = int(info["step_min"])
@@ -247,6 +279,7 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
         used_sites: list[str] = []
         has_idle_node = has_ch = has_dis = has_unplugged = has_breakdown = False
         down = _breakdowns(_tab(tables, "events", policy), horizon)
+        modes = power_modes(tables, info, policy)
         # Steps at which a parked vehicle was left unplugged (``Command(connected=False)``).
         unplugged: set[tuple[str, int]] = set()
         if "connected" in veh.columns:
@@ -291,16 +324,15 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                 ax.barh(i, (b - a) / 60.0, left=a / 60.0, height=bar_h, color="none",
                         edgecolor="black", hatch="xx", linewidth=1.0)
             if show_power and not veh.empty:
-                v = veh[veh["vehicle"].astype(str) == name]
-                p = pd.to_numeric(v["p_mw"], errors="coerce").fillna(0.0)
-                mode = np.where(p > P_EPS_MW, "ch", np.where(p < -P_EPS_MW, "dis", ""))
-                for m, a, b in _runs(list(mode), v["time_min"].tolist(), step):
-                    if not m:
+                v = modes[modes["vehicle"] == name]
+                for m, a, b in _runs(v["mode"].tolist(), v["time_min"].tolist(), step):
+                    if m == "idle":
                         continue
-                    has_ch |= m == "ch"
-                    has_dis |= m == "dis"
+                    has_ch |= m == "charging"
+                    has_dis |= m == "discharging"
                     ax.barh(i - bar_h / 2 - 0.07, (min(b, horizon) - a) / 60.0, left=a / 60.0,
-                            height=0.1, color=CHARGE_COLOR if m == "ch" else DISCHARGE_COLOR)
+                            height=0.1,
+                            color=CHARGE_COLOR if m == "charging" else DISCHARGE_COLOR)
         ax.set_yticks(range(len(names)), names)
         ax.set_ylim(len(names) - 0.5, -0.75)
         ax.grid(axis="y", visible=False)
@@ -315,15 +347,17 @@ def route_gantt(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
         if has_unplugged:
             handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="..",
                                  label="parked, unplugged"))
-        handles.append(Patch(facecolor=TRANSIT_FACE, edgecolor=TRANSIT_EDGE, hatch="///",
-                             label="transit"))
+        if not iv.empty and (iv["kind"] == "transit").any():
+            handles.append(Patch(facecolor=TRANSIT_FACE, edgecolor=TRANSIT_EDGE, hatch="///",
+                                 label="transit"))
         if has_breakdown:
             handles.append(Patch(facecolor="none", edgecolor="black", hatch="xx",
                                  label="broken down"))
+        thr = f"|P| ≥ {100 * ACTIVE_POWER_FRAC:g} % of $P_{{\\max}}$"
         if has_ch:
-            handles.append(Patch(facecolor=CHARGE_COLOR, label="charging"))
+            handles.append(Patch(facecolor=CHARGE_COLOR, label=f"charging ({thr})"))
         if has_dis:
-            handles.append(Patch(facecolor=DISCHARGE_COLOR, label="discharging"))
+            handles.append(Patch(facecolor=DISCHARGE_COLOR, label=f"discharging ({thr})"))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   frameon=False, borderaxespad=0.0)
         return _save(fig, path)
@@ -359,10 +393,11 @@ def power_bars(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
                                    ax.get_legend_handles_labels()[1] else None)
             pos, neg = np.where(p > 0, p, 0.0), np.where(p < 0, p, 0.0)
             lw = 0.4 if horizon / step <= 48 else 0.0  # step separators only when few steps
+            # legend entries only for what the run holds
             ax.bar(t, pos, width=dt_h, align="edge", color=CHARGE_COLOR, edgecolor="white",
-                   linewidth=lw, label="charging")
+                   linewidth=lw, label="charging" if np.any(pos > 0) else None)
             ax.bar(t, neg, width=dt_h, align="edge", color=DISCHARGE_COLOR, edgecolor="white",
-                   linewidth=lw, label="discharging")
+                   linewidth=lw, label="discharging" if np.any(neg < 0) else None)
             if len(v) and "p_requested_mw" in v.columns:
                 req = pd.to_numeric(v["p_requested_mw"], errors="coerce").fillna(0.0).to_numpy()
                 if np.any(np.abs(req - p) > 1e-6):
@@ -499,8 +534,19 @@ def voltage_range(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
             ax.axhline(lim["vm_max_pu"], color=LIMIT_COLOR, linestyle="--", linewidth=0.9)
             ax.set_ylabel(f"{name}\nV (p.u.)")
             _time_axis(ax, horizon, label=False)
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                      borderaxespad=0.0)  # per site: the fill colour is the site's
+        # one legend for the figure: the panel's y label names its DN, so the range patch is
+        # drawn neutral (each panel fills it in its DN's colour)
+        seen: dict[str, object] = {}
+        for ax in axes:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                seen.setdefault(lab, h)
+        if "bus voltage range (min–max)" in seen:
+            seen["bus voltage range (min–max)"] = Patch(
+                facecolor="#9e9e9e", alpha=0.5, edgecolor="#616161",
+                label="bus voltage range (min–max)")
+        if seen:
+            axes[0].legend(list(seen.values()), list(seen), loc="upper left",
+                           bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0.0)
         pad = 0.1 * (max(hi_all) - min(lo_all)) + 0.002
         axes[0].set_ylim(min(lo_all) - pad, max(hi_all) + pad)
         _time_axis(axes[-1], horizon)
@@ -510,43 +556,73 @@ def voltage_range(tables: Mapping[str, pd.DataFrame], info: Mapping, path,
 
 COMPARISON_METRICS = (
     ("sfi_total", "Total weighted SFI", "SFI-h"),
-    ("energy_delivered_mwh", "Energy delivered by MESS", "MWh"),
+    ("energy_delivered_mwh", "Net energy delivered by MESS", "MWh (− = net charged)"),
     ("losses_mwh", "Network losses", "MWh"),
     ("voltage_violation_bus_steps", "Voltage violations", "bus-steps"),
     ("loading_violation_line_steps", "Line overloads", "line-steps"),
 )
 
 
+def comparison_panels(metrics: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Which panels :func:`policy_comparison` draws: ``(drawn, all_zero)``, metric names in
+    the order of the figure ('sfi_accumulated', then :data:`COMPARISON_METRICS`). A metric whose
+    bars are zero for every policy (or that no policy reports) is not drawn and is listed in
+    ``all_zero`` instead, for the figure's footnote."""
+    pols = list(pd.unique(metrics["policy"].astype(str)))
+    drawn: list[str] = []
+    zero: list[str] = []
+    sfi = pd.to_numeric(metrics.loc[metrics["metric"] == "sfi_accumulated", "value"],
+                        errors="coerce").to_numpy(dtype=float)
+    (drawn if np.any(np.isfinite(sfi) & (sfi != 0.0)) else zero).append("sfi_accumulated")
+    system = metrics[metrics["entity"] == "system"]
+    for m, _, _ in COMPARISON_METRICS:
+        sub = system[system["metric"] == m].drop_duplicates("policy").set_index("policy")
+        vals = pd.to_numeric(sub["value"], errors="coerce").reindex(pols).to_numpy(dtype=float)
+        (drawn if np.any(np.isfinite(vals) & (vals != 0.0)) else zero).append(m)
+    return drawn, zero
+
+
 def policy_comparison(metrics: pd.DataFrame, path, info: Mapping | None = None) -> Path:
     """Grouped bars comparing the policies: accumulated SFI per site (grouped by site) and one
-    subplot per system metric of :data:`COMPARISON_METRICS`."""
+    subplot per system metric of :data:`COMPARISON_METRICS`. Panels whose bars are all zero are
+    left out and named in a footnote (see :func:`comparison_panels`)."""
     pols = list(pd.unique(metrics["policy"].astype(str)))
     pcol = {p: _VEHICLE_PALETTE[i % len(_VEHICLE_PALETTE)] for i, p in enumerate(pols)}
     sfi = metrics[metrics["metric"] == "sfi_accumulated"]
     site_order = list((info or {}).get("sites", {}))
     site_order += [s for s in pd.unique(sfi["entity"].astype(str)) if s not in site_order]
-    n = 1 + len(COMPARISON_METRICS)
-    ncols = 3
+    drawn, zero = comparison_panels(metrics)
+    spec = {m: (label, unit) for m, label, unit in COMPARISON_METRICS}
+    spec["sfi_accumulated"] = ("Accumulated SFI per DN", "SFI-h")
+    n = max(1, len(drawn))
+    ncols = 2 if n == 4 else min(3, n)  # 4 panels as 2 x 2, not 3 + 1
     nrows = int(np.ceil(n / ncols))
     with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows),
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * max(ncols, 2), 2.9 * nrows),
                                  squeeze=False)
         axes = axes.ravel()
-        # per-site accumulated SFI, grouped by site
-        ax = axes[0]
-        width = 0.8 / max(1, len(pols))
-        x = np.arange(len(site_order))
-        for j, p in enumerate(pols):
-            sub = sfi[sfi["policy"].astype(str) == p].set_index("entity")["value"]
-            vals = sub.reindex(site_order).to_numpy(dtype=float)
-            ax.bar(x + (j - (len(pols) - 1) / 2) * width, vals, width=width, color=pcol[p],
-                   label=p)
-        ax.set_xticks(x, site_order)
-        ax.set_ylabel("Accumulated SFI (SFI-h)")
-        ax.set_title("Accumulated SFI per DN")
-        ax.grid(axis="x", visible=False)
         system = metrics[metrics["entity"] == "system"]
-        for ax, (m, label, unit) in zip(axes[1:], COMPARISON_METRICS):
+        for ax, m in zip(axes, drawn):
+            label, unit = spec[m]
+            if m == "sfi_accumulated":  # per-site accumulated SFI, grouped by site
+                width = 0.8 / max(1, len(pols))
+                x = np.arange(len(site_order))
+                for j, p in enumerate(pols):
+                    sub = sfi[sfi["policy"].astype(str) == p].set_index("entity")["value"]
+                    vals = sub.reindex(site_order).to_numpy(dtype=float)
+                    ax.bar(x + (j - (len(pols) - 1) / 2) * width, vals, width=width,
+                           color=pcol[p], label=p)
+                ax.set_xticks(x, site_order)
+                ax.set_ylabel(f"Accumulated SFI ({unit})")
+                ax.set_title(label)
+                ax.grid(axis="x", visible=False)
+                # room above the bars for the policy legend (two policies per legend row)
+                rows = int(np.ceil(len(pols) / 2))
+                top = np.nanmax(np.append(sfi["value"].to_numpy(dtype=float), 0.0))
+                ax.set_ylim(0.0, (top if top > 0 else 1.0) * (1.12 + 0.14 * rows))
+                ax.legend(loc="upper left", ncol=min(2, len(pols)), frameon=False,
+                          fontsize=7, columnspacing=1.0, handlelength=1.2)
+                continue
             sub = system[system["metric"] == m].drop_duplicates("policy").set_index("policy")
             vals = sub["value"].reindex(pols).to_numpy(dtype=float)
             bars = ax.bar(range(len(pols)), np.nan_to_num(vals), color=[pcol[p] for p in pols])
@@ -559,19 +635,14 @@ def policy_comparison(metrics: pd.DataFrame, path, info: Mapping | None = None) 
             ax.grid(axis="x", visible=False)
             fin = vals[np.isfinite(vals)]
             lo, hi = min(0.0, fin.min(initial=0.0)), max(0.0, fin.max(initial=0.0))
-            if hi > lo:
-                span = hi - lo
-                ax.set_ylim(lo - (0.15 * span if lo < 0 else 0.0), hi + 0.15 * span)
-            else:  # all zero (or missing): a plain 0..1 axis
-                ax.set_ylim(0.0, 1.0)
-        for ax in axes[n:]:
+            span = hi - lo
+            ax.set_ylim(lo - (0.15 * span if lo < 0 else 0.0), hi + 0.15 * span)
+        for ax in axes[len(drawn):]:
             ax.set_visible(False)
-        # room above the bars for the policy legend (two policies per legend row)
-        rows = int(np.ceil(len(pols) / 2))
-        top = np.nanmax(np.append(sfi["value"].to_numpy(dtype=float), 0.0))
-        axes[0].set_ylim(0.0, (top if top > 0 else 1.0) * (1.12 + 0.14 * rows))
-        axes[0].legend(loc="upper left", ncol=min(2, len(pols)), frameon=False,
-                       fontsize=7, columnspacing=1.0, handlelength=1.2)
+        if zero:
+            names = ", ".join(spec[m][0].lower() for m in zero)
+            fig.text(0.01, 0.0, f"Zero (or not reported) for every policy, not drawn: {names}.",
+                     ha="left", va="top", fontsize=7.5, style="italic", wrap=True)
         fig.suptitle("Policy comparison: " + ", ".join(pols), fontsize=11)
         return _save(fig, path)
 

@@ -100,8 +100,11 @@ def fig_weights(weights: pd.DataFrame, info: dict, path) -> Path:
             ax.set_title(f"Dynamic weights, {title}", loc="left")
             _hours_axis(ax, T, label=ax is axes[-1])
         handles, labels = axes[0].get_legend_handles_labels()
+        # a legend entry only for the DNs that have a deficit hour in either panel
+        deficit = {n for n in names for c in ("fd_dynamic", "fd_stochastic")
+                   if (weights.loc[weights.site == n, c] > 0).any()}
         handles += [Patch(facecolor=colors[n], alpha=0.3, label=f"deficit hour of {n}")
-                    for n in names]
+                    for n in names if n in deficit]
         axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                        frameon=False)
         fig.suptitle("Fig. 1: hourly dual-dimension dynamic weights", fontsize=11)
@@ -188,7 +191,7 @@ def fig_boxplot(scen: pd.DataFrame, stats: pd.DataFrame, path) -> Path:
         ax.set_ylabel("$J_s$: accumulated weighted SFI (0-24 h)")
         ax.grid(axis="x", visible=False)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        ax.set_title("Fig. 7: J_s over the reduced scenarios (probability-weighted box:\n"
+        ax.set_title("Fig. 7: $J_s$ over the reduced scenarios (probability-weighted box:\n"
                      "P25-P75, median; whiskers P10-P90; dots outside)", fontsize=9)
         return _save(fig, path)
 

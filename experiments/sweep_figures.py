@@ -138,19 +138,23 @@ def ecdfs(out: Path, path: Path) -> Path | None:
 
 def hourly_band(out: Path, path: Path) -> Path | None:
     """Hourly expectation per policy with the 10-90 % band over scenarios (None: the sweep
-    has no per-step series)."""
+    has no per-step series). Each policy has its own colour, line style and band hatching; the
+    legend sits below the axes."""
     res = _system(out)
     hr = res[res.time_min.notna() & res.metric.isin(list(HOURLY))]
     pols = list(pd.unique(hr.policy))
-    col = _colors(pols)
+    col = {p: plt.get_cmap("tab10").colors[i % 10] for i, p in enumerate(pols)}
+    styles = ["-", "--", "-.", ":"]
+    hatches = ["////", "\\\\", "....", "xx", "++", "oo"]
     metrics = [m for m in HOURLY if m in set(hr.metric)]
     if not metrics:
         return None
     with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(len(metrics), 1, figsize=(7.0, 2.4 * len(metrics)),
+        fig, axes = plt.subplots(len(metrics), 1, figsize=(7.0, 2.4 * len(metrics) + 0.6),
                                  sharex=True, squeeze=False)
+        t_end = 0.0
         for ax, m in zip(axes.ravel(), metrics):
-            for p in pols:
+            for i, p in enumerate(pols):
                 sub = hr[(hr.metric == m) & (hr.policy == p)]
                 g = sub.groupby("time_min").value
                 t_h = g.mean().index.to_numpy(dtype=float) / 60.0
@@ -162,17 +166,36 @@ def hourly_band(out: Path, path: Path) -> Path | None:
                 def edge(v):
                     return np.append(v, v[-1])
 
+                # later policies thinner, so that a mean equal to an earlier one stays visible
                 ax.plot(t_h, edge(g.mean().to_numpy()), color=col[p], label=f"{p} mean",
-                        drawstyle="steps-post")
+                        linestyle=styles[i % len(styles)], linewidth=max(0.9, 2.2 - 0.5 * i),
+                        drawstyle="steps-post", zorder=3)
+                t_end = max(t_end, float(t_h[-1]))
                 ax.fill_between(t_h, edge(g.quantile(0.10).to_numpy()),
-                                edge(g.quantile(0.90).to_numpy()), color=col[p], alpha=0.2,
-                                step="post", linewidth=0, label=f"{p} 10-90 %")
+                                edge(g.quantile(0.90).to_numpy()), facecolor=col[p],
+                                alpha=0.18, step="post", linewidth=0, label=f"{p} 10-90 %")
+                # hatch drawn separately so it stays visible through the light fill
+                ax.fill_between(t_h, edge(g.quantile(0.10).to_numpy()),
+                                edge(g.quantile(0.90).to_numpy()), facecolor="none",
+                                edgecolor=col[p], hatch=hatches[i % len(hatches)],
+                                step="post", linewidth=0, alpha=0.6)
             title, unit = HOURLY[m]
             ax.set_title(title)
             ax.set_ylabel(unit)
         axes.ravel()[-1].set_xlabel("time (h)")
-        axes.ravel()[0].legend(frameon=False, ncol=2 * len(pols), fontsize=7,
-                               loc="lower left", bbox_to_anchor=(0.0, 1.12))
+        if t_end > 0:
+            axes.ravel()[-1].set_xlim(0.0, t_end)
+        # legend below the last axes: a mean line and a band patch per policy
+        handles, labels = [], []
+        for i, p in enumerate(pols):
+            handles += [matplotlib.lines.Line2D([], [], color=col[p],
+                                                linewidth=max(0.9, 2.2 - 0.5 * i),
+                                                linestyle=styles[i % len(styles)]),
+                        matplotlib.patches.Patch(facecolor=(*col[p], 0.18), edgecolor=col[p],
+                                                 hatch=hatches[i % len(hatches)], linewidth=0)]
+            labels += [f"{p} mean", f"{p} 10-90 %"]
+        axes.ravel()[-1].legend(handles, labels, frameon=False, ncol=max(1, min(5, len(pols))),
+                                fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.32))
         n_scen = hr.scenario.nunique()
         fig.suptitle(f"Expectation per step with the 10-90 % band, {n_scen} scenarios",
                      fontsize=11)
