@@ -384,6 +384,12 @@ def _sweep_figures(out: Path) -> None:
     print(f"figures: {', '.join(str(p) for p in paths)}")
 
 
+def _sweep_report(out: Path) -> None:
+    from experiments.sweep_report import write_sweep_report
+
+    print(f"report: {write_sweep_report(out)}")
+
+
 def cmd_sweep(args) -> int:
     from experiments.sweep import read_manifest
 
@@ -397,6 +403,7 @@ def cmd_sweep(args) -> int:
         print(f"  scenario {row.scenario} ({row.status}): {str(row.error).splitlines()[0]}")
     if not args.no_figures and (man.status == "ok").any():
         _sweep_figures(out)
+    _sweep_report(out)
     return 0 if summary.failed == 0 else 1
 
 
@@ -412,6 +419,7 @@ def cmd_bench(args) -> int:
     print(format_bench(tables))
     if not args.no_figures and len(tables["stats"]):
         _sweep_figures(out)
+    _sweep_report(out)
     return 0
 
 

@@ -8,6 +8,8 @@ A scenario's ``feeder`` is one of:
 * the name of any :mod:`pandapower.networks` factory that needs no arguments (for example
   ``"kerber_landnetz_freileitung_1"``, pandapower's ``create_kerber_landnetz_freileitung_1``:
   the ``create_`` prefix may be left out);
+* ``"simbench:CODE"``: a SimBench network by its code (the optional ``simbench`` package;
+  :mod:`grids.simbench`);
 * a pandapower JSON file (``*.json``). Before pandapower reads it, every ``_module`` / ``_class``
   pair in it (nested JSON strings included) is checked: only pandapower's own classes, pandas
   frames, series and indexes, numpy arrays, scalars and dtypes, and Python's plain containers are
@@ -279,6 +281,11 @@ def _factory(name: Any) -> tuple[Callable[[], pp.pandapowerNet] | None, str | No
         return FEEDERS[name], None
     if name in _BROKEN:
         return None, _BROKEN[name]
+    if name.startswith("simbench:"):  # a SimBench network by code (grids/simbench.py)
+        from grids.simbench import simbench_builder, simbench_problem
+
+        why = simbench_problem(name.removeprefix("simbench:"))
+        return (None, why) if why else (simbench_builder(name.removeprefix("simbench:")), None)
     if name.lower().endswith(".json"):
         path = Path(name)
         if not path.is_file():
