@@ -91,6 +91,12 @@ SCENARIO_CASES = [
     Case("inf-degradation-param", lambda t: [scenario(t, "tiny", set_at(
         ("fleet", 0, "degradation"), {"model": "lfp", "temp_c": INF}))],
          ("has 1 problem", "fleet[0].degradation.temp_c: must be within [-40, 80] degC, got inf")),
+    Case("inf-compare-param", lambda t: ["tiny", "--set", 'compare.policies=["greedy"]',
+                                         "--set", "compare.params.greedy.min_gain=inf"],
+         ("has 1 problem", "compare.policies[0].params.min_gain: must be finite, got inf")),
+    Case("nan-in-profile", lambda t: [scenario(t, "tiny", set_at(
+        ("grids", "b", "load_shape"), [0.5] * 12 + [math.nan] + [0.5] * 11))],
+         ("has 1 problem", "grids.b.load_shape[12]: must be finite, got nan")),
     Case("ten-year-horizon", lambda t: ["tiny", "--set", "scenario.horizon_min=5256000"],
          ("scenario.horizon_min: 5256000 min (3650 days) is longer than the limit of 527040 "
           "min (366 days)",)),
