@@ -246,6 +246,8 @@ FLAG_CASES = [
          ("--hours: must be >= 1, got 0",)),
     Case("tsn-sim-out-file", lambda t: ["tsn-sim", "--out", _a_file(t)],
          ("--out:", "is a file, not a directory")),
+    Case("tsn-sim-out-not-empty", lambda t: ["tsn-sim", "--out", str(_earlier_run(t))],
+         ("already holds files", "give --overwrite to clear it")),
     Case("tsn-sim-all-at-once", lambda t: ["tsn-sim", "--mip-gap", "5", "--replan-every-h",
                                            "-1", "--out", _a_file(t)],
          ("has 3 problems", "--mip-gap", "--replan-every-h", "--out")),
