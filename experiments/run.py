@@ -8,7 +8,8 @@ run directory::
     config.toml      the scenario as resolved (defaults filled in)
     meta.json        versions, seed, git hash, timings, solver outcomes, status ("partial" until
                      every file is written, then "complete", or "stopped" for a run that
-                     power_flow.on_failure = "stop" ended early)
+                     power_flow.on_failure = "stop" ended early; "interrupted" when Ctrl-C
+                     ended ``mescosim run``, whose directory exists from the start)
     <table>.parquet  vehicles, sites, events, buses, lines, failures, decisions, sfi, metrics
     figures/*.png
 """
