@@ -221,7 +221,7 @@ def cmd_run(args) -> int:
     )
 
     path = resolve(args.target)
-    problems = out_problems(args.out, path, args.overwrite)
+    problems = out_problems(args.out, path, args.overwrite, can_overwrite=True)
     if args.seed is not None and args.seed < 0:
         problems.append(f"--seed: must be >= 0 (a numpy SeedSequence entropy), got {args.seed}")
     if problems:

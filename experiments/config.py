@@ -705,7 +705,8 @@ def validate(raw: dict, source: str | None = None, base: str | Path | None = Non
     problems += shape
     problems += meaning_problems(raw)
     named = {p.split(": ", 1)[0] for p in problems}
-    problems += [p for p in nonfinite_problems(raw) if p.split(": ", 1)[0] not in named]
+    problems += [p for p in nonfinite_problems(raw)
+                 if _policy_path(raw, p.split(": ", 1)[0]) not in named]
     if problems:
         raise ScenarioError(list(dict.fromkeys(problems)), source)
     assert cfg is not None
@@ -782,6 +783,17 @@ def set_value(raw: dict, key: str | list[str | int], value: Any) -> None:
             child = {}
             node[step] = child
         node = child
+
+
+def _policy_path(raw: dict, path: str) -> str:
+    """``compare.params.NAME.KEY`` as the policy checks name it
+    (``compare.policies[i].params.KEY``), other paths unchanged."""
+    m = re.match(r"compare\.params\.([^.\[]+)(.*)\Z", path)
+    cmp_ = raw.get("compare")
+    pols = cmp_.get("policies") if isinstance(cmp_, dict) else None
+    if m and isinstance(pols, list) and m.group(1) in pols:
+        return f"compare.policies[{pols.index(m.group(1))}].params{m.group(2)}"
+    return path
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:

@@ -8,7 +8,8 @@ run directory::
     config.toml      the scenario as resolved (defaults filled in)
     meta.json        versions, seed, git hash, timings, solver outcomes, status ("partial" until
                      every file is written, then "complete", or "stopped" for a run that
-                     power_flow.on_failure = "stop" ended early)
+                     power_flow.on_failure = "stop" ended early; "interrupted" when Ctrl-C
+                     ended ``mescosim run``, whose directory exists from the start)
     <table>.parquet  vehicles, sites, events, buses, lines, failures, decisions, sfi, metrics
     figures/*.png
     report.html      one self-contained page of it all (experiments/html_report.py)
@@ -294,13 +295,14 @@ def inside(root: str | Path, name: str) -> Path:
     return path
 
 
-def out_problems(out: str | Path | None, scenario: Path | None,
-                 overwrite: bool = False) -> list[str]:
+def out_problems(out: str | Path | None, scenario: Path | None, overwrite: bool = False,
+                 can_overwrite: bool = False) -> list[str]:
     """Why ``--out`` cannot take a new run directory, checked before anything runs: a run
     directory is never written over silently (an old run's figures would sit beside the new
     tables) and never holds the scenario it was run from. With ``overwrite`` an earlier run
     directory (one with a ``meta.json``) may be given: :func:`clear_out` empties it once the
-    scenario has passed its checks; any other non-empty directory is still refused."""
+    scenario has passed its checks; any other non-empty directory is still refused.
+    ``can_overwrite``: the command has an ``--overwrite`` flag (the message then names it)."""
     if out is None:
         return []
     out = Path(out)
@@ -309,9 +311,10 @@ def out_problems(out: str | Path | None, scenario: Path | None,
         problems.append(f"--out: {out} is a file, not a directory")
     elif out.is_dir() and any(out.iterdir()):
         if not overwrite:
+            how = ", remove this one or give --overwrite to clear it" if can_overwrite else \
+                " or remove this one"
             problems.append(f"--out: {out} already holds files; a run directory is never "
-                            f"written over: choose a new directory, remove this one or give "
-                            f"--overwrite to clear it")
+                            f"written over: choose a new directory{how}")
         elif not (out / "meta.json").is_file():
             problems.append(f"--out: {out} holds files but is not an earlier run directory "
                             f"(no meta.json); --overwrite clears only run directories")

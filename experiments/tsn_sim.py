@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_tsn(source)
         case_name, overrides = cfg.case.name, dict(cfg.case.overrides)
         degradation = cfg.trains.degradation
-    problems += out_problems(a.out, source, a.overwrite)
+    problems += out_problems(a.out, source, a.overwrite, can_overwrite=True)
     if problems:
         raise ScenarioError(problems)
     overrides["T"] = int(a.hours)

@@ -86,18 +86,19 @@ class GreedyPolicy(BasePolicy):
 
     The deficit index of site ``n`` at step ``t`` is its forecast positive net load over its own
     upward capacity (generators + DR + storage), the exogenous deficit of MODELS.md A.6 (FD-exo).
-    Each parked vehicle scores every site by the mean index over ``window_steps`` steps starting
-    when it could arrive there, and moves if the best site beats its current one by more than
-    ``min_gain``. Vehicles are assigned in fleet order; a site already served by a vehicle has its
-    index recomputed with that vehicle's power subtracted, so two vehicles only share a site when
+    Each parked vehicle scores every site by the mean index over the ``window_min`` minutes
+    (rounded up to whole steps, at least one) starting when it could arrive there, and moves
+    if the best site beats its current one by more than ``min_gain``. Vehicles are assigned in
+    fleet order; a site already served by a vehicle has its index recomputed with that
+    vehicle's power subtracted, so two vehicles only share a site when
     it is worth it. At the site, dispatch follows the peak-shaving rule of :class:`PeakShaving`.
     """
 
     name = "greedy"
 
-    def __init__(self, window_steps: int = 3, min_gain: float = 0.05,
+    def __init__(self, window_min: int = 180, min_gain: float = 0.05,
                  low_quantile: float = 0.25, high_quantile: float = 0.75) -> None:
-        self.window_steps = window_steps
+        self.window_min = window_min
         self.min_gain = min_gain
         self.low_quantile = low_quantile
         self.high_quantile = high_quantile
@@ -107,14 +108,16 @@ class GreedyPolicy(BasePolicy):
                        context: dict | None = None) -> list[str]:
         """The look-ahead window and the quantiles."""
         out = _quantile_problems(params, path)
-        if params.get("window_steps", 3) < 1:
-            out.append(f"{path}.window_steps: must be >= 1, got {params['window_steps']}")
+        if params.get("window_min", 180) < 1:
+            out.append(f"{path}.window_min: must be >= 1 minute, got {params['window_min']}")
         return out
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
         super().reset(problem, rng)
-        if self.window_steps < 1:
-            raise ScenarioError(["policy.params.window_steps: must be >= 1"])
+        if self.window_min < 1:
+            raise ScenarioError(["policy.params.window_min: must be >= 1 minute"])
+        # minutes, not steps: the same look-ahead at any step length
+        self._window_steps = max(1, -(-int(self.window_min) // problem.step_min))
         self._rule = PeakShaving(problem, self.low_quantile, self.high_quantile)
         self._nl = {s.name: np.maximum(s.net_load_forecast_mw, 0.0) for s in problem.sites}
         self._cap = {s.name: max(s.own_up_capacity_mw, 1e-9) for s in problem.sites}
@@ -123,7 +126,7 @@ class GreedyPolicy(BasePolicy):
         n = self.problem.n_steps
         if start >= n:
             return 0.0
-        window = self._nl[site][start:min(n, start + self.window_steps)]
+        window = self._nl[site][start:min(n, start + self._window_steps)]
         return float(np.mean(np.maximum(window - relief_mw, 0.0)) / self._cap[site])
 
     def decide(self, state: State) -> Decision:
