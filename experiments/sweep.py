@@ -39,6 +39,7 @@ import multiprocessing
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -381,12 +382,44 @@ def _record(outcome: Outcome, chash: str, attempt: int) -> dict:
                      if outcome.frame is not None else "")}
 
 
+#: how often a worker checks that the sweep's client is still alive (seconds)
+WATCH_S = 0.5
+
+
+def _client_gone(client_pid: int) -> bool:
+    try:
+        os.kill(client_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a process with that pid exists (not ours): the client is gone
+        return True
+    return False
+
+
+def _watch_client(client_pid: int, interval_s: float = WATCH_S) -> None:
+    """Worker initializer: exit at once when the client that started the pool dies.
+
+    A client killed with SIGKILL or SIGTERM runs no clean-up, and its workers (children of the
+    forkserver, not of the client) would keep running on with their memory. A daemon thread in
+    each worker polls the client's pid and ends the worker with ``os._exit`` when it is gone.
+    """
+    def watch() -> None:
+        while not _client_gone(client_pid):
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mescosim-client-watch", daemon=True).start()
+
+
 def _local_pool(workers: int) -> cf.ProcessPoolExecutor:
     # forkserver: workers fork from a clean server process (no copy of the client's threads),
     # which imports the simulation once, so a new pool after a dead worker starts in moments.
+    # The forkserver ends when the client's end of its pipe closes; each worker watches the
+    # client (:func:`_watch_client`), so no process outlives a killed client.
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["experiments.run", "experiments.sweep"])
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                  initializer=_watch_client, initargs=(os.getpid(),))
 
 
 def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
