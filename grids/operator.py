@@ -220,19 +220,23 @@ class LocalOperator:
         Flexibility normalisation (MW); default ``sim.flexibility.c_norm_mw(resources)``.
     time_limit_s : float
         HiGHS time limit per step (s).
-    reuse_model : bool
+    reuse_model : bool or None
         Build the MILP's matrix once per step length and only rewrite its state-dependent
-        bounds each step (default); ``False`` rebuilds every array each step (the reference).
+        bounds each step; ``False`` rebuilds every array each step (the reference path).
+        Default: :attr:`REUSE_MODEL`.
     """
 
+    #: Default of ``reuse_model``.
+    REUSE_MODEL = True
+
     def __init__(self, resources: SiteResources, c_norm: float | None = None,
-                 time_limit_s: float = 10.0, reuse_model: bool = True) -> None:
+                 time_limit_s: float = 10.0, reuse_model: bool | None = None) -> None:
         self.resources = resources
         self.gen_names = tuple(g.name for g in resources.generators)
         cn = c_norm_mw(resources) if c_norm is None else float(c_norm)
         self.c_norm_mw = cn if cn > 0 else 1.0
         self.time_limit_s = float(time_limit_s)
-        self.reuse_model = bool(reuse_model)
+        self.reuse_model = bool(self.REUSE_MODEL if reuse_model is None else reuse_model)
         self._templates: dict[tuple, tuple] = {}
         self.reset()
 
