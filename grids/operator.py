@@ -33,6 +33,7 @@ problem and reports the status.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,13 +64,15 @@ _SNAP_MW = 1e-6
 # One HiGHS instance per thread, reused by every solve of :func:`solve_arrays`: creating one
 # costs about as much as solving the operator's LP. ``passModel`` replaces the whole model and
 # drops the previous basis, so each solve starts cold, exactly as on a fresh instance
-# (``tests/test_grids.py`` checks the solutions are identical).
+# (``tests/test_speed_paths.py`` checks the solutions are identical).
 _HIGHS = threading.local()
 
 
 def _highs(time_limit_s: float):
     import highspy
 
+    if not LocalOperator.REUSE_MODEL:
+        return None
     h = getattr(_HIGHS, "h", None)
     if h is None:
         h = _HIGHS.h = highspy.Highs()
@@ -100,8 +103,9 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
     drained on day 1 of the two-day 15-min test and a MESS charge on day 2 then left a
     0.08 MW residual (``tests/test_grids.py``); charge first, and HiGHS's own MILP, do not.
 
-    The solves reuse one HiGHS instance per thread (``fresh=True``: a new instance per solve,
-    the reference the reuse is tested against)."""
+    The solves reuse one HiGHS instance per thread (``fresh=True``, or
+    ``LocalOperator.REUSE_MODEL`` false: a new instance per solve, the reference the reuse is
+    tested against)."""
     import itertools
 
     import highspy
@@ -117,13 +121,12 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
                            a.data.astype(np.float64))
 
     def run(lo: np.ndarray, hi: np.ndarray, integ: np.ndarray):
-        if fresh:
+        h = None if fresh else _highs(time_limit_s)
+        if h is None:  # a fresh instance per solve (the reference path)
             h = highspy.Highs()
             h.setOptionValue("output_flag", False)
             h.setOptionValue("time_limit", float(time_limit_s))
             h.setOptionValue("mip_rel_gap", 1e-9)
-        else:
-            h = _highs(time_limit_s)
         h.passModel(a.shape[1], a.shape[0], a.nnz, 1, 1, 0.0, c, lo, hi, row_lo, row_hi,
                     start, index, value, integ.astype(np.int32))
         h.run()
@@ -226,8 +229,9 @@ class LocalOperator:
         Default: :attr:`REUSE_MODEL`.
     """
 
-    #: Default of ``reuse_model``.
-    REUSE_MODEL = True
+    #: Default of ``reuse_model`` (``False`` when the environment variable
+    #: ``MESCOSIM_STEP_PATH`` is ``reference``: the benchmarks' previous path).
+    REUSE_MODEL = os.environ.get("MESCOSIM_STEP_PATH", "") != "reference"
 
     def __init__(self, resources: SiteResources, c_norm: float | None = None,
                  time_limit_s: float = 10.0, reuse_model: bool | None = None) -> None:

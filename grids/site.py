@@ -8,6 +8,7 @@ engine steps through the ``sim.protocols.GridSite`` protocol.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -36,7 +37,7 @@ class _Direct:
     and the positions of the driven injections in it."""
 
     def __init__(self, site: DistributionSite) -> None:
-        a = site.adapter
+        a = site._adapter
         net = a.net
         o = a.options
         self.fast = a.fast
@@ -253,8 +254,9 @@ class DistributionSite:
 
     #: Solve the power flow straight from the injection vector on the fast path's snapshot (no
     #: pandas) while it is current; ``False`` (per site or on the class): every step through the
-    #: adapter's tables, the reference path.
-    direct_pf: bool = True
+    #: adapter's tables, the reference path (also selected, for benchmarks, by the environment
+    #: variable ``MESCOSIM_STEP_PATH=reference``).
+    direct_pf: bool = os.environ.get("MESCOSIM_STEP_PATH", "") != "reference"
 
     def __init__(self, spec: SiteSpec, step_min: int, horizon_min: int,
                  load_forecast_mw: np.ndarray, pv_forecast_mw: np.ndarray,
@@ -272,7 +274,7 @@ class DistributionSite:
         self.pv_actual_mw = frozen_array(pv_actual_mw)
         r = spec.resources
         self.pv_shares = np.array([u.share for u in spec.pv_units], dtype=float)
-        self.adapter = PandapowerAdapter(
+        self._adapter = PandapowerAdapter(
             make_feeder(spec.feeder), spec.pf,
             pv_buses=[u.bus for u in spec.pv_units],
             gen_buses={g.name: g.bus for g in r.generators},
@@ -280,12 +282,24 @@ class DistributionSite:
             es_bus=None if r.storage is None else r.storage.bus,
             mess_bus=spec.mess_bus)
         self.operator = LocalOperator(r, c_norm=self.info.c_norm_mw)
-        self.bus_index = self.adapter.bus_index.copy()
-        self.line_index = self.adapter.line_index.copy()
+        self.bus_index = self._adapter.bus_index.copy()
+        self.line_index = self._adapter.line_index.copy()
         self.last_operator_result: OperatorResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
         self._direct: _Direct | None = None
+        self._pending: tuple | None = None
         self.n_direct = 0
+
+    @property
+    def adapter(self) -> PandapowerAdapter:
+        """The wrapped net, holding the injections of the latest step (after a step on the
+        direct path they are written into its tables on first access; its result tables are
+        those of the latest solve through the adapter)."""
+        if self._pending is not None:
+            self._adapter.apply(*self._pending[:3], dr_mw=self._pending[3],
+                                es_p_mw=self._pending[4], mess_p_mw=self._pending[5])
+            self._pending = None
+        return self._adapter
 
     @property
     def n_steps(self) -> int:
@@ -344,10 +358,13 @@ class DistributionSite:
         if self.direct_pf and self._direct is not None:
             pf = self._solve_direct(obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
         if pf is None:
-            self.adapter.apply(obs.load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
-                               mess_p_mw=mess_p_mw)
-            pf = self.adapter.solve()
+            self._pending = None
+            self._adapter.apply(obs.load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
+                                mess_p_mw=mess_p_mw)
+            pf = self._adapter.solve()
             self._arm(pf)
+        else:
+            self._pending = (obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
         self.last_power_flow = pf
         dispatch = dict(d)
         dispatch["pv"] = obs.pv_mw
@@ -369,8 +386,8 @@ class DistributionSite:
     def _arm(self, pf: PowerFlowResult) -> None:
         """After a solve through the adapter: enable the direct path if that solve converged on
         the fast path's snapshot (the adapter would warm-start the next step from it)."""
-        fast = self.adapter.fast
-        o = self.adapter.options
+        fast = self._adapter.fast
+        o = self._adapter.options
         if (self.direct_pf and pf.status == "ok" and fast.backend != "runpp"
                 and o.algorithm == "nr" and fast.model is not None):
             self._direct = _Direct(self)
@@ -387,14 +404,14 @@ class DistributionSite:
         dp = self._direct
         fast = dp.fast
         m = dp.model
-        if fast.model is not m or self.adapter.options is not dp.options:
+        if fast.model is not m or self._adapter.options is not dp.options:
             self._direct = None
             return None
         vals = (load_mw, dr_mw, es_p_mw, mess_p_mw)
         if not (all(math.isfinite(v) for v in vals) and np.isfinite(pv_units).all()
                 and all(math.isfinite(g) for g in gens)):
             return None
-        if topology_key(self.adapter.net, dp.opts) != m.key:
+        if topology_key(self._adapter.net, dp.opts) != m.key:
             self._direct = None
             return None
         x = dp.x
@@ -444,8 +461,9 @@ class DistributionSite:
     def reset(self) -> None:
         """Back to the initial state (operator state, warm start and injections)."""
         self._direct = None
+        self._pending = None
         self.operator.reset()
-        self.adapter.reset()
+        self._adapter.reset()
         self.last_operator_result = None
         self.last_power_flow = None
 
