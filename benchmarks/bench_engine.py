@@ -1,6 +1,6 @@
 """Engine step against the Newton-Raphson bound, and the Monte Carlo benchmark, fast vs previous.
 
-    python benchmarks/bench_engine.py [--quick] [--scenarios N] [--suite-s S --suite-note TEXT]
+    python benchmarks/bench_engine.py [--quick] [--scenarios N]
 
 * **engine step / NR bound** for three systems on the one engine: ``three-dn`` (15-min steps,
   policy ``greedy``, three feeders), a train scenario (IEEE 30, hourly, DC + AC power flow,
@@ -20,8 +20,6 @@
   each in its own process tree: wall time, peak RSS of the largest process, every metric of
   the two compared (1e-6 relative). With ``N < 1000`` the wall time is extrapolated linearly
   to 1000 (the scenarios are independent), and the line says so.
-* **test suite**: not run here (minutes); ``--suite-s`` carries a time measured separately
-  with the README's command and ``--suite-note`` how (command, load average).
 
 Times are wall clock on a possibly shared machine: the load average is printed beside them.
 """
@@ -52,7 +50,6 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 GOAL_RATIO = 10.0
 GOAL_BENCH_S = 180.0
 GOAL_MIB = 500.0
-GOAL_SUITE_S = 300.0
 MISSED_STEP = ("missed: the per-step Python left (the local operators' MILP, two HiGHS LPs per "
                "DN and step; the vehicles; the recording) still costs far more than the NR")
 MISSED_BENCH = "missed: the engine step is still far above the power flow (ratio above)"
@@ -253,9 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--scenarios", type=int, default=None,
                     help="scenarios of the Monte Carlo benchmark (default 8 quick, 1000 full)")
-    ap.add_argument("--suite-s", type=float, default=None,
-                    help="test-suite wall time measured separately (s)")
-    ap.add_argument("--suite-note", default="", help="how --suite-s was measured")
     args = ap.parse_args(argv)
     reps = args.reps or (2 if args.quick else 5)
     n = args.scenarios or (8 if args.quick else 1000)
@@ -318,14 +312,6 @@ def main(argv: list[str] | None = None) -> int:
           f"relative: {cnt} numbers, largest difference {worst:.2e} -> "
           f"{'met' if worst <= 1e-6 and cnt > 0 else 'missed'}")
 
-    print("\n## Test suite")
-    if args.suite_s is None:
-        print("goal: test suite under 300 s on 2 cores: not measured in this run (pass "
-              "--suite-s) -> missed: no measurement")
-    else:
-        print(f"test suite: {args.suite_s:.0f} s ({args.suite_note})")
-        print(f"goal: test suite under {GOAL_SUITE_S:.0f} s on 2 cores: {args.suite_s:.0f} s "
-              f"({args.suite_note}) -> {'met' if args.suite_s < GOAL_SUITE_S else 'missed'}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nthis process: peak RSS {peak:.0f} MiB; load average at the end {load()}")
     return 0
