@@ -223,12 +223,15 @@ def mc_bench(n: int, reference: bool, workdir: Path) -> dict:
 
 
 def compare_bench(a: Path, b: Path, policies: list[str]) -> tuple[int, float]:
-    """(numbers compared, largest relative difference) over every table of the two benches."""
+    """(numbers compared, largest relative difference) over every table of the two benches
+    but ``wall`` (the engine's own run time, which is what the fast path changes)."""
     from experiments.bench import bench_tables
 
     ta, tb = bench_tables(a, policies), bench_tables(b, policies)
     n, worst = 0, 0.0
     for k in ta:
+        if k == "wall":
+            continue
         x, y = ta[k], tb[k]
         if x.shape != y.shape or list(x.columns) != list(y.columns):
             return n, np.inf
@@ -249,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--scenarios", type=int, default=None,
-                    help="scenarios of the Monte Carlo benchmark (default 8 quick, 1000 full)")
+                    help="scenarios of the Monte Carlo benchmark (default 4 quick, 1000 full)")
     args = ap.parse_args(argv)
     reps = args.reps or (2 if args.quick else 5)
-    n = args.scenarios or (8 if args.quick else 1000)
+    n = args.scenarios or (4 if args.quick else 1000)
     print(f"load average at the start: {load()}")
 
     print("\n## Engine step / Newton-Raphson bound (ms per step; engine step without the "
