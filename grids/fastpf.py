@@ -500,7 +500,31 @@ class FastPowerFlow:
                     self.reason = f"fast path declined: {why}; using runpp"
             return
         m = self.model
-        x = element_values(net)
+        ok, v, sbus = self.solve_x(element_values(net), tolerance_mva, max_iteration)
+        if not ok:
+            self.model = None
+            net["converged"] = False
+            raise LoadflowNotConverged(f"{self.backend} Newton-Raphson did not converge")
+        m.v_solution = v
+        self._write(m.results(v[None, :], sbus[None, :]))
+        net["converged"] = True
+
+    def solve_x(self, x: np.ndarray, tolerance_mva: float, max_iteration: int
+                ) -> tuple[bool, np.ndarray, np.ndarray]:
+        """One Newton-Raphson on the current snapshot for element values ``x``
+        (:func:`element_values` layout), warm-started from the snapshot's last solution; no
+        pandas is read or written. Returns ``(converged, v, sbus)`` (ppci voltages and
+        injections, p.u.). The snapshot is left as it is: the caller moves the warm-start point
+        (``model.v_solution = v``) once it accepts the solution; :meth:`run` does that.
+
+        Raises
+        ------
+        RuntimeError
+            If there is no snapshot.
+        """
+        m = self.model
+        if m is None:
+            raise RuntimeError("solve_x needs a current snapshot: run one solve first")
         sbus = m.sbus(x)
         v0 = m.v_solution
         if self.backend == "lightsim2grid":
@@ -512,14 +536,9 @@ class FastPowerFlow:
             vb, conv, _ = newton_batch(m.ybus_dense, sbus[None, :], v0, m.ref, m.pv, m.pq,
                                        float(tolerance_mva), int(max_iteration))
             ok, v = bool(conv[0]), vb[0]
-        if not ok or not np.all(np.isfinite(v)):
-            self.model = None
-            net["converged"] = False
-            raise LoadflowNotConverged(f"{self.backend} Newton-Raphson did not converge")
-        m.v_solution = v
-        self._write(m.results(v[None, :], sbus[None, :]))
-        net["converged"] = True
-        self.n_fast += 1
+        ok = bool(ok) and bool(np.all(np.isfinite(v)))
+        self.n_fast += ok
+        return ok, v, sbus
 
     _COLUMNS = (("res_bus", "vm_pu", "vm_pu", False), ("res_bus", "va_degree", "va_rad", True),
                 ("res_line", "loading_percent", "line_loading_pct", False),

@@ -91,13 +91,15 @@ _SNAP_MW = 1e-6
 # One HiGHS instance per thread, reused by every solve of :func:`solve_arrays`: creating one
 # costs about as much as solving the operator's LP. ``passModel`` replaces the whole model and
 # drops the previous basis, so each solve starts cold, exactly as on a fresh instance
-# (``tests/test_grids.py`` checks the solutions are identical).
+# (``tests/test_speed_paths.py`` checks the solutions are identical).
 _HIGHS = threading.local()
 
 
 def _highs(time_limit_s: float):
     import highspy
 
+    if not LocalOperator.REUSE_MODEL:
+        return None
     h = getattr(_HIGHS, "h", None)
     if h is None:
         h = _HIGHS.h = highspy.Highs()
@@ -128,8 +130,9 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
     drained on day 1 of the two-day 15-min test and a MESS charge on day 2 then left a
     0.08 MW residual (``tests/test_grids.py``); charge first, and HiGHS's own MILP, do not.
 
-    The solves reuse one HiGHS instance per thread (``fresh=True``: a new instance per solve,
-    the reference the reuse is tested against)."""
+    The solves reuse one HiGHS instance per thread (``fresh=True``, or
+    ``LocalOperator.REUSE_MODEL`` false: a new instance per solve, the reference the reuse is
+    tested against)."""
     import itertools
 
     import highspy
@@ -147,13 +150,12 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
     quiet_highs()
 
     def run(lo: np.ndarray, hi: np.ndarray, integ: np.ndarray):
-        if fresh:
+        h = None if fresh else _highs(time_limit_s)
+        if h is None:  # a fresh instance per solve (the reference path)
             h = highspy.Highs()
             h.setOptionValue("output_flag", False)
             h.setOptionValue("time_limit", float(time_limit_s))
             h.setOptionValue("mip_rel_gap", 1e-9)
-        else:
-            h = _highs(time_limit_s)
         h.passModel(a.shape[1], a.shape[0], a.nnz, 1, 1, 0.0, c, lo, hi, row_lo, row_hi,
                     start, index, value, integ.astype(np.int32))
         h.run()
@@ -250,19 +252,24 @@ class LocalOperator:
         Flexibility normalisation (MW); default ``sim.flexibility.c_norm_mw(resources)``.
     time_limit_s : float
         HiGHS time limit per step (s).
-    reuse_model : bool
+    reuse_model : bool or None
         Build the MILP's matrix once per step length and only rewrite its state-dependent
-        bounds each step (default); ``False`` rebuilds every array each step (the reference).
+        bounds each step; ``False`` rebuilds every array each step (the reference path).
+        Default: :attr:`REUSE_MODEL`.
     """
 
+    #: Default of ``reuse_model`` (``False`` when the environment variable
+    #: ``MESCOSIM_STEP_PATH`` is ``reference``: the benchmarks' previous path).
+    REUSE_MODEL = os.environ.get("MESCOSIM_STEP_PATH", "") != "reference"
+
     def __init__(self, resources: SiteResources, c_norm: float | None = None,
-                 time_limit_s: float = 10.0, reuse_model: bool = True) -> None:
+                 time_limit_s: float = 10.0, reuse_model: bool | None = None) -> None:
         self.resources = resources
         self.gen_names = tuple(g.name for g in resources.generators)
         cn = c_norm_mw(resources) if c_norm is None else float(c_norm)
         self.c_norm_mw = cn if cn > 0 else 1.0
         self.time_limit_s = float(time_limit_s)
-        self.reuse_model = bool(reuse_model)
+        self.reuse_model = bool(self.REUSE_MODEL if reuse_model is None else reuse_model)
         self._templates: dict[tuple, tuple] = {}
         self.reset()
 

@@ -8,12 +8,14 @@ engine steps through the ``sim.protocols.GridSite`` protocol.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 
 from grids.adapter import PandapowerAdapter, PowerFlowOptions, PowerFlowResult, _bus_problem
+from grids.fastpf import element_values, topology_key
 from grids.feeders import feeder_problem, make_feeder
 from grids.operator import LocalOperator, OperatorResult
 from grids.profiles import Profile
@@ -24,6 +26,39 @@ from sim.types import SiteInfo, SiteResources, SiteState, SiteStepResult, frozen
 __all__ = ["PVUnit", "SiteSpec", "check_site_spec", "DistributionSite", "build_site"]
 
 _RESERVED = ("dr", "es_ch", "es_dis", "pv")
+#: A solution with a voltage below this (p.u.) is Newton-Raphson's spurious low-voltage one; the
+#: direct path then hands the step to the adapter's retry chain (which uses the same threshold).
+_LOW_VOLTAGE_PU = 0.5
+
+
+class _Direct:
+    """What the direct power-flow path of a site needs, taken right after a converged solve of
+    the adapter: the snapshot it solved on, the element-value vector of the net as it was then
+    and the positions of the driven injections in it."""
+
+    def __init__(self, site: DistributionSite) -> None:
+        a = site._adapter
+        net = a.net
+        o = a.options
+        self.fast = a.fast
+        self.model = self.fast.model
+        self.opts = (o.algorithm, float(o.tolerance_mva), int(o.max_iteration))
+        self.x = element_values(net)
+        nl, ns = len(net.load), len(net.sgen)
+        sg, st = net.sgen.index, net.storage.index
+        self.load_p = net.load.index.get_indexer(a.load_index)
+        self.load_q = nl + self.load_p
+        self.p_share, self.q_per_mw = a.load_p_share, a.load_q_per_mw
+        self.pv = 2 * nl + sg.get_indexer(a.pv_index)
+        self.gen = 2 * nl + sg.get_indexer(a.gen_index)
+        self.dr = None if a.dr_index is None else 2 * nl + sg.get_loc(a.dr_index)
+        off = 2 * nl + 2 * ns
+        self.es = None if a.es_index is None else off + st.get_loc(a.es_index)
+        self.mess = None if a.mess_index is None else off + st.get_loc(a.mess_index)
+        self.in_service = net.bus.in_service.to_numpy(bool)
+        self.n_trafo = len(net.trafo)
+        self.n_ext_grid = len(net.ext_grid)
+        self.options = o
 
 
 @dataclass(frozen=True)
@@ -218,6 +253,12 @@ class DistributionSite:
         Dispatch of the latest step (includes ``es_e_mwh`` and per-resource flexibility).
     """
 
+    #: Solve the power flow straight from the injection vector on the fast path's snapshot (no
+    #: pandas) while it is current; ``False`` (per site or on the class): every step through the
+    #: adapter's tables, the reference path (also selected, for benchmarks, by the environment
+    #: variable ``MESCOSIM_STEP_PATH=reference``).
+    direct_pf: bool = os.environ.get("MESCOSIM_STEP_PATH", "") != "reference"
+
     def __init__(self, spec: SiteSpec, step_min: int, horizon_min: int,
                  load_forecast_mw: np.ndarray, pv_forecast_mw: np.ndarray,
                  load_actual_mw: np.ndarray, pv_actual_mw: np.ndarray) -> None:
@@ -234,7 +275,7 @@ class DistributionSite:
         self.pv_actual_mw = frozen_array(pv_actual_mw)
         r = spec.resources
         self.pv_shares = np.array([u.share for u in spec.pv_units], dtype=float)
-        self.adapter = PandapowerAdapter(
+        self._adapter = PandapowerAdapter(
             make_feeder(spec.feeder), spec.pf,
             pv_buses=[u.bus for u in spec.pv_units],
             gen_buses={g.name: g.bus for g in r.generators},
@@ -242,10 +283,24 @@ class DistributionSite:
             es_bus=None if r.storage is None else r.storage.bus,
             mess_bus=spec.mess_bus)
         self.operator = LocalOperator(r, c_norm=self.info.c_norm_mw)
-        self.bus_index = self.adapter.bus_index.copy()
-        self.line_index = self.adapter.line_index.copy()
+        self.bus_index = self._adapter.bus_index.copy()
+        self.line_index = self._adapter.line_index.copy()
         self.last_operator_result: OperatorResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
+        self._direct: _Direct | None = None
+        self._pending: tuple | None = None
+        self.n_direct = 0
+
+    @property
+    def adapter(self) -> PandapowerAdapter:
+        """The wrapped net, holding the injections of the latest step (after a step on the
+        direct path they are written into its tables on first access; its result tables are
+        those of the latest solve through the adapter)."""
+        if self._pending is not None:
+            self._adapter.apply(*self._pending[:3], dr_mw=self._pending[3],
+                                es_p_mw=self._pending[4], mess_p_mw=self._pending[5])
+            self._pending = None
+        return self._adapter
 
     @property
     def n_steps(self) -> int:
@@ -299,9 +354,18 @@ class DistributionSite:
         d = op.dispatch_mw
         gens = [d[n] for n in self.operator.gen_names]
         pv_units = obs.pv_mw * self.pv_shares
-        self.adapter.apply(obs.load_mw, pv_units, gens, dr_mw=d["dr"],
-                           es_p_mw=d["es_ch"] - d["es_dis"], mess_p_mw=mess_p_mw)
-        pf = self.adapter.solve()
+        es_p_mw = d["es_ch"] - d["es_dis"]
+        pf = None
+        if self.direct_pf and self._direct is not None:
+            pf = self._solve_direct(obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
+        if pf is None:
+            self._pending = None
+            self._adapter.apply(obs.load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
+                                mess_p_mw=mess_p_mw)
+            pf = self._adapter.solve()
+            self._arm(pf)
+        else:
+            self._pending = (obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
         self.last_power_flow = pf
         dispatch = dict(d)
         dispatch["pv"] = obs.pv_mw
@@ -319,10 +383,88 @@ class DistributionSite:
             flex_dn_mw=op.flex_dn_mw, dispatch_mw=MappingProxyType(dispatch),
             bus_vm_pu=pf.vm_pu, line_loading_pct=pf.line_loading_pct, message="; ".join(msgs))
 
+    # ------------------------------------------------------------------ direct power flow
+    def _arm(self, pf: PowerFlowResult) -> None:
+        """After a solve through the adapter: enable the direct path if that solve converged on
+        the fast path's snapshot (the adapter would warm-start the next step from it)."""
+        fast = self._adapter.fast
+        o = self._adapter.options
+        if (self.direct_pf and pf.status == "ok" and fast.backend != "runpp"
+                and o.algorithm == "nr" and fast.model is not None):
+            self._direct = _Direct(self)
+        else:
+            self._direct = None
+
+    def _solve_direct(self, load_mw: float, pv_units: np.ndarray, gens: list[float],
+                      dr_mw: float, es_p_mw: float, mess_p_mw: float) -> PowerFlowResult | None:
+        """The adapter's first attempt (a warm start on the snapshot) without its pandas tables:
+        the injections go straight into the element-value vector. ``None`` whenever the adapter
+        would do anything else (the snapshot or the topology changed, a non-finite input, no
+        convergence, the spurious low-voltage solution): the step then runs through the adapter,
+        whose retry chain starts from the same point."""
+        dp = self._direct
+        fast = dp.fast
+        m = dp.model
+        if fast.model is not m or self._adapter.options is not dp.options:
+            self._direct = None
+            return None
+        vals = (load_mw, dr_mw, es_p_mw, mess_p_mw)
+        if not (all(math.isfinite(v) for v in vals) and np.isfinite(pv_units).all()
+                and all(math.isfinite(g) for g in gens)):
+            return None
+        if topology_key(self._adapter.net, dp.opts) != m.key:
+            self._direct = None
+            return None
+        x = dp.x
+        x[dp.load_p] = dp.p_share * float(load_mw)
+        x[dp.load_q] = dp.q_per_mw * float(load_mw)
+        if dp.pv.size:
+            x[dp.pv] = pv_units
+        if dp.gen.size:
+            x[dp.gen] = gens
+        if dp.dr is not None:
+            x[dp.dr] = float(dr_mw)
+        if dp.es is not None:
+            x[dp.es] = float(es_p_mw)
+        if dp.mess is not None:
+            x[dp.mess] = float(mess_p_mw)
+        ok, v, sbus = fast.solve_x(x, dp.opts[1], dp.opts[2])
+        if not ok:
+            return None
+        r = m.results(v[None, :], sbus[None, :])
+        vm = r["vm_pu"][0]
+        has_vm = dp.in_service & np.isfinite(vm)
+        if (dp.in_service & ~has_vm).any():
+            return None
+        vm_ok = vm[has_vm]
+        if vm_ok.size and vm_ok.min() < _LOW_VOLTAGE_PU:
+            return None
+        m.v_solution = v
+        self.n_direct += 1
+        loading = r["line_loading_pct"][0]
+        losses = float(np.nansum(r["line_pl_mw"][0]))
+        if dp.n_trafo:
+            losses += float(np.nansum(r["trafo_pl_mw"][0]))
+        slack = float(np.nansum(np.full(dp.n_ext_grid, r["slack_p_mw"][0])))
+        o = dp.options
+        line_ok = loading[np.isfinite(loading)]
+        return PowerFlowResult(
+            converged=True, status="ok", message="",
+            vm_pu=frozen_array(vm), line_loading_pct=frozen_array(loading), losses_mw=losses,
+            slack_p_mw=slack,
+            vm_min_pu=float(vm_ok.min()) if vm_ok.size else float("nan"),
+            vm_max_pu=float(vm_ok.max()) if vm_ok.size else float("nan"),
+            max_line_loading_pct=float(line_ok.max()) if line_ok.size else float("nan"),
+            n_vm_violations=int(((vm_ok < o.vm_min_pu) | (vm_ok > o.vm_max_pu)).sum()),
+            n_overloaded_lines=int((line_ok > o.loading_max_pct).sum()),
+        )
+
     def reset(self) -> None:
         """Back to the initial state (operator state, warm start and injections)."""
+        self._direct = None
+        self._pending = None
         self.operator.reset()
-        self.adapter.reset()
+        self._adapter.reset()
         self.last_operator_result = None
         self.last_power_flow = None
 

@@ -250,6 +250,7 @@ def test_breakdowns_are_failure_rows_and_the_same_for_every_policy():
     assert not v.connected.any() and (v.p_mw == 0).all() and (v.node == "depot").all()
 
 
+@pytest.mark.slow
 def test_sweep_with_road_uncertainty_is_identical_in_process_and_on_two_workers(tmp_path):
     cfg = load(TINY, ["scenario.horizon_min=240", 'policy.name="greedy"', "policy.params={}",
                       'compare.policies=["idle"]',

@@ -42,6 +42,7 @@ def study(tmp_path_factory):
     return run_study(cfg, cfg.scenario.seed, settings_from_config(cfg.study), out)
 
 
+@pytest.mark.slow
 def test_every_figure_and_table_is_written_and_readable(study):
     out = study.out_dir
     for name in FIGURES:

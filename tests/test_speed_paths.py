@@ -116,3 +116,51 @@ def test_reused_highs_instance_gives_the_fresh_instance_solution(monkeypatch):
         assert c @ x_reused == pytest.approx(c @ x_fresh, abs=1e-9)
         assert np.array_equal(x_reused, x_fresh)
     assert solved > 0.9 * len(models)
+
+
+@pytest.mark.slow
+def test_three_dn_metrics_equal_on_the_fast_and_the_reference_step(monkeypatch):
+    """three-dn at 15-min steps under idle, stationary and greedy: the fast step (cached
+    operator model, reused HiGHS, power flow straight from the injection vector) and the
+    reference step (a fresh model and HiGHS instance, the adapter's pandas tables) give the
+    same metrics to 1e-6 relative and the same per-step site rows."""
+    from experiments.config import load, resolve
+    from experiments.run import run_one
+    from grids.site import DistributionSite
+
+    cfg = load(resolve("three-dn"), overrides=["scenario.step_min=15"])
+    assert sorted(n for n, _ in cfg.policy_runs()) == ["greedy", "idle", "stationary"]
+    direct = []
+    orig = DistributionSite._solve_direct
+
+    def counted(self, *args):
+        out = orig(self, *args)
+        direct.append(out is not None)
+        return out
+
+    monkeypatch.setattr(DistributionSite, "_solve_direct", counted)
+    fast = run_one(cfg, record_arrays=False)
+    assert sum(direct) > 0.9 * 3 * 3 * 96  # the direct path really carried the steps
+    monkeypatch.setattr(DistributionSite, "direct_pf", False)
+    monkeypatch.setattr(LocalOperator, "REUSE_MODEL", False)
+    monkeypatch.setattr(operator_mod, "_highs", lambda limit: pytest.fail("reused HiGHS"))
+    n_direct = len(direct)
+    with monkeypatch.context() as m:
+        fresh = operator_mod.solve_arrays
+        m.setattr(operator_mod, "solve_arrays",
+                  lambda *a: fresh(*a, fresh=True))
+        ref = run_one(cfg, record_arrays=False)
+    assert len(direct) == n_direct  # the reference run never took the direct path
+    a, b = fast.metrics, ref.metrics
+    assert list(a.columns) == list(b.columns) and a.shape == b.shape and len(a) > 20
+    num = a.select_dtypes("number").columns
+    assert len(num) >= 1
+    np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), rtol=1e-6,
+                               atol=1e-9)
+    assert a.drop(columns=num).equals(b.drop(columns=num))
+    sa, sb = fast.tables["sites"], ref.tables["sites"]
+    assert sa.shape == sb.shape
+    num = sa.select_dtypes("number").columns
+    np.testing.assert_allclose(sa[num].to_numpy(float), sb[num].to_numpy(float), rtol=1e-6,
+                               atol=1e-9)
+    assert sa.drop(columns=num).equals(sb.drop(columns=num))

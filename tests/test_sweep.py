@@ -203,6 +203,7 @@ def test_a_directory_holds_one_scenario_seed_and_config(tmp_path):
     assert json.loads((tmp_path / "sweep.json").read_text())["seed"] == SEED
 
 
+@pytest.mark.slow
 def test_cli_sweep_on_a_dask_scheduler_and_worker_started_as_in_the_readme(reference, tmp_path):
     """`dask scheduler` + `dask worker` subprocesses on localhost, `mescosim sweep --scheduler`."""
     from experiments.cli import main

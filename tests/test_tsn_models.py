@@ -82,6 +82,7 @@ def test_stationary_baselines_respect_energy_balance():
         assert np.all(np.minimum(plan.fch_mw[j], plan.fdis_mw[j]) <= 1e-6)  # (15)
 
 
+@pytest.mark.slow
 def test_lazy_line_rows_give_the_same_optimum_as_all_rows():
     """Screening + lazy rows (the default) vs every (line, hour) row from the start."""
     case = tiny_case(T=6, rating_02_mw=30.0)

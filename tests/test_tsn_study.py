@@ -50,6 +50,7 @@ TABLES = ("methods", "plans", "plan_paths", "routes", "dispatch", "ac_check", "o
           "ocd_history", "line_sweep", "transport_sweep")
 
 
+@pytest.mark.slow
 def test_study_writes_tables_figures_and_report(study):
     for name in TABLES:
         assert (study / f"{name}.parquet").read_bytes()[:4] == b"PAR1", name
