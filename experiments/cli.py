@@ -254,8 +254,10 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else default_run_dir(cfg, seed)
     start_run_dir(out, cfg, seed)
     stage = "simulation"
+    bar = _run_bar(cfg)
     try:
-        result = run_one(cfg, seed)
+        result = run_one(cfg, seed, progress=bar.update_to)
+        bar.close()
         stage = "writing"
         write_run(result, out, figures=not args.no_figures)
     except KeyboardInterrupt:
@@ -273,6 +275,32 @@ def cmd_run(args) -> int:
               f"{out}/meta.json says status \"stopped\"", file=sys.stderr)
         return EXIT_STOPPED
     return 0
+
+
+class _RunBar:
+    """A progress bar on stderr over every policy's engine steps; it appears only on a
+    terminal and only after two seconds, so short runs and logs stay clean."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="step", delay=2.0, disable=None, leave=False,
+                        file=sys.stderr, dynamic_ncols=True)
+        self.done: dict[str, int] = {}
+
+    def update_to(self, policy: str, step: int, n_steps: int) -> None:
+        before = sum(self.done.values())
+        self.done[policy] = step
+        self.bar.set_description(policy, refresh=False)
+        self.bar.update(sum(self.done.values()) - before)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run_bar(cfg) -> _RunBar:
+    n_steps = cfg.scenario.horizon_min // cfg.scenario.step_min
+    return _RunBar(n_steps * len(cfg.policy_runs()))
 
 
 SWEEP_DEFAULT = "three-dn"

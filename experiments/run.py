@@ -24,6 +24,7 @@ import platform
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -167,7 +168,8 @@ def _breakdown_failures(events: pd.DataFrame | None) -> list[dict]:
             for r in rows.itertuples()]
 
 
-def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) -> RunResult:
+def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True,
+            progress: Callable[[str, int, int], None] | None = None) -> RunResult:
     """Run every policy of ``cfg`` on one seeded realisation and return the results.
 
     Failures that do not stop the run are rows of the ``failures`` table: the engine's (power
@@ -175,6 +177,7 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
     infeasibility diagnosis and the fallback used), and every power flow that converged only
     after a retry. ``meta["status"]`` is ``complete``, or ``stopped`` when
     ``power_flow.on_failure = "stop"`` ended the run early (later policies are then not run).
+    ``progress(policy, step, n_steps)``, when given, is called after every engine step.
     """
     from experiments.metrics import run_metrics, sfi_table
 
@@ -198,8 +201,9 @@ def run_one(cfg: Config, seed: int | None = None, record_arrays: bool = True) ->
         policy = make_policy(name, **params)
         retried: list[dict] = []
         sites = [_WatchedSite(s, on_failure == "stop", retried) for s in world.sites]
+        hook = (lambda k, n, _name=name: progress(_name, k, n)) if progress else None
         engine = Engine(DnSites(world.problem, world.vehicles, sites, record_arrays),
-                        policy, rng=np.random.default_rng(policy_seq))
+                        policy, rng=np.random.default_rng(policy_seq), on_step=hook)
         try:
             recorder = engine.run()
         except PowerFlowStop as exc:

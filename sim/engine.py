@@ -31,6 +31,7 @@ and grids and hand it to the engine.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,10 @@ class Engine:
     """Runs one ``system`` (:class:`sim.protocols.System`) under ``policy``."""
 
     def __init__(self, system: System, policy: Policy, rng: np.random.Generator,
-                 recorder: Recorder | None = None) -> None:
+                 recorder: Recorder | None = None,
+                 on_step: Callable[[int, int], None] | None = None) -> None:
+        """``on_step(step, n_steps)``, when given, is called after each settled step (a
+        progress bar's hook; it must not touch the simulation)."""
         if system.step_min < 1:
             raise ValueError("step_min must be >= 1")
         self.system = system
@@ -83,6 +87,7 @@ class Engine:
         self.env = simpy.Environment(initial_time=system.start_min)
         self.reset_ok = False
         self._reset_done = False
+        self.on_step = on_step
 
     @property
     def _policy_name(self) -> str:
@@ -157,5 +162,7 @@ class Engine:
             t = time.perf_counter()
             sys_.settle(now, step)
             self.timings.grid_s += time.perf_counter() - t
+            if self.on_step is not None:
+                self.on_step(step + 1, sys_.n_steps)
             yield _Late(self.env, sys_.step_min)
 
