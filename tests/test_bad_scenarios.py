@@ -167,7 +167,7 @@ CASES = {
     "parameter the policy does not take": (
         _set("compare", {"policies": ["greedy"], "params": {"greedy": {"horizon": 4}}}),
         ["compare.policies[0].params.horizon: policy 'greedy' takes no parameter 'horizon' "
-         "(accepted: window_steps, min_gain, low_quantile, high_quantile)"]),
+         "(accepted: window_min, min_gain, low_quantile, high_quantile)"]),
     "parameter of the wrong type": (
         _set("policy", {"name": "milp", "params": {"horizon_steps": "all"}}),
         ["policy.params.horizon_steps: expected int, got str 'all'"]),

@@ -67,7 +67,7 @@ def test_malformed_scenario_lists_every_problem(raw):
      "(on other systems: dp, ocd, shortest, uc-milp)"),
     (lambda r: r["policy"]["params"].update(horizon=4),
      "policy.params.horizon: policy 'greedy' takes no parameter 'horizon' "
-     "(accepted: window_steps, min_gain, low_quantile, high_quantile)"),
+     "(accepted: window_min, min_gain, low_quantile, high_quantile)"),
     (lambda r: r["grids"]["dn1"].update(load_shape="weekend"),
      "grids.dn1.load_shape: unknown shape 'weekend'; known: commercial, industrial, "
      "residential, solar"),
