@@ -73,6 +73,11 @@ def test_greedy_moves_the_same_vehicles_at_the_same_times_at_every_step():
         ev = ev[ev["event"].isin(["depart", "arrive"])]
         trips[s] = list(ev[["time_min", "vehicle", "event", "node"]].itertuples(
             index=False, name=None))
+        # the peak-shaving rule charges back to the initial energy by the end, at every step
+        veh = res.tables["vehicles"].sort_values("time_min")
+        for name, spec in res.info["vehicles"].items():
+            e_end = float(veh[veh["vehicle"] == name]["e_end_mwh"].iloc[-1])
+            assert e_end == pytest.approx(spec["e_init_mwh"], abs=1e-3), (s, name)
     assert trips[60], "greedy should move a vehicle towards the largest deficit"
     assert trips[15] == trips[60]
     assert trips[5] == trips[60]
