@@ -66,9 +66,10 @@ class GreedyPolicy(BasePolicy):
     upward capacity (generators + DR + storage), the exogenous deficit of MODELS.md A.6 (FD-exo).
     Each parked vehicle scores every site by the mean index over the ``window_min`` minutes
     starting when it could arrive there (the steps that cover them: at least one), and moves if
-    the best site beats its current one by more than ``min_gain``. Vehicles are assigned in fleet order; a site already served by a vehicle has its
-    index recomputed with that vehicle's power subtracted, so two vehicles only share a site when
-    it is worth it. At the site, dispatch follows the peak-shaving rule of :class:`PeakShaving`.
+    the best site beats its current one by more than ``min_gain``. Vehicles are assigned in
+    fleet order; a site already served by a vehicle has its index recomputed with that vehicle's
+    power subtracted, so two vehicles only share a site when it is worth it. At the site,
+    dispatch follows the peak-shaving rule of :class:`PeakShaving`.
     """
 
     name = "greedy"
