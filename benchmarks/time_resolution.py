@@ -63,9 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", default="60,15,5", help="step lengths in minutes")
     ap.add_argument("--horizon-min", type=int, default=None)
     a = ap.parse_args(argv)
-    rows = [measure(a.scenario, int(s), p, a.horizon_min)
-            for s in a.steps.split(",") for p in a.policies.split(",")]
-    print(markdown(rows))
+    rows = []
+    print(markdown(rows), flush=True)  # the header, then one row as each run ends
+    for p in a.policies.split(","):
+        for s in a.steps.split(","):
+            rows.append(measure(a.scenario, int(s), p, a.horizon_min))
+            print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     return 0 if all(np.isfinite(r["losses_mwh"]) for r in rows) else 1
 
 

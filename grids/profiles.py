@@ -12,6 +12,7 @@ that the same seed gives the same realised load and PV at every step length.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,8 +232,6 @@ def realise_per_step(load_profiles: list[Profile], pv_profiles: list[Profile],
     (load_mw, pv_mw) : tuple of numpy.ndarray
         Shape ``(n_sites, horizon_min // step_min)``.
     """
-    import math
-
     step_min, horizon_min, noise_min = int(step_min), int(horizon_min), int(noise_min)
     g = math.gcd(step_min, noise_min, *(int(p.resolution_min) for p in load_profiles),
                  *(int(p.resolution_min) for p in pv_profiles))
