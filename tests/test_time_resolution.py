@@ -81,3 +81,23 @@ def test_greedy_moves_the_same_vehicles_at_the_same_times_at_every_step():
     assert trips[60], "greedy should move a vehicle towards the largest deficit"
     assert trips[15] == trips[60]
     assert trips[5] == trips[60]
+
+
+def test_hourly_noise_equals_the_per_step_draw_at_60_min_and_is_held_below():
+    import numpy as np
+
+    from grids.profiles import Profile, realise, realise_per_step
+
+    loads = [Profile.from_shape("industrial"), Profile.from_shape("residential")]
+    pvs = [Profile.from_shape("solar")] * 2
+    peak, cap = np.array([3.0, 2.0]), np.array([0.6, 0.8])
+    l60, p60 = realise_per_step(loads, pvs, peak, cap, 60, 1440, np.random.default_rng(3))
+    fl = np.array([p.per_step(60, 1440) for p in loads]) * peak[:, None]
+    fp = np.array([p.per_step(60, 1440) for p in pvs]) * cap[:, None]
+    l_ref, p_ref = realise(fl, fp, cap, np.random.default_rng(3))
+    assert np.allclose(l60, l_ref) and np.allclose(p60, p_ref)
+    l5, p5 = realise_per_step(loads, pvs, peak, cap, 5, 1440, np.random.default_rng(3))
+    assert np.allclose(l5, np.repeat(l60, 12, axis=1))
+    assert np.allclose(p5, np.repeat(p60, 12, axis=1))
+    l120, _ = realise_per_step(loads, pvs, peak, cap, 120, 1440, np.random.default_rng(3))
+    assert np.allclose(l120, l60.reshape(2, 12, 2).mean(axis=2))
