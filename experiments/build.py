@@ -15,7 +15,7 @@ from agents.graph import TransportGraph
 from agents.vehicle import FleetModel, Vehicle
 from experiments.config import Config, DegradationConfig, VehicleConfig
 from experiments.specs import site_spec
-from grids.profiles import realise
+from grids.profiles import realise_per_step
 from grids.site import DistributionSite, SiteSpec, build_site
 from sim.types import BatterySpec, Problem, VehicleSpec
 
@@ -100,10 +100,13 @@ def realisation(cfg: Config, specs: list[SiteSpec], rng: np.random.Generator) ->
     if u.load_sigma == 0 and u.pv_sigma == 0:
         return Realisation(load, pv)
     cap = np.array([s.pv_cap_mw for s in specs])
-    # rho is the hour-to-hour autocorrelation; convert it to the step length.
-    rho_step = u.rho ** (step / 60.0)
-    load_act, pv_act = realise(load, pv, cap, rng, sigma_load=u.load_sigma, sigma_pv=u.pv_sigma,
-                               rho=rho_step, corr_load=u.load_corr, corr_pv=u.pv_corr)
+    # One noise value per hour (rho is hour-to-hour), held within the hour: the same seed gives
+    # the same realised load and PV at every step length.
+    load_act, pv_act = realise_per_step(
+        [s.load_profile for s in specs], [s.pv_profile for s in specs],
+        np.array([s.peak_load_mw for s in specs]), cap, step, horizon, rng,
+        sigma_load=u.load_sigma, sigma_pv=u.pv_sigma, rho_per_h=u.rho, corr_load=u.load_corr,
+        corr_pv=u.pv_corr)
     return Realisation(load_act, pv_act)
 
 

@@ -5,11 +5,14 @@ that repeats with its own length when that length is a whole number of days. ``p
 it into one value per engine step by averaging over each step, so a 15-min step holds the hourly
 value and a 120-min step the mean of two hours.
 
-:func:`realise` draws the Monte Carlo realisations of MODELS.md A.10.1 around per-step forecasts.
+:func:`realise` draws the Monte Carlo realisations of MODELS.md A.10.1 around per-step forecasts;
+:func:`realise_per_step` draws them on a fixed time grid (one noise value per hour by default), so
+that the same seed gives the same realised load and PV at every step length.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +21,7 @@ from scipy.signal import lfilter
 from sim.errors import ScenarioError
 from sim.units import MIN_PER_DAY
 
-__all__ = ["SHAPES", "Profile", "realise"]
+__all__ = ["SHAPES", "Profile", "realise", "realise_per_step"]
 
 #: MODELS.md A.11 hourly shapes (hours 1..24). Loads are p.u. of the peak load, ``"solar"`` is p.u.
 #: of the installed PV capacity. DN1 is industrial, DN2 residential, DN3 commercial.
@@ -207,6 +210,48 @@ def realise(load_mw: np.ndarray, pv_mw: np.ndarray, pv_cap_mw: np.ndarray,
     if n_scenarios is None:
         return load[0], pv[0]
     return load, pv
+
+
+def realise_per_step(load_profiles: list[Profile], pv_profiles: list[Profile],
+                     peak_load_mw: np.ndarray, pv_cap_mw: np.ndarray, step_min: int,
+                     horizon_min: int, rng: np.random.Generator, sigma_load: float = 0.05,
+                     sigma_pv: float = 0.20, rho_per_h: float = 0.8, corr_load: float = 0.5,
+                     corr_pv: float = 0.8, noise_min: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """One realisation (MODELS.md A.10.1) per site and engine step, independent of the step.
+
+    The noise ``xi`` is one value per ``noise_min`` minutes (hour-to-hour AR(1) coefficient
+    ``rho_per_h``), held within each interval; actual = forecast x (1 + sigma xi) is formed on the
+    common grid of the profiles, the noise and the step, then averaged over each step like
+    :meth:`Profile.per_step`. So a 5-min and a 60-min run of the same seed see the same
+    realised load and PV (the 5-min values are the hourly ones held), and the energy of every
+    hour is the same. With ``step_min == noise_min == 60`` and hourly profiles this is exactly
+    :func:`realise` on the per-step forecasts (same draws).
+
+    Returns
+    -------
+    (load_mw, pv_mw) : tuple of numpy.ndarray
+        Shape ``(n_sites, horizon_min // step_min)``.
+    """
+    step_min, horizon_min, noise_min = int(step_min), int(horizon_min), int(noise_min)
+    g = math.gcd(step_min, noise_min, *(int(p.resolution_min) for p in load_profiles),
+                 *(int(p.resolution_min) for p in pv_profiles))
+    load = np.array([p.per_step(g, horizon_min) for p in load_profiles]) * np.asarray(
+        peak_load_mw, dtype=float)[:, None]
+    cap = np.asarray(pv_cap_mw, dtype=float)
+    pv = np.array([p.per_step(g, horizon_min) for p in pv_profiles]) * cap[:, None]
+    n_sites, n_fine = load.shape
+    n_noise = -(-horizon_min // noise_min)
+    rho = float(rho_per_h) ** (noise_min / 60.0)
+    xi_load = _ar1_equicorrelated(rng, 1, n_sites, n_noise, rho, corr_load)[0]
+    xi_pv = _ar1_equicorrelated(rng, 1, n_sites, n_noise, rho, corr_pv)[0]
+    at = (np.arange(n_fine) * g) // noise_min  # noise interval of every fine slot
+    load_act = load * (1.0 + sigma_load * xi_load[:, at])
+    pv_act = np.clip(pv * (1.0 + sigma_pv * xi_pv[:, at]), 0.0, cap[:, None])
+    pv_act = np.where(pv == 0.0, 0.0, pv_act)
+    k = step_min // g
+    n_steps = horizon_min // step_min
+    return (load_act.reshape(n_sites, n_steps, k).mean(axis=2),
+            pv_act.reshape(n_sites, n_steps, k).mean(axis=2))
 
 
 def _ar1_equicorrelated(rng: np.random.Generator, n_scen: int, n_sites: int, n_steps: int,

@@ -87,14 +87,19 @@ class GreedyPolicy(BasePolicy):
     The deficit index of site ``n`` at step ``t`` is its forecast positive net load over its own
     upward capacity (generators + DR + storage), the exogenous deficit of MODELS.md A.6 (FD-exo).
     Each parked vehicle scores every site by the mean index over the ``window_min`` minutes
-    (rounded up to whole steps, at least one) starting when it could arrive there, and moves
-    if the best site beats its current one by more than ``min_gain``. Vehicles are assigned in
-    fleet order; a site already served by a vehicle has its index recomputed with that
-    vehicle's power subtracted, so two vehicles only share a site when
-    it is worth it. At the site, dispatch follows the peak-shaving rule of :class:`PeakShaving`.
+    starting when it could arrive there (the steps that cover them: at least one), and moves if
+    the best site beats its current one by more than ``min_gain``. Vehicles are assigned in
+    fleet order; a site already served by a vehicle has its index recomputed with that vehicle's
+    power subtracted, so two vehicles only share a site when it is worth it. At the site,
+    dispatch follows the peak-shaving rule of :class:`PeakShaving`.
     """
 
     name = "greedy"
+    #: Parameters that were renamed, with what to write instead (checked by the registry).
+    renamed_params = {
+        "window_steps": "renamed to window_min, the look-ahead window in minutes (not steps); "
+                        "window_steps = 3 at 60-min steps is window_min = 180",
+    }
 
     def __init__(self, window_min: int = 180, min_gain: float = 0.05,
                  low_quantile: float = 0.25, high_quantile: float = 0.75) -> None:
@@ -106,18 +111,24 @@ class GreedyPolicy(BasePolicy):
     @classmethod
     def param_problems(cls, params: dict, path: str = "policy.params",
                        context: dict | None = None) -> list[str]:
-        """The look-ahead window and the quantiles."""
+        """Every problem with the values of ``params`` (names and types are checked by the
+        registry): the look-ahead window and the quantiles."""
         out = _quantile_problems(params, path)
-        if params.get("window_min", 180) < 1:
-            out.append(f"{path}.window_min: must be >= 1 minute, got {params['window_min']}")
+        w = params.get("window_min", 180)
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            out.append(f"{path}.window_min: must be a whole number of minutes >= 1, got {w!r}")
         return out
+
+    def window_steps(self, step_min: int) -> int:
+        """Steps scored per site: those that cover ``window_min`` minutes (at least one)."""
+        return max(1, -(-int(self.window_min) // int(step_min)))
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
         super().reset(problem, rng)
-        if self.window_min < 1:
-            raise ScenarioError(["policy.params.window_min: must be >= 1 minute"])
-        # minutes, not steps: the same look-ahead at any step length
-        self._window_steps = max(1, -(-int(self.window_min) // problem.step_min))
+        problems = self.param_problems(self.params())
+        if problems:
+            raise ScenarioError(problems)
+        self._window = self.window_steps(problem.step_min)
         self._rule = PeakShaving(problem, self.low_quantile, self.high_quantile)
         self._nl = {s.name: np.maximum(s.net_load_forecast_mw, 0.0) for s in problem.sites}
         self._cap = {s.name: max(s.own_up_capacity_mw, 1e-9) for s in problem.sites}
@@ -126,7 +137,7 @@ class GreedyPolicy(BasePolicy):
         n = self.problem.n_steps
         if start >= n:
             return 0.0
-        window = self._nl[site][start:min(n, start + self._window_steps)]
+        window = self._nl[site][start:min(n, start + self._window)]
         return float(np.mean(np.maximum(window - relief_mw, 0.0)) / self._cap[site])
 
     def decide(self, state: State) -> Decision:

@@ -301,6 +301,9 @@ def policy_problems(name: str, params: dict[str, Any], path: str = "policy",
     cls = POLICIES[name][system]
     sig = inspect.signature(cls.__init__)
     for key, value in params.items():
+        if key not in sig.parameters and key in getattr(cls, "renamed_params", {}):
+            out.append(f"{path}.params.{key}: {cls.renamed_params[key]}")
+            continue
         if key not in sig.parameters or key == "self":
             accepted = ", ".join(_param_names(cls)) or "none"
             out.append(f"{path}.params.{key}: policy {name!r} takes no parameter {key!r} "
