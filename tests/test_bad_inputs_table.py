@@ -104,7 +104,7 @@ SCENARIO_CASES = [
          ("compare.policies[0].params.site: unknown site 'dn1'; sites are a, b",)),
     Case("window-min-0", lambda t: ["tiny", "--set", 'compare.policies=["greedy"]', "--set",
                                     "compare.params.greedy.window_min=0"],
-         ("compare.policies[0].params.window_min: must be >= 1 minute, got 0",)),
+         ("compare.policies[0].params.window_min: must be a whole number of minutes >= 1, got 0",)),
     Case("low-quantile-7", lambda t: ["tiny", "--set", 'compare.policies=["greedy"]', "--set",
                                       "compare.params.greedy.low_quantile=7"],
          ("compare.policies[0].params.low_quantile: must be a quantile in [0, 1], got 7",)),
