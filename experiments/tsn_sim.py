@@ -349,12 +349,17 @@ def run_tsn_sim(case_name: str = "ieee30", policy: str = "uc-milp", hours: int =
     return res
 
 
+#: The longest horizon ``tsn-sim`` takes (hours).
+MAX_HOURS = 168
+
+
 def flag_problems(a) -> tuple[list[str], dict[str, dict[int, int]]]:
     """Every problem with ``tsn-sim``'s flags, named by flag, before anything is built; and the
     parsed ``--delay`` values (train -> {trip: minutes})."""
     out: list[str] = []
-    if a.hours < 1:
-        out.append(f"--hours: must be >= 1, got {a.hours}")
+    if not 1 <= a.hours <= MAX_HOURS:
+        out.append(f"--hours: must be between 1 and {MAX_HOURS} (one week: the unit-commitment "
+                   f"MILP grows with every hour), got {a.hours}")
     if a.replan_every_h < 0:
         out.append(f"--replan-every-h: must be >= 0 (0: plan once), got {a.replan_every_h}")
     if a.time_limit_s is not None and not (math.isfinite(a.time_limit_s) and a.time_limit_s > 0):
