@@ -276,6 +276,7 @@ def compute_time_vs_objective(out: Path, path: Path) -> Path | None:
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         if min(xs) > 0 and max(xs) / min(xs) > 20:
             ax.set_xscale("log")
+        ax.legend(frameon=False, fontsize=7, loc="best")  # the labels of close points overlap
         ax.set_xlabel("engine wall time per scenario (s)")
         ax.set_ylabel(f"{title} ({unit}), {better} is better")
         n_scen = obj.dropna(how="all").shape[0]
