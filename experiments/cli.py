@@ -352,11 +352,14 @@ def _sweep_config(args, policies: list[str] | None = None):
             raise ScenarioError(["--policies: expected a comma-separated list of policy names, "
                                  "e.g. idle,stationary,greedy"])
     kind = _kind(path)
-    if getattr(args, "oracle", False):
-        if kind != "tsn-study":
+    oracle = bool(getattr(args, "oracle", False))
+    if oracle:
+        if kind == "coopt-study":
             raise ScenarioError(["--oracle: the hindsight benchmark exists for the train "
-                                 "studies (tsn-ieee30, tsn-ieee118) only"])
-        args.set = [*args.set, "sweep.oracle=true"]
+                                 "studies (tsn-ieee30, tsn-ieee118) and the DN scenarios "
+                                 "(three-dn) only"])
+        if kind == "tsn-study":
+            args.set = [*args.set, "sweep.oracle=true"]
     if kind in ("tsn-study", "coopt-study"):
         from experiments.families import FAMILY_OF_KIND, load_target, policy_problems
 
@@ -383,6 +386,10 @@ def _sweep_config(args, policies: list[str] | None = None):
         raise ScenarioError([f"{path}: has a [study] section (a seed 000 study run by "
                              f"`mescosim run`), not a per-realisation simulation; sweeps run "
                              f"plain scenarios such as {SWEEP_DEFAULT}"])
+    if oracle:
+        from experiments.sweep import DnOracleTarget
+
+        return DnOracleTarget(cfg)
     return cfg
 
 
@@ -483,8 +490,9 @@ def _sweep_options(p, name: str, n_default: int) -> None:
     if name == "bench":
         p.add_argument("--oracle", action="store_true",
                        help="add the hindsight benchmark (train studies: the centralised MILP "
-                            "with the scenario's realised loads and wind) and each policy's "
-                            "regret against it")
+                            "with the scenario's realised loads and wind; DN scenarios: the "
+                            "weighted-SFI MILP with the realised load and PV) and each "
+                            "policy's regret against it")
 
 
 def _sweep_error() -> type:

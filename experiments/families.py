@@ -640,6 +640,45 @@ class TrainTarget:
         return finish_frame(pd.concat(parts, ignore_index=True), scenario, seed), policy_s
 
 
+def dn_realisation(cfg, seed: int):
+    """The load/PV and road realisation ``experiments.run.run_one(cfg, seed)`` runs every policy
+    on: the same ``SeedSequence(seed).spawn(4)`` children (noise first, road fourth)."""
+    from experiments.build import realisation, with_road
+    from experiments.specs import site_spec
+
+    noise_seq, _policy_seq, _fleet_seq, road_seq = np.random.SeedSequence(int(seed)).spawn(4)
+    specs = [site_spec(name, g, cfg.power_flow) for name, g in cfg.grids.items()]
+    actual = realisation(cfg, specs, np.random.default_rng(noise_seq))
+    return with_road(cfg, actual, road_seq)
+
+
+def dn_hindsight_config(cfg, seed: int):
+    """The DN scenario of the hindsight oracle for scenario seed ``seed``: the realised load and
+    PV of that seed (:func:`dn_realisation`) as the forecast profiles (one value per step), no
+    load/PV noise, and the ``milp`` policy alone, planning the whole horizon once (its other
+    parameters from ``cfg`` when ``cfg`` runs ``milp``). ``run_one`` of it with the same seed
+    runs the MILP with perfect information on the same realisation (the road draws, fleet and
+    policy generators come from the same seed)."""
+    from experiments.config import validate
+
+    actual = dn_realisation(cfg, seed)
+    raw = cfg.to_toml_dict()
+    step = int(cfg.scenario.step_min)
+    for i, name in enumerate(cfg.grids):
+        g = raw["grids"][name]
+        peak, cap = float(cfg.grids[name].peak_load_mw), float(cfg.grids[name].pv_cap_mw)
+        g["load_shape"] = [float(v) / peak for v in actual.load_mw[i]]
+        g["load_resolution_min"] = step
+        g["pv_shape"] = [float(v) / cap if cap > 0 else 0.0 for v in actual.pv_mw[i]]
+        g["pv_resolution_min"] = step
+    raw["uncertainty"] = {**raw.get("uncertainty", {}), "load_sigma": 0.0, "pv_sigma": 0.0}
+    params = dict(cfg.policy_runs()).get("milp", {})
+    raw["policy"] = {"name": "milp", "params": {**params, "horizon_steps": 0,
+                                                 "replan_every": 0}}
+    raw["compare"] = {"policies": [], "params": {}}
+    return validate(raw, source="oracle")
+
+
 def is_study_kind(raw: dict) -> bool:
     return isinstance(raw.get("scenario"), dict) and raw["scenario"].get("kind") in FAMILY_OF_KIND
 

@@ -169,6 +169,49 @@ def target_policies(cfg) -> list[str]:
     return [n for n, _ in cfg.policy_runs()] if isinstance(cfg, Config) else list(cfg.policies)
 
 
+class DnOracleTarget:
+    """A DN scenario swept with the hindsight oracle (``mescosim bench --oracle`` on a DN
+    scenario): every policy of ``cfg`` as ``run_one`` runs them, then the rows of policy
+    ``oracle``: the weighted-SFI ``milp`` planning the whole horizon once with perfect
+    information of the scenario's realised load and PV
+    (:func:`experiments.families.dn_hindsight_config`), through the same engine on the same
+    realisation. :func:`experiments.bench.bench_tables` reports each policy's regret against it.
+    ``config.toml`` is the DN scenario plus ``[sweep] oracle = true``."""
+
+    family = "dn-sites"
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.name = cfg.scenario.name
+        self.seed = cfg.scenario.seed
+        self.policies = [n for n, _ in cfg.policy_runs()]
+        self.plan_s: dict[str, float] = {}
+
+    def to_toml_dict(self) -> dict:
+        return {**self.cfg.to_toml_dict(), "sweep": {"oracle": True}}
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(f"{config_hash(self.cfg)}:oracle".encode()).hexdigest()[:16]
+
+    def prepare(self) -> None:
+        return None
+
+    def run(self, scenario: int, seed: int) -> tuple[pd.DataFrame, dict[str, float]]:
+        from experiments.families import ORACLE, dn_hindsight_config
+        from experiments.run import run_one
+
+        result = run_one(self.cfg, seed)
+        frames = [scenario_frame(result, scenario, seed)]
+        policy_s = {p["name"]: round(float(p["timings_s"]["total"]), 4)
+                    for p in result.meta["policies"]}
+        oracle = run_one(dn_hindsight_config(self.cfg, seed), seed)
+        of = scenario_frame(oracle, scenario, seed)
+        of["policy"] = ORACLE
+        frames.append(of)
+        policy_s[ORACLE] = round(float(oracle.meta["policies"][0]["timings_s"]["total"]), 4)
+        return pd.concat(frames, ignore_index=True), policy_s
+
+
 def run_scenario(cfg, scenario: int, seed: int) -> Outcome:
     """Run every policy of ``cfg`` on scenario ``scenario`` (seed ``seed``); never raises.
 
@@ -327,6 +370,9 @@ def load_sweep_config(out: str | Path):
 
     if families.is_study_kind(raw):
         return families.target_from_raw(raw, source=str(path))
+    if (raw.get("sweep") or {}).get("oracle") is True:  # a DN bench with the hindsight oracle
+        return DnOracleTarget(validate({k: v for k, v in raw.items() if k != "sweep"},
+                                       source=str(path)))
     return validate(raw, source=str(path))
 
 

@@ -6,6 +6,7 @@ through :func:`experiments.figures._save`. Only scenarios with status ``ok`` are
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -243,6 +244,70 @@ def paired_differences(out: Path, path: Path) -> Path | None:
         return _save(fig, path)
 
 
+def _mean_ci(v: np.ndarray) -> tuple[float, float]:
+    """Mean and half-width of its 95 % Student-t interval (0 for a single value)."""
+    from scipy import stats as sps
+
+    if v.size < 2:
+        return float(v.mean()), 0.0
+    return float(v.mean()), float(sps.t.ppf(0.975, v.size - 1) * v.std(ddof=1)
+                                  / np.sqrt(v.size))
+
+
+def compute_time_vs_objective(out: Path, path: Path) -> Path | None:
+    """Per policy, the mean engine wall seconds per scenario against the mean of the family's
+    first headline objective (DN: SFI; trucks: fleet cost; trains: operating cost), both with
+    their 95 % t intervals over the ``ok`` scenarios (None: no wall times or no objective). A
+    plan made once per benchmark from the forecast (``sweep.json``'s ``plan_s``, the truck
+    ``milp``) is not in the engine time: its seconds are written beside the point."""
+    man = read_manifest(out)
+    man = man[man.status == "ok"]
+    tot = _system(out)
+    tot = tot[tot.time_min.isna()]
+    metrics = _headline(tot.metric)
+    if not metrics or "policy_s" not in man.columns:
+        return None
+    m = metrics[0]
+    obj = tot[tot.metric == m].pivot_table(index="scenario", columns="policy", values="value")
+    secs: dict[str, list[float]] = {}
+    for k, d in zip(man.scenario.astype(int), man.policy_s):
+        if isinstance(d, dict) and k in obj.index:
+            for p, s in d.items():
+                secs.setdefault(p, []).append(float(s))
+    pols = [p for p in pd.unique(tot.policy) if p in secs and p in obj.columns]
+    if not pols:
+        return None
+    col = _colors(pols)
+    title, unit = LABELS[m]
+    better = "higher" if DIRECTION.get(m, 1) > 0 else "lower"
+    try:  # plans made once per benchmark from the forecast (truck milp): said beside the point
+        plan_s = json.loads((out / "sweep.json").read_text(encoding="utf-8")).get("plan_s", {})
+    except (OSError, ValueError):
+        plan_s = {}
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(5.6, 3.8))
+        xs = []
+        for p in pols:
+            x, dx = _mean_ci(np.asarray(secs[p]))
+            y, dy = _mean_ci(obj[p].dropna().to_numpy())
+            xs.append(x)
+            ax.errorbar(x, y, xerr=[[min(dx, 0.99 * x)], [dx]], yerr=dy, fmt="o",
+                        color=col[p], capsize=3,
+                        markersize=5, label=p)
+            once = float(plan_s.get(p, 0.0) or 0.0)
+            label = f"{p} (+{once:.0f} s plan, once)" if once >= 1.0 else p
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        if min(xs) > 0 and max(xs) / min(xs) > 20:
+            ax.set_xscale("log")
+        ax.legend(frameon=False, fontsize=7, loc="best")  # the labels of close points overlap
+        ax.set_xlabel("engine wall time per scenario (s)")
+        ax.set_ylabel(f"{title} ({unit}), {better} is better")
+        n_scen = obj.dropna(how="all").shape[0]
+        ax.set_title(f"Compute time against objective, {n_scen} scenarios "
+                     "(95 % t intervals)", fontsize=10)
+        return _save(fig, path)
+
+
 def write_all(out: str | Path) -> list[Path]:
     """Every sweep figure into ``out/figures`` that the sweep's metrics allow (a figure with
     nothing to draw is skipped); the paired plot needs two policies."""
@@ -254,4 +319,5 @@ def write_all(out: str | Path) -> list[Path]:
     tot = read_results(out, columns=["policy"], filters=[("entity", "==", "system")])
     if tot.policy.nunique() > 1:
         paths.append(paired_differences(out, fig_dir / "sweep_paired.png"))
+    paths.append(compute_time_vs_objective(out, fig_dir / "sweep_time_objective.png"))
     return [p for p in paths if p is not None]

@@ -259,7 +259,7 @@ def test_cli_bench_and_plot(reference, tmp_path, capsys):
     assert row.mean_diff == pytest.approx((tot.greedy - tot.idle).mean(), abs=1e-12)
     assert row.ci95_lo <= row.mean_diff <= row.ci95_hi
     assert main(["plot", str(out)]) == 0
-    assert len(list((out / "figures").glob("sweep_*.png"))) == 4
+    assert len(list((out / "figures").glob("sweep_*.png"))) == 5  # + time vs objective
     assert main(["sweep", "sfi-quick", "--scenarios", "1", "--out", str(tmp_path / "x")]) == 2
     assert "not a per-realisation simulation" in capsys.readouterr().err
     assert main(["bench", TINY, "--policies", "idle,nosuch", "--out", str(tmp_path / "y")]) == 2
