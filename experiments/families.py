@@ -141,12 +141,18 @@ def _sweep_section(kind: str, given: dict) -> dict:
 
 def policy_problems(family: str, policies: list[str]) -> list[str]:
     """``--policies`` problems: names that do not run on ``family`` (with the valid names)."""
-    from policies.registry import names_for
+    from policies.registry import name_problems, names_for
 
     valid = names_for(family)
-    bad = [p for p in policies if p not in valid]
-    dup = sorted({p for p in policies if policies.count(p) > 1})
     out = []
+    bad = []
+    for p in policies:
+        if ":" in p:  # a plugin named module:Class: imported and checked by the registry
+            out += [m.replace("--policies.name:", "--policies:", 1)
+                    for m in name_problems(p, family, "--policies")]
+        elif p not in valid:
+            bad.append(p)
+    dup = sorted({p for p in policies if policies.count(p) > 1})
     if bad:
         out.append(f"--policies: {', '.join(repr(p) for p in bad)} do not run on this scenario's "
                    f"system ({family}); valid: {', '.join(valid)}")

@@ -280,6 +280,12 @@ def _name_problems(name: str, system: str, path: str) -> list[str]:
     return []
 
 
+def name_problems(name: str, system: str, path: str = "policy") -> list[str]:
+    """Problems with the policy name ``name`` on ``system`` (a built-in or registered name, or a
+    ``module:Class`` plugin, imported here), each prefixed ``path.name:``; [] when it runs."""
+    return _name_problems(name, system, path)
+
+
 def _param_names(cls: type) -> tuple[str, ...]:
     return tuple(p for p in inspect.signature(cls.__init__).parameters if p != "self")
 

@@ -28,7 +28,7 @@ def test_list_shows_scenarios_policies_with_systems_and_grids(capsys):
     assert scen.startswith("scenarios (mescosim run NAME):\n")
     assert "  three-dn " in scen and "(default)" in scen
     lines = {ln.split()[0]: ln.split(None, 1)[1] for ln in pols.splitlines()[1:-1]}
-    assert lines["greedy"] == "dn-sites, missions"
+    assert lines["greedy"] == "dn-sites, missions, transmission"
     assert lines["idle"] == "dn-sites, transmission"
     assert lines["uc-milp"] == "transmission"
     assert grids.splitlines()[1].strip() == "case33bw, cigre_mv, mv_open_ring"

@@ -17,6 +17,7 @@ from unittest import mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import grids.feeders
 import grids.site
 from experiments.config import SCENARIO_DIR, Config, validate
 from grids.feeders import make_feeder
@@ -34,7 +35,7 @@ def _template(name: str):
 def _read_only_feeder(name):
     # check_site_spec only reads the net (bus indices, service flags, transformer sides), so the
     # validation may share one net per feeder; this saves pandapower's deep copy per example.
-    return _template(name) if isinstance(name, str) and name in grids.site.FEEDERS else \
+    return _template(name) if isinstance(name, str) and name in grids.feeders.FEEDERS else \
         make_feeder(name)
 
 
