@@ -447,7 +447,7 @@ def cmd_bench(args) -> int:
 
     policies = [p.strip() for p in args.policies.split(",")]
     cfg = _sweep_config(args, policies)
-    out, _ = _run_sweep_cli(args, cfg)
+    out, summary = _run_sweep_cli(args, cfg)
     tables = bench_tables(out, policies)
     write_bench(out, tables)
     print()
@@ -455,7 +455,11 @@ def cmd_bench(args) -> int:
     if not args.no_figures and len(tables["stats"]):
         _sweep_figures(out)
     _sweep_report(out)
-    return 0
+    if not len(tables["stats"]):
+        print(f"no scenario finished ok: nothing to compare (see {out}/manifest.jsonl)",
+              file=sys.stderr)
+        return 1
+    return 0 if summary.failed == 0 else 1
 
 
 def cmd_plot(args) -> int:
@@ -463,6 +467,13 @@ def cmd_plot(args) -> int:
     if not (out / "sweep.json").is_file():
         raise ScenarioError([f"{out}: not a sweep directory (no sweep.json); "
                              "give the --out of `mescosim sweep` or `mescosim bench`"])
+    from experiments.sweep import read_manifest
+
+    man = read_manifest(out)
+    if not len(man) or not (man.status == "ok").any():
+        counts = ", ".join(f"{k} {v}" for k, v in man.status.value_counts().items()) or "empty"
+        raise ScenarioError([f"{out}: no scenario of the sweep finished ok (manifest.jsonl: "
+                             f"{counts}); nothing to plot"])
     _sweep_figures(out)
     return 0
 

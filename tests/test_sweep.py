@@ -264,3 +264,16 @@ def test_cli_bench_and_plot(reference, tmp_path, capsys):
     assert "not a per-realisation simulation" in capsys.readouterr().err
     assert main(["bench", TINY, "--policies", "idle,nosuch", "--out", str(tmp_path / "y")]) == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+def test_a_bench_where_every_scenario_fails_says_so_and_exits_1(tmp_path, capsys):
+    from experiments.cli import main
+
+    out = tmp_path / "b"
+    # one Newton-Raphson iteration: no power flow converges, so no scenario is ok
+    assert main(["bench", TINY, "--policies", "idle", "--scenarios", "2", "--workers", "0",
+                 "--no-progress", "--set", "power_flow.max_iteration=1", "--out", str(out)]) == 1
+    assert "no scenario finished ok" in capsys.readouterr().err
+    assert main(["plot", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "finished ok (manifest.jsonl: nonconverged 2); nothing to plot" in err
