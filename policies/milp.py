@@ -97,18 +97,31 @@ class MilpPolicy(BasePolicy):
         problems = self.param_problems(self.params(), "policy.params")
         if problems:
             raise ScenarioError(problems)
+        self._solves: list[dict] = []
+        self._rows: list[dict] = []
+        self._plan = None
+        self._plan_start = 0
         self._fallback = SAFE_RULES[self.fallback]()
         self._fallback.reset(problem, rng)
         self.ctx = SfiContext.from_problem(problem)
         self.opt = Options(self.solver, self.time_limit_s, self.mip_gap)
         self._matrix = self.build == "matrix" or (self.build == "auto" and self.solver == "highs")
         load, pv = self.ctx.forecast
-        self.w = make_weights(self.ctx, load, pv, np.ones(1), self.weights, self.opt, self.kappa,
-                              self.alpha, self.beta, self.eps)
-        self._plan = None
-        self._plan_start = 0
-        self._solves: list[dict] = []
-        self._rows: list[dict] = []
+        try:
+            self.w = make_weights(self.ctx, load, pv, np.ones(1), self.weights, self.opt,
+                                  self.kappa, self.alpha, self.beta, self.eps)
+        except Exception as exc:  # noqa: BLE001 - the no-MESS baseline gave no solution
+            if self.weights != "dynamic":
+                raise
+            # the dynamic weights need the no-MESS baseline's solution; without one (a time
+            # limit, a solver error) the policy plans with the equal weights and says so
+            self.w = make_weights(self.ctx, load, pv, np.ones(1), "equal", self.opt, self.kappa,
+                                  self.alpha, self.beta, self.eps)
+            self._solves.append({"step": 0, "time_min": 0, "stage": "weights",
+                                 "status": "error", "solver": self.solver,
+                                 "message": f"no-MESS baseline for the dynamic weights: "
+                                            f"{type(exc).__name__}: {exc}",
+                                 "fallback": "equal weights"})
 
     # ------------------------------------------------------------------ planning
     def _start(self, state: State) -> tuple[tuple[dict, ...], np.ndarray]:
@@ -283,8 +296,10 @@ class MilpPolicy(BasePolicy):
     # ------------------------------------------------------------------ results
     def report(self) -> dict:
         """Weights and every solve's typed outcome (for meta.json)."""
+        w = getattr(self, "w", None)  # None when reset stopped before the weights
         return {"weights": self.weights, "kappa": self.kappa,
-                "weights_ni": [float(x) for x in self.w.ni], "solves": list(self._solves)}
+                "weights_ni": [float(x) for x in w.ni] if w is not None else [],
+                "solves": list(getattr(self, "_solves", []))}
 
     def plan_table(self) -> pd.DataFrame:
         """Every plan made: per plan step, vehicle and planned step, site, power and energy."""

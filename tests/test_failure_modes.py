@@ -233,3 +233,18 @@ def test_output_names_stay_inside_the_output_directory(tmp_path, name):
     with pytest.raises(ScenarioError, match="output name"):
         inside(tmp_path, name)
     assert inside(tmp_path, "three-dn-s7-20250101") == tmp_path / "three-dn-s7-20250101"
+
+
+def test_milp_without_a_baseline_solution_falls_back_to_equal_weights_and_runs():
+    from experiments.config import load
+    from experiments.run import run_one
+
+    cfg = load("three-dn", ['policy={ name = "milp", params = { time_limit_s = 1e-9 } }',
+                            "compare.policies=[]", "scenario.horizon_min=180"])
+    res = run_one(cfg)
+    assert res.meta["status"] == "complete"
+    f = res.tables["failures"]
+    assert not (f.kind == "policy").any()  # the reset did not fail
+    weights = f[f.message.str.startswith("no-MESS baseline for the dynamic weights")]
+    assert len(weights) == 1 and "fell back to 'equal weights'" in weights.message.iloc[0]
+    assert (f[f.kind == "solver"].status != "optimal").all()
