@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,34 +43,9 @@ import numpy as np
 from scipy.sparse import csc_array
 
 from sim.flexibility import c_norm_mw, dr_flex, generator_flex, storage_flex
+from sim.highs import quiet_highs
 from sim.types import SiteResources
 from sim.units import MIN_PER_DAY, MIN_PER_H
-
-_HIGHS_QUIET = False
-
-
-def quiet_highs() -> None:
-    """Keep HiGHS's banner off stdout: highspy (1.16) prints it on the C-level stdout when the
-    first ``Highs`` object of a process is made, before any option can be set. The first one is
-    made here with file descriptor 1 on the null device (once per process; later objects are
-    silent and each solve sets ``output_flag`` off). ``policies.solve`` has the same guard."""
-    global _HIGHS_QUIET
-    if _HIGHS_QUIET:
-        return
-    _HIGHS_QUIET = True
-    import highspy
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            try:
-                highspy.Highs()
-            finally:
-                os.dup2(saved, 1)
-    finally:
-        os.close(saved)
 
 __all__ = ["OPERATOR_STATUSES", "OperatorResult", "LocalOperator"]
 

@@ -30,7 +30,8 @@ from policies.sfi_milp import (
     SfiInstance,
     _identical_free_vehicles,
 )
-from policies.solve import SolveOutcome, highs_outcome, quiet_highs
+from policies.solve import SolveOutcome, highs_outcome
+from sim.highs import quiet_highs
 
 INF = np.inf
 

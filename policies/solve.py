@@ -8,42 +8,15 @@ is reported as ``time_limit`` (or ``feasible_gap``) and never as ``optimal``.
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import pulp
 
+from sim.highs import quiet_highs
+
 STATUSES = ("optimal", "feasible_gap", "time_limit", "infeasible", "unbounded", "error")
-
-
-_HIGHS_QUIET = False
-
-
-def quiet_highs() -> None:
-    """Keep HiGHS's banner off stdout: highspy (1.16) prints it on the C-level stdout when the
-    first ``Highs`` object of a process is made, before any option can be set. The first one is
-    made here with file descriptor 1 on the null device (once per process; later objects are
-    silent and each solve sets ``output_flag`` off)."""
-    global _HIGHS_QUIET
-    if _HIGHS_QUIET:
-        return
-    _HIGHS_QUIET = True
-    import highspy
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            try:
-                highspy.Highs()
-            finally:
-                os.dup2(saved, 1)
-    finally:
-        os.close(saved)
 
 
 @dataclass(frozen=True)
