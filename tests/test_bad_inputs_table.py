@@ -243,7 +243,10 @@ FLAG_CASES = [
     Case("tsn-sim-mip-gap-5", lambda t: ["tsn-sim", "--mip-gap", "5"],
          ("--mip-gap: must be a relative gap between 0 and 1 (exclusive), got 5",)),
     Case("tsn-sim-hours-0", lambda t: ["tsn-sim", "--hours", "0"],
-         ("--hours: must be >= 1, got 0",)),
+         ("--hours: must be between 1 and 168 (one week: the unit-commitment MILP grows "
+          "with every hour), got 0",)),
+    Case("tsn-sim-hours-huge", lambda t: ["tsn-sim", "--hours", "1000000000"],
+         ("--hours: must be between 1 and 168", "got 1000000000")),
     Case("tsn-sim-out-file", lambda t: ["tsn-sim", "--out", _a_file(t)],
          ("--out:", "is a file, not a directory")),
     Case("tsn-sim-out-not-empty", lambda t: ["tsn-sim", "--out", str(_earlier_run(t))],

@@ -102,7 +102,7 @@ def test_data_dir_relative_to_the_working_directory(tmp_path, monkeypatch):
 def test_small_study_dp_no_worse_than_baselines(tmp_path):
     code = cli_run("coopt-small", tmp_path, 0,
                    ["study.models=['generalised', 'nmc']", "study.figures=false",
-                    "study.milp_trucks=2", "study.milp_soc_step_frac=0.1",
+                    "study.milp_trucks=2",
                     # no time limit this case reaches: the result must not depend on machine speed
                     "study.milp_time_limit_s=3600"])
     assert code == 0
