@@ -23,6 +23,12 @@ class BasePolicy:
     def params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.param_names()}
 
+    @classmethod
+    def with_defaults(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` completed with the constructor's defaults (for ``param_problems``)."""
+        sig = inspect.signature(cls.__init__)
+        return {**{k: v.default for k, v in sig.parameters.items() if k != "self"}, **params}
+
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
         self.problem = problem
         self.rng = rng

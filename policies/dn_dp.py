@@ -39,7 +39,6 @@ power is recomputed from its simulated energy, within its step limits).
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -353,8 +352,7 @@ class DnDpPolicy(BasePolicy):
     @classmethod
     def param_problems(cls, params: dict, path: str = "policy.params",
                        context: dict | None = None) -> list[str]:
-        p = {**{k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
-                if k != "self"}, **params}
+        p = cls.with_defaults(params)
         out = []
         if p["soc_levels"] < 2:
             out.append(f"{path}.soc_levels: must be >= 2, got {p['soc_levels']}")

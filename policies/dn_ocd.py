@@ -34,7 +34,6 @@ incumbent's fixed-route dispatch; every window's UB/LB history is in :meth:`OcdD
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field, replace
 
@@ -373,8 +372,7 @@ class OcdDnPolicy(BasePolicy):
     @classmethod
     def param_problems(cls, params: dict, path: str = "policy.params",
                        context: dict | None = None) -> list[str]:
-        p = {**{k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
-                if k != "self"}, **params}
+        p = cls.with_defaults(params)
         out = []
         if p["variant"] not in VARIANTS:
             out.append(f"{path}.variant: must be one of {', '.join(VARIANTS)}, "

@@ -21,8 +21,6 @@ followed is in :meth:`plan_table`.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pandas as pd
 
@@ -63,8 +61,7 @@ class MilpPolicy(BasePolicy):
     def param_problems(cls, params: dict, path: str = "policy.params",
                        context: dict | None = None) -> list[str]:
         """Values the constructor accepts by type but the model cannot use."""
-        p = {**{k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
-                if k != "self"}, **params}
+        p = cls.with_defaults(params)
         out = []
         if p["horizon_steps"] < 0:
             out.append(f"{path}.horizon_steps: must be >= 0 (0 = whole horizon), "
