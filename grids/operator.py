@@ -1,6 +1,6 @@
 """The local distribution-network operator: a one-step (myopic) dispatch around the MESS.
 
-Every step the operator solves a small MILP (HiGHS through highspy) that balances the
+Every step the operator solves a small MILP (in closed form, or with HiGHS) that balances the
 DN as in MODELS.md eq. (13),
 
     sum_g P_g + PV + DR + P_es_dis - P_es_ch + (r_plus - r_minus) = L + mess_p_mw,
@@ -26,7 +26,35 @@ energy stays within what full-power charging or discharging could bring back to 
 steps left of the day (a myopic operator would otherwise drain it to ``E_min`` early and never
 recharge, because recharging lowers its upward flexibility).
 
-If the MILP fails, a merit-order rule is used instead; the operator never raises for a solver
+Tie rule. The flexibility objective is often flat over how the demand is shared (its slopes are
+multiples of ``1 / C_norm``: two generators both in the middle of their range, DR against a
+discharging storage), so the optimum is not unique and a solver returns whichever vertex it meets
+first. The model therefore carries a priority cost of ``PRIORITY_STEP x rank`` per MW of supply
+(generators in list order get ranks 0, 1, ..., then DR, then the storage, whose supply is
+``dis - ch``): among equally flexible dispatches the one that takes the supply from the
+lower-ranked resources is strictly best, so the optimum is unique. The costs are far below every
+other term (at most ``TIE_BREAK / 2`` per MW, ``PRIORITY_STEP`` is scaled down if needed), so
+they only decide ties; the LP runs with a dual feasibility tolerance well below them. The storage
+mode is the second part of the rule: the charge mode is kept unless the discharge mode's
+objective is lower by more than :data:`MODE_TOL`. A rule that shares a tie equally between
+resources would suit the physics as well, but it is not a vertex of the LP, so only a priority
+order gives the same point on both paths.
+
+Closed form (the default path, ``method="closed_form"``). With the storage mode fixed the LP is a
+separable concave maximisation with a single balance row: every decision (each generator, DR,
+the storage's supply ``-ch`` or ``dis``) enters the balance with +1, each flexibility epigraph
+column depends on one decision only (``F_up,g = min(RU dt, Pmax - g)`` etc.), the DR ramp-down
+reserve rows are increasing in DR and reduce to an upper bound on it, and the storage's energy
+and net-ramp rows to bounds on ``ch`` or ``dis``. Every decision starts at its lower bound; the
+segments of all the piecewise-linear objective terms are then filled in decreasing order of
+slope (priority costs included, so ties go by rank) until the demand is met; what cannot be met
+is the residual (its 1e3 penalty dominates every slope, which is checked). This is the LP's
+optimum exactly, in about 0.1 ms instead of two HiGHS runs. Any case it does not cover (a bound
+crossed within the LP's tolerance, an infeasible window, a non-concave or non-finite term) goes
+to the LP (``method="lp"``: highspy, one LP per storage mode), which is also the path of
+``reuse_model=False`` and of ``MESCOSIM_STEP_PATH=reference``.
+
+If the LP fails, a merit-order rule is used instead; the operator never raises for a solver
 problem and reports the status.
 """
 
@@ -61,6 +89,16 @@ TIE_BREAK = 1e-6
 ENUMERATE_MAX = 4
 #: Residual magnitudes below this (MW) are solver noise and are absorbed by the resources.
 _SNAP_MW = 1e-6
+#: The tie rule's cost per MW of supply and priority rank (rank 0 costs nothing); scaled down
+#: when a site has so many resources that the largest rank would reach ``TIE_BREAK / 2``.
+PRIORITY_STEP = 1e-7
+#: The discharge mode replaces the charge mode only if its objective is lower by more than this.
+MODE_TOL = 1e-9
+#: HiGHS's dual feasibility tolerance on the operator's LPs: well below ``PRIORITY_STEP`` so the
+#: simplex resolves the tie rule's cost differences (its default, 1e-7, does not).
+_DUAL_TOL = 1e-10
+#: Step paths of :class:`LocalOperator`.
+METHODS = ("closed_form", "lp")
 
 # One HiGHS instance per thread, reused by every solve of :func:`solve_arrays`: creating one
 # costs about as much as solving the operator's LP. ``passModel`` replaces the whole model and
@@ -79,6 +117,7 @@ def _highs(time_limit_s: float):
         h = _HIGHS.h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("mip_rel_gap", 1e-9)
+        h.setOptionValue("dual_feasibility_tolerance", _DUAL_TOL)
     # HiGHS measures ``time_limit`` on the instance's clock, which runs on across solves
     h.setOptionValue("time_limit", h.getRunTime() + float(time_limit_s))
     return h
@@ -97,8 +136,9 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
     MILP's optimum is the best of them, exactly. HiGHS's MIP machinery costs 3-5 ms on these
     17-column models where one LP takes 0.5 ms.
 
-    Ties go to the first assignment tried, and values are tried from the top of each integer
-    column's range down: the storage's charge mode (u = 1) before its discharge mode. The
+    Ties (objectives within :data:`MODE_TOL`) go to the first assignment tried, and values are
+    tried from the top of each integer column's range down: the storage's charge mode (u = 1)
+    before its discharge mode. The
     myopic operator is sensitive to this: its flexibility objective is often indifferent
     between a charging and a discharging optimum, and with discharge first the A.11 DN1 storage
     drained on day 1 of the two-day 15-min test and a MESS charge on day 2 then left a
@@ -130,6 +170,7 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
             h.setOptionValue("output_flag", False)
             h.setOptionValue("time_limit", float(time_limit_s))
             h.setOptionValue("mip_rel_gap", 1e-9)
+            h.setOptionValue("dual_feasibility_tolerance", _DUAL_TOL)
         h.passModel(a.shape[1], a.shape[0], a.nnz, 1, 1, 0.0, c, lo, hi, row_lo, row_hi,
                     start, index, value, integ.astype(np.int32))
         h.run()
@@ -151,7 +192,7 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
         lo[int_cols] = hi[int_cols] = assign
         h, ms, info = run(lo, hi, zeros)
         statuses.append(h.modelStatusToString(ms))
-        if ms == S.kOptimal and info.objective_function_value < best_obj:
+        if ms == S.kOptimal and info.objective_function_value < best_obj - MODE_TOL:
             best_obj = info.objective_function_value
             best = np.asarray(h.getSolution().col_value, dtype=float)
         elif ms not in (S.kOptimal, S.kInfeasible):
@@ -159,6 +200,88 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
     if best is None:
         raise RuntimeError(f"HiGHS status {' / '.join(dict.fromkeys(statuses))}")
     return best, "optimal", ""
+
+
+# ------------------------------------------------------------------ the closed form
+#: A storage mode whose bounds cross by more than this (MW) is infeasible; by less, the LP
+#: (feasibility tolerance 1e-7) decides.
+_EMPTY_MW = 1e-6
+
+
+def _dr_reserve_cap(budget_mw: float, ramp_mw: float, n_res: int) -> float:
+    """Largest DR level ``x`` with ``x + sum_{k<n_res} max(0, x - (k+1) ramp) <= budget_mw``
+    (the ramp-down reserve rows of the LP divided by ``dt``; the left side increases in x)."""
+    for m in range(n_res + 1):  # m terms active on [m ramp, (m+1) ramp]
+        if m == n_res or (m + 1) * (m + 2) * ramp_mw / 2 >= budget_mw:
+            return (budget_mw + ramp_mw * m * (m + 1) / 2) / (1 + m)
+    return budget_mw  # not reached
+
+
+def _box(item: tuple) -> tuple | None:
+    """``item = (rank, lo, hi, terms, lin)`` with its interval cut to where every piece of every
+    flexibility term is >= 0 (the epigraph columns' lower bound 0); ``None`` if a constant piece
+    is negative."""
+    rank, lo, hi, terms, lin = item
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    for pieces in terms:
+        for a, b in pieces:
+            if not math.isfinite(a):
+                return None
+            if b > 0.0:
+                lo = max(lo, -a / b)
+            elif b < 0.0:
+                hi = min(hi, a / -b)
+            elif a < 0.0:
+                return None
+    return rank, lo, hi, terms, lin
+
+
+def _value(terms, lin: float, x: float, inv_cn: float) -> float:
+    """The resource's part of the maximised objective at supply ``x``."""
+    return inv_cn * sum(min(a + b * x for a, b in pieces) for pieces in terms) + lin * x
+
+
+def _fill(items: list[tuple], demand: float, inv_cn: float) -> tuple[list[float], float]:
+    """Maximise ``sum_i value_i(x_i) - RESIDUAL_PENALTY |demand - sum_i x_i|`` over the boxes
+    ``lo_i <= x_i <= hi_i`` (items from :func:`_box`, concave ``value_i``): every ``x_i`` from
+    its lower end, then the segments of all ``value_i`` by decreasing slope (ties by rank)
+    until the demand is met. Returns the point and the LP's objective (minimised) there."""
+    x = [it[1] for it in items]
+    need = demand - sum(x)
+    if need > 0.0:
+        segs = []
+        for i, (rank, lo, hi, terms, lin) in enumerate(items):
+            pts = {lo, hi}
+            for pieces in terms:
+                for k, (a1, b1) in enumerate(pieces):
+                    for a2, b2 in pieces[k + 1:]:
+                        if b1 != b2:
+                            p = (a2 - a1) / (b1 - b2)
+                            if lo < p < hi:
+                                pts.add(p)
+            pts = sorted(pts)
+            prev = math.inf
+            for x0, x1 in zip(pts, pts[1:]):
+                mid = 0.5 * (x0 + x1)
+                slope = lin + inv_cn * sum(min(pieces, key=lambda q: q[0] + q[1] * mid)[1]
+                                           for pieces in terms)
+                if slope > prev + 1e-12 or not abs(slope) < RESIDUAL_PENALTY / 2:
+                    raise ArithmeticError("not concave or the residual penalty does not "
+                                          "dominate")
+                prev = slope
+                segs.append((-slope, rank, x0, x1, i))
+        segs.sort()
+        for _, _, x0, x1, i in segs:
+            if x1 - x0 >= need:
+                x[i] = x0 + need
+                need = 0.0
+                break
+            x[i] = x1
+            need -= x1 - x0
+    obj = RESIDUAL_PENALTY * abs(demand - sum(x))
+    obj -= sum(_value(it[3], it[4], xi, inv_cn) for it, xi in zip(items, x))
+    return x, obj
 
 
 @dataclass(frozen=True)
@@ -230,20 +353,49 @@ class LocalOperator:
         Build the MILP's matrix once per step length and only rewrite its state-dependent
         bounds each step; ``False`` rebuilds every array each step (the reference path).
         Default: :attr:`REUSE_MODEL`.
+    method : {"closed_form", "lp"} or None
+        How each step is solved (module docstring): the closed form (falling back to the LP in
+        any case it does not cover) or the LP with HiGHS. Default: :attr:`METHOD`, or ``"lp"``
+        when ``reuse_model`` is false.
     """
 
     #: Default of ``reuse_model`` (``False`` when the environment variable
     #: ``MESCOSIM_STEP_PATH`` is ``reference``: the benchmarks' previous path).
     REUSE_MODEL = os.environ.get("MESCOSIM_STEP_PATH", "") != "reference"
+    #: Default of ``method`` when ``reuse_model`` is true (``"lp"`` when
+    #: ``MESCOSIM_STEP_PATH`` is ``reference``).
+    METHOD = "lp" if os.environ.get("MESCOSIM_STEP_PATH", "") == "reference" else "closed_form"
 
     def __init__(self, resources: SiteResources, c_norm: float | None = None,
-                 time_limit_s: float = 10.0, reuse_model: bool | None = None) -> None:
+                 time_limit_s: float = 10.0, reuse_model: bool | None = None,
+                 method: str | None = None) -> None:
         self.resources = resources
         self.gen_names = tuple(g.name for g in resources.generators)
         cn = c_norm_mw(resources) if c_norm is None else float(c_norm)
         self.c_norm_mw = cn if cn > 0 else 1.0
         self.time_limit_s = float(time_limit_s)
         self.reuse_model = bool(self.REUSE_MODEL if reuse_model is None else reuse_model)
+        if method is None:
+            method = self.METHOD if self.reuse_model else "lp"
+        if method not in METHODS:
+            raise ValueError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+        self.method = method
+        ng = len(resources.generators)
+        self._rank_g = tuple(range(ng))
+        self._rank_dr = ng
+        self._rank_es = ng + (resources.dr is not None)
+        top = self._rank_es - (resources.storage is None)  # the largest rank in use
+        self._priority_step = (PRIORITY_STEP if PRIORITY_STEP * top < TIE_BREAK / 2
+                               else TIE_BREAK / (2 * (top + 1)))
+        # the closed form needs every slope of the objective far below the residual penalty
+        # (it then meets the demand whenever it can); the coefficients of the flexibility terms
+        # are 1, eta^2 and 1/eta^2
+        eta = resources.storage.eta if resources.storage is not None else 1.0
+        slope_max = (2.0 * max(1.0, eta * eta, 1.0 / (eta * eta)) / self.c_norm_mw + TIE_BREAK
+                     + self._priority_step * (top + 1))
+        self._closed_form_ok = bool(eta > 0 and slope_max < RESIDUAL_PENALTY / 2)
+        #: Steps the closed form handed to the LP (an unexpected case), since construction.
+        self.lp_steps = 0
         self._templates: dict[tuple, tuple] = {}
         self.reset()
 
@@ -305,6 +457,18 @@ class LocalOperator:
         k = math.ceil(dr.p_max_mw / (dr.ramp_mw_per_h * dt_h) - 1e-12) - 1
         return max(0, min(k, steps_left_today - 1))
 
+    def _es_energy_window(self, dt_h: float, steps_after: int) -> tuple[float, float]:
+        """Bounds on the storage's energy change of the step (MWh): within ``[E_min, E_max]``
+        and narrowed so that the end-of-day cyclic condition ``E = E_init`` (A.7) stays
+        reachable at full power in the steps left today; always admits no change."""
+        st = self.resources.storage
+        e, eta = self.es_e_mwh, st.eta
+        back_up = steps_after * eta * st.p_ch_max_mw * dt_h
+        back_down = steps_after * st.p_dis_max_mw * dt_h / eta
+        lo = max(st.e_min_mwh, st.e_init_mwh - back_up) - e
+        hi = min(st.e_max_mwh, st.e_init_mwh + back_down) - e
+        return min(lo, 0.0), max(hi, 0.0)
+
     # ------------------------------------------------------------------ the step
     def dispatch(self, time_min: int, dt_min: int, load_mw: float, pv_mw: float,
                  mess_p_mw: float) -> OperatorResult:
@@ -341,11 +505,21 @@ class LocalOperator:
         demand = float(load_mw) + float(mess_p_mw) - float(pv_mw)
 
         status, message = "optimal", ""
-        try:
-            sol = self._solve_milp(win, demand, dt_h, dr_left,
-                                   self._dr_reserve_terms(dt_h, steps_left), steps_left - 1)
-        except Exception as exc:  # noqa: BLE001 - the operator must never stop a run
-            sol, message = None, f"MILP failed ({type(exc).__name__}: {exc})"
+        n_res = self._dr_reserve_terms(dt_h, steps_left)
+        sol = None
+        if self.method == "closed_form":
+            try:
+                sol = self._solve_closed_form(win, demand, dt_h, dr_left, n_res,
+                                              steps_left - 1)
+            except Exception:  # noqa: BLE001 - any surprise goes to the LP below
+                sol = None
+            if sol is None:
+                self.lp_steps += 1
+        if sol is None:
+            try:
+                sol = self._solve_milp(win, demand, dt_h, dr_left, n_res, steps_left - 1)
+            except Exception as exc:  # noqa: BLE001 - the operator must never stop a run
+                sol, message = None, f"MILP failed ({type(exc).__name__}: {exc})"
         if sol is not None:
             g, dr, ch, dis, status, message = sol
         else:
@@ -353,6 +527,79 @@ class LocalOperator:
             message = message or "MILP returned no solution"
             g, dr, ch, dis = self._merit_order(win, demand)
         return self._commit(g, dr, ch, dis, win, demand, dt_h, status, message)
+
+    def _solve_closed_form(self, win: _Window, demand: float, dt_h: float, dr_left: float,
+                           n_res: int, steps_after: int):
+        """The LP of :meth:`_build_model` solved exactly without a solver (module docstring,
+        "Closed form"); ``None`` for any case it does not cover (the LP then solves the step)."""
+        r = self.resources
+        inv_cn = 1.0 / self.c_norm_mw
+        step = self._priority_step
+        if not (self._closed_form_ok and math.isfinite(demand)):
+            return None
+        items: list[tuple] = []
+        for j, gs in enumerate(r.generators):
+            terms = (((gs.ramp_up_mw_per_h * dt_h, 0.0), (gs.p_max_mw, -1.0)),
+                     ((gs.ramp_down_mw_per_h * dt_h, 0.0), (-gs.p_min_mw, 1.0)))
+            rank = self._rank_g[j]
+            items.append((rank, float(win.g_lo[j]), float(win.g_hi[j]), terms, -step * rank))
+        if r.dr is not None:
+            ramp = r.dr.ramp_mw_per_h * dt_h
+            hi = win.dr_hi
+            if n_res:
+                hi = min(hi, _dr_reserve_cap(max(dr_left, 0.0) / dt_h, ramp, n_res))
+            terms = (((ramp, 0.0), (r.dr.p_max_mw, -1.0)), ((ramp, 0.0), (0.0, 1.0)))
+            items.append((self._rank_dr, win.dr_lo, hi, terms,
+                          -(TIE_BREAK + step * self._rank_dr)))
+        boxed = [_box(it) for it in items]
+        if any(b is None or b[2] < b[1] for b in boxed):
+            return None  # infeasible or within the LP's tolerance of it: the LP decides
+        st = r.storage
+        if st is None:
+            x, _ = _fill(boxed, demand, inv_cn)
+            return self._split(x, 0.0, 0.0)
+        eta, e = st.eta, self.es_e_mwh
+        e_lo, e_hi = self._es_energy_window(dt_h, steps_after)
+        a_up = eta * (e - st.e_min_mwh) / dt_h
+        b_dn = (st.e_max_mwh - e) / (eta * dt_h)
+        const = () if st.ramp_mw_per_h is None else ((st.ramp_mw_per_h * dt_h, 0.0),)
+        rank = self._rank_es
+        net = math.isfinite(win.net_lo)
+        # charge mode (u = 1): the supply is -ch
+        ch_hi = min(win.ch_hi, e_hi / (eta * dt_h), -win.net_lo if net else math.inf)
+        ch_lo = max(0.0, -win.net_hi if net else 0.0)
+        charge = (rank, -ch_hi, -ch_lo,
+                  (const + ((st.p_dis_max_mw, -1.0), (a_up, -eta * eta)),
+                   const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0))),
+                  TIE_BREAK - step * rank)
+        # discharge mode (u = 0): the supply is dis
+        dis_hi = min(win.dis_hi, -e_lo * eta / dt_h, win.net_hi if net else math.inf)
+        dis_lo = max(0.0, win.net_lo if net else 0.0)
+        discharge = (rank, dis_lo, dis_hi,
+                     (const + ((st.p_dis_max_mw, -1.0), (a_up, -1.0)),
+                      const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
+                     -(TIE_BREAK + step * rank))
+        best = None
+        for mode in (charge, discharge):  # charge first: it keeps ties (MODE_TOL)
+            b = _box(mode)
+            if b is None or b[2] < b[1] - _EMPTY_MW:
+                continue  # this mode is infeasible
+            if b[2] < b[1]:
+                return None  # within the LP's tolerance of infeasible: the LP decides
+            x, obj = _fill(boxed + [b], demand, inv_cn)
+            if best is None or obj < best[0] - MODE_TOL:
+                best = (obj, x, mode is charge)
+        if best is None:
+            return None
+        _, x, charging = best
+        s_es = x.pop()
+        return self._split(x, -s_es if charging else 0.0, s_es if not charging else 0.0)
+
+    def _split(self, x: list[float], ch: float, dis: float):
+        """``(g, dr, ch, dis, status, message)`` from the closed form's supplies."""
+        ng = len(self.gen_names)
+        dr = x[ng] if self.resources.dr is not None else 0.0
+        return np.array(x[:ng], dtype=float), float(dr), float(ch), float(dis), "optimal", ""
 
     def _solve_milp(self, win: _Window, demand: float, dt_h: float, dr_left: float, n_res: int,
                     steps_after: int = 0):
@@ -397,12 +644,8 @@ class LocalOperator:
         if st is not None:
             ub[cols["ch"]], ub[cols["dis"]] = win.ch_hi, win.dis_hi
             e, eta = self.es_e_mwh, st.eta
-            back_up = steps_after * eta * st.p_ch_max_mw * dt_h
-            back_down = steps_after * st.p_dis_max_mw * dt_h / eta
-            lo = max(st.e_min_mwh, st.e_init_mwh - back_up) - e
-            hi = min(st.e_max_mwh, st.e_init_mwh + back_down) - e
             i = rows["es_energy"]
-            row_lo[i], row_hi[i] = min(lo, 0.0), max(hi, 0.0)
+            row_lo[i], row_hi[i] = self._es_energy_window(dt_h, steps_after)
             if "es_net" in rows:
                 row_lo[rows["es_net"]], row_hi[rows["es_net"]] = win.net_lo, win.net_hi
             row_hi[rows["feu_e"]] = eta * (e - st.e_min_mwh) / dt_h
@@ -499,14 +742,9 @@ class LocalOperator:
             rows.append(({ch: 1.0, u: -st.p_ch_max_mw}, -np.inf, 0.0))
             rows.append(({dis: 1.0, u: st.p_dis_max_mw}, -np.inf, st.p_dis_max_mw))
             e, eta = self.es_e_mwh, st.eta
-            # energy window after the step, narrowed so that the end-of-day cyclic condition
-            # E = E_init (A.7) stays reachable at full power in the steps left today
-            back_up = steps_after * eta * st.p_ch_max_mw * dt_h
-            back_down = steps_after * st.p_dis_max_mw * dt_h / eta
-            lo = max(st.e_min_mwh, st.e_init_mwh - back_up) - e
-            hi = min(st.e_max_mwh, st.e_init_mwh + back_down) - e
             named["es_energy"] = len(rows)
-            rows.append(({ch: eta * dt_h, dis: -dt_h / eta}, min(lo, 0.0), max(hi, 0.0)))
+            rows.append(({ch: eta * dt_h, dis: -dt_h / eta},
+                         *self._es_energy_window(dt_h, steps_after)))
             if np.isfinite(win.net_lo):
                 named["es_net"] = len(rows)
                 rows.append(({dis: 1.0, ch: -1.0}, win.net_lo, win.net_hi))
@@ -534,6 +772,15 @@ class LocalOperator:
         if has_es:
             flex_vars += [idx["feu"], idx["fed"]]
         c[np.asarray(flex_vars, dtype=int)] -= 1.0 / self.c_norm_mw
+        # the tie rule: PRIORITY_STEP x rank per MW of supply (generators in list order, DR,
+        # storage; the storage's supply is dis - ch)
+        step = self._priority_step
+        c[g_ix] += step * np.asarray(self._rank_g, dtype=float)
+        if has_dr:
+            c[idx["dr"]] += step * self._rank_dr
+        if has_es:
+            c[idx["dis"]] += step * self._rank_es
+            c[idx["ch"]] -= step * self._rank_es
 
         data, ri, ci = [], [], []
         for i, (coefs, _, _) in enumerate(rows):

@@ -57,8 +57,8 @@ def test_cached_operator_model_equals_a_fresh_build_every_step(monkeypatch, step
     monkeypatch.setattr(operator_mod, "solve_arrays", capture)
     statuses = set()
     for k, (name, res) in enumerate(_resources().items()):
-        fast, ref = LocalOperator(res), LocalOperator(res, reuse_model=False)
-        assert fast.reuse_model and not ref.reuse_model
+        fast, ref = LocalOperator(res, method="lp"), LocalOperator(res, reuse_model=False)
+        assert fast.reuse_model and not ref.reuse_model and ref.method == "lp"
         load, pv, mess = _inputs(name, step_min, 2, seed=10 + k)
         for i in range(load.size):
             t = i * step_min
@@ -94,7 +94,7 @@ def test_reused_highs_instance_gives_the_fresh_instance_solution(monkeypatch):
 
     monkeypatch.setattr(operator_mod, "solve_arrays", capture)
     for k, (name, res) in enumerate(_resources().items()):
-        op = LocalOperator(res)
+        op = LocalOperator(res, method="lp")
         load, pv, mess = _inputs(name, 15, 2, seed=20 + k)
         for i in range(load.size):
             op.dispatch(15 * i, 15, load[i], pv[i], mess[i])
