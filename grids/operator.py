@@ -206,6 +206,8 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
 #: A storage mode whose bounds cross by more than this (MW) is infeasible; by less, the LP
 #: (feasibility tolerance 1e-7) decides.
 _EMPTY_MW = 1e-6
+#: Bounds crossed by at most this (MW, float noise) meet in a point.
+_COLLAPSE_MW = 1e-9
 
 
 def _dr_reserve_cap(budget_mw: float, ramp_mw: float, n_res: int) -> float:
@@ -217,24 +219,34 @@ def _dr_reserve_cap(budget_mw: float, ramp_mw: float, n_res: int) -> float:
     return budget_mw  # not reached
 
 
-def _box(item: tuple) -> tuple | None:
-    """``item = (rank, lo, hi, terms, lin)`` with its interval cut to where every piece of every
-    flexibility term is >= 0 (the epigraph columns' lower bound 0); ``None`` if a constant piece
-    is negative."""
-    rank, lo, hi, terms, lin = item
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return None
+def _box(item: tuple, row_lo: float = -math.inf, row_hi: float = math.inf) -> tuple:
+    """``item = (rank, lo, hi, terms, lin)``, its column bounds ``[lo, hi]`` cut by the bounds
+    its rows put on it (``[row_lo, row_hi]``) and by every piece of every flexibility term being
+    >= 0 (the epigraph columns' lower bound 0). Returns ``("ok", item)``; bounds crossed by at
+    most :data:`_COLLAPSE_MW` give the point of the column bounds the LP would take;
+    ``("empty", None)`` when they cross by more than :data:`_EMPTY_MW`, ``("unsure", None)``
+    in between or for anything else the LP should judge."""
+    rank, c_lo, c_hi, terms, lin = item
+    if not (math.isfinite(c_lo) and math.isfinite(c_hi) and c_lo <= c_hi):
+        return "unsure", None
+    lo, hi = max(c_lo, row_lo), min(c_hi, row_hi)
     for pieces in terms:
         for a, b in pieces:
             if not math.isfinite(a):
-                return None
+                return "unsure", None
             if b > 0.0:
                 lo = max(lo, -a / b)
             elif b < 0.0:
                 hi = min(hi, a / -b)
             elif a < 0.0:
-                return None
-    return rank, lo, hi, terms, lin
+                return "unsure", None
+    if lo <= hi:
+        return "ok", (rank, lo, hi, terms, lin)
+    gap = lo - hi
+    if gap <= _COLLAPSE_MW:
+        x = min(max(hi, c_lo), c_hi)
+        return "ok", (rank, x, x, terms, lin)
+    return ("empty" if gap > _EMPTY_MW else "unsure"), None
 
 
 def _value(terms, lin: float, x: float, inv_cn: float) -> float:
@@ -543,17 +555,16 @@ class LocalOperator:
                      ((gs.ramp_down_mw_per_h * dt_h, 0.0), (-gs.p_min_mw, 1.0)))
             rank = self._rank_g[j]
             items.append((rank, float(win.g_lo[j]), float(win.g_hi[j]), terms, -step * rank))
+        boxed = [_box(it) for it in items]
         if r.dr is not None:
             ramp = r.dr.ramp_mw_per_h * dt_h
-            hi = win.dr_hi
-            if n_res:
-                hi = min(hi, _dr_reserve_cap(max(dr_left, 0.0) / dt_h, ramp, n_res))
+            cap = _dr_reserve_cap(max(dr_left, 0.0) / dt_h, ramp, n_res) if n_res else math.inf
             terms = (((ramp, 0.0), (r.dr.p_max_mw, -1.0)), ((ramp, 0.0), (0.0, 1.0)))
-            items.append((self._rank_dr, win.dr_lo, hi, terms,
-                          -(TIE_BREAK + step * self._rank_dr)))
-        boxed = [_box(it) for it in items]
-        if any(b is None or b[2] < b[1] for b in boxed):
-            return None  # infeasible or within the LP's tolerance of it: the LP decides
+            boxed.append(_box((self._rank_dr, win.dr_lo, win.dr_hi, terms,
+                               -(TIE_BREAK + step * self._rank_dr)), row_hi=cap))
+        if any(flag != "ok" for flag, _ in boxed):
+            return None  # an infeasible window (or close to one): the LP decides
+        boxed = [b for _, b in boxed]
         st = r.storage
         if st is None:
             x, _ = _fill(boxed, demand, inv_cn)
@@ -564,31 +575,29 @@ class LocalOperator:
         b_dn = (st.e_max_mwh - e) / (eta * dt_h)
         const = () if st.ramp_mw_per_h is None else ((st.ramp_mw_per_h * dt_h, 0.0),)
         rank = self._rank_es
-        net = math.isfinite(win.net_lo)
-        # charge mode (u = 1): the supply is -ch
-        ch_hi = min(win.ch_hi, e_hi / (eta * dt_h), -win.net_lo if net else math.inf)
-        ch_lo = max(0.0, -win.net_hi if net else 0.0)
-        charge = (rank, -ch_hi, -ch_lo,
-                  (const + ((st.p_dis_max_mw, -1.0), (a_up, -eta * eta)),
-                   const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0))),
-                  TIE_BREAK - step * rank)
-        # discharge mode (u = 0): the supply is dis
-        dis_hi = min(win.dis_hi, -e_lo * eta / dt_h, win.net_hi if net else math.inf)
-        dis_lo = max(0.0, win.net_lo if net else 0.0)
-        discharge = (rank, dis_lo, dis_hi,
-                     (const + ((st.p_dis_max_mw, -1.0), (a_up, -1.0)),
-                      const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
-                     -(TIE_BREAK + step * rank))
+        # charge mode (u = 1): the supply is s = -ch, its rows: energy and ES net ramp
+        charge = _box((rank, -win.ch_hi, 0.0,
+                       (const + ((st.p_dis_max_mw, -1.0), (a_up, -eta * eta)),
+                        const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0))),
+                       TIE_BREAK - step * rank),
+                      row_lo=max(-e_hi / (eta * dt_h), win.net_lo),
+                      row_hi=min(-e_lo / (eta * dt_h), win.net_hi))
+        # discharge mode (u = 0): the supply is s = dis
+        discharge = _box((rank, 0.0, win.dis_hi,
+                          (const + ((st.p_dis_max_mw, -1.0), (a_up, -1.0)),
+                           const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
+                          -(TIE_BREAK + step * rank)),
+                         row_lo=max(-e_hi * eta / dt_h, win.net_lo),
+                         row_hi=min(-e_lo * eta / dt_h, win.net_hi))
         best = None
-        for mode in (charge, discharge):  # charge first: it keeps ties (MODE_TOL)
-            b = _box(mode)
-            if b is None or b[2] < b[1] - _EMPTY_MW:
-                continue  # this mode is infeasible
-            if b[2] < b[1]:
+        for charging, (flag, b) in ((True, charge), (False, discharge)):
+            if flag == "unsure":
                 return None  # within the LP's tolerance of infeasible: the LP decides
+            if flag == "empty":
+                continue  # this mode is infeasible
             x, obj = _fill(boxed + [b], demand, inv_cn)
-            if best is None or obj < best[0] - MODE_TOL:
-                best = (obj, x, mode is charge)
+            if best is None or obj < best[0] - MODE_TOL:  # charge first: it keeps ties
+                best = (obj, x, charging)
         if best is None:
             return None
         _, x, charging = best
