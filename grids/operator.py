@@ -63,6 +63,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -219,34 +220,76 @@ def _dr_reserve_cap(budget_mw: float, ramp_mw: float, n_res: int) -> float:
     return budget_mw  # not reached
 
 
-def _box(item: tuple, row_lo: float = -math.inf, row_hi: float = math.inf) -> tuple:
-    """``item = (rank, lo, hi, terms, lin)``, its column bounds ``[lo, hi]`` cut by the bounds
-    its rows put on it (``[row_lo, row_hi]``) and by every piece of every flexibility term being
-    >= 0 (the epigraph columns' lower bound 0). Returns ``("ok", item)``; bounds crossed by at
-    most :data:`_COLLAPSE_MW` give the point of the column bounds the LP would take;
-    ``("empty", None)`` when they cross by more than :data:`_EMPTY_MW`, ``("unsure", None)``
-    in between or for anything else the LP should judge."""
-    rank, c_lo, c_hi, terms, lin = item
-    if not (math.isfinite(c_lo) and math.isfinite(c_hi) and c_lo <= c_hi):
-        return "unsure", None
-    lo, hi = max(c_lo, row_lo), min(c_hi, row_hi)
+def _piece_bounds(terms) -> tuple[float, float] | None:
+    """Where every piece ``a + b x`` of every flexibility term is >= 0 (the epigraph columns'
+    lower bound 0): ``(lo, hi)``, or ``None`` if a constant piece is negative or not finite."""
+    lo, hi = -math.inf, math.inf
     for pieces in terms:
         for a, b in pieces:
             if not math.isfinite(a):
-                return "unsure", None
+                return None
             if b > 0.0:
                 lo = max(lo, -a / b)
             elif b < 0.0:
                 hi = min(hi, a / -b)
             elif a < 0.0:
-                return "unsure", None
+                return None
+    return lo, hi
+
+
+def _clamp(c_lo: float, c_hi: float, lo: float, hi: float) -> tuple[str, float, float]:
+    """The column bounds ``[c_lo, c_hi]`` cut by the bounds ``[lo, hi]`` its rows put on the
+    variable: ``("ok", lo, hi)``; bounds crossed by at most :data:`_COLLAPSE_MW` meet at the
+    point of the column bounds the LP would take; ``"empty"`` when they cross by more than
+    :data:`_EMPTY_MW`, ``"unsure"`` in between or for column bounds the LP should judge."""
+    if not (math.isfinite(c_lo) and math.isfinite(c_hi) and c_lo <= c_hi):
+        return "unsure", c_lo, c_hi
+    lo, hi = max(c_lo, lo), min(c_hi, hi)
     if lo <= hi:
-        return "ok", (rank, lo, hi, terms, lin)
+        return "ok", lo, hi
     gap = lo - hi
     if gap <= _COLLAPSE_MW:
         x = min(max(hi, c_lo), c_hi)
-        return "ok", (rank, x, x, terms, lin)
-    return ("empty" if gap > _EMPTY_MW else "unsure"), None
+        return "ok", x, x
+    return ("empty" if gap > _EMPTY_MW else "unsure"), lo, hi
+
+
+def _profile(terms, inv_cn: float, lin: float) -> tuple[tuple, tuple]:
+    """A resource's part of the maximised objective, ``inv_cn * sum_t min_k (a + b x) + lin x``
+    for ``terms = ((pieces of term 1), ...)``, as its breakpoints ``xs`` (ascending) and the
+    slopes ``sl`` on ``(-inf, xs[0]), (xs[0], xs[1]), ..., (xs[-1], inf)``. Raises
+    ``ArithmeticError`` unless the slopes stay far below the residual penalty."""
+    events: dict[float, float] = {}
+    b_sum = 0.0
+    for pieces in terms:
+        # the lower envelope of the lines: by slope from the largest down (the active line
+        # as x -> -inf), dropping every line that is nowhere the lowest
+        hull: list[tuple[float, float]] = []
+        for a, b in sorted(pieces, key=lambda q: (-q[1], q[0])):
+            if hull and hull[-1][1] == b:
+                continue
+            while len(hull) >= 2:
+                (a1, b1), (a2, b2) = hull[-2], hull[-1]
+                if (a - a1) / (b1 - b) <= (a2 - a1) / (b1 - b2):
+                    hull.pop()
+                else:
+                    break
+            hull.append((a, b))
+        b_sum += hull[0][1]
+        for (a1, b1), (a2, b2) in zip(hull, hull[1:]):
+            x = (a2 - a1) / (b1 - b2)
+            events[x] = events.get(x, 0.0) + (b2 - b1)
+    xs: list[float] = []
+    sl = [lin + inv_cn * b_sum]
+    for x in sorted(events):
+        b_sum += events[x]
+        slope = lin + inv_cn * b_sum
+        if slope != sl[-1]:
+            xs.append(x)
+            sl.append(slope)
+    if not all(abs(v) < RESIDUAL_PENALTY / 2 for v in sl):
+        raise ArithmeticError("the residual penalty does not dominate the objective's slopes")
+    return tuple(xs), tuple(sl)
 
 
 def _value(terms, lin: float, x: float, inv_cn: float) -> float:
@@ -254,46 +297,37 @@ def _value(terms, lin: float, x: float, inv_cn: float) -> float:
     return inv_cn * sum(min(a + b * x for a, b in pieces) for pieces in terms) + lin * x
 
 
-def _fill(items: list[tuple], demand: float, inv_cn: float) -> tuple[list[float], float]:
+def _fill(items: list[tuple], demand: float) -> tuple[list[float], float]:
     """Maximise ``sum_i value_i(x_i) - RESIDUAL_PENALTY |demand - sum_i x_i|`` over the boxes
-    ``lo_i <= x_i <= hi_i`` (items from :func:`_box`, concave ``value_i``): every ``x_i`` from
-    its lower end, then the segments of all ``value_i`` by decreasing slope (ties by rank)
-    until the demand is met. Returns the point and the LP's objective (minimised) there."""
+    ``lo_i <= x_i <= hi_i``; ``items[i] = (rank, lo, hi, xs, sl)`` with the concave ``value_i``
+    as a :func:`_profile`. Every ``x_i`` starts at its lower end; the segments of all
+    ``value_i`` are then filled by decreasing slope (ties by rank) until the demand is met.
+    Returns the point and ``RESIDUAL_PENALTY |residual| - sum_i (value_i(x_i) - value_i(lo_i))``
+    (the LP's objective up to a constant of the boxes)."""
     x = [it[1] for it in items]
     need = demand - sum(x)
+    gain = 0.0
     if need > 0.0:
         segs = []
-        for i, (rank, lo, hi, terms, lin) in enumerate(items):
-            pts = {lo, hi}
-            for pieces in terms:
-                for k, (a1, b1) in enumerate(pieces):
-                    for a2, b2 in pieces[k + 1:]:
-                        if b1 != b2:
-                            p = (a2 - a1) / (b1 - b2)
-                            if lo < p < hi:
-                                pts.add(p)
-            pts = sorted(pts)
-            prev = math.inf
-            for x0, x1 in zip(pts, pts[1:]):
-                mid = 0.5 * (x0 + x1)
-                slope = lin + inv_cn * sum(min(pieces, key=lambda q: q[0] + q[1] * mid)[1]
-                                           for pieces in terms)
-                if slope > prev + 1e-12 or not abs(slope) < RESIDUAL_PENALTY / 2:
-                    raise ArithmeticError("not concave or the residual penalty does not "
-                                          "dominate")
-                prev = slope
-                segs.append((-slope, rank, x0, x1, i))
+        for i, (rank, lo, hi, xs, sl) in enumerate(items):
+            k = bisect_right(xs, lo)
+            x0 = lo
+            while x0 < hi:
+                x1 = xs[k] if k < len(xs) and xs[k] < hi else hi
+                segs.append((-sl[k], rank, x0, x1, i))
+                x0 = x1
+                k += 1
         segs.sort()
-        for _, _, x0, x1, i in segs:
+        for neg_slope, _, x0, x1, i in segs:
             if x1 - x0 >= need:
                 x[i] = x0 + need
+                gain -= neg_slope * need
                 need = 0.0
                 break
             x[i] = x1
+            gain -= neg_slope * (x1 - x0)
             need -= x1 - x0
-    obj = RESIDUAL_PENALTY * abs(demand - sum(x))
-    obj -= sum(_value(it[3], it[4], xi, inv_cn) for it, xi in zip(items, x))
-    return x, obj
+    return x, RESIDUAL_PENALTY * abs(demand - sum(x)) - gain
 
 
 @dataclass(frozen=True)
@@ -409,6 +443,11 @@ class LocalOperator:
         #: Steps the closed form handed to the LP (an unexpected case), since construction.
         self.lp_steps = 0
         self._templates: dict[tuple, tuple] = {}
+        self._static_items: dict[float, tuple] = {}
+        self._g_min = np.array([g.p_min_mw for g in resources.generators], dtype=float)
+        self._g_max = np.array([g.p_max_mw for g in resources.generators], dtype=float)
+        self._g_ru = np.array([g.ramp_up_mw_per_h for g in resources.generators], dtype=float)
+        self._g_rd = np.array([g.ramp_down_mw_per_h for g in resources.generators], dtype=float)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -429,16 +468,12 @@ class LocalOperator:
     # ------------------------------------------------------------------ windows
     def _window(self, dt_h: float, dr_left_mwh: float) -> _Window:
         r = self.resources
-        gens = r.generators
-        p_min = np.array([g.p_min_mw for g in gens], dtype=float)
-        p_max = np.array([g.p_max_mw for g in gens], dtype=float)
+        p_min, p_max = self._g_min, self._g_max
         if self.prev_g_mw is None:
             lo, hi = p_min.copy(), p_max.copy()
         else:
-            ru = np.array([g.ramp_up_mw_per_h for g in gens], dtype=float) * dt_h
-            rd = np.array([g.ramp_down_mw_per_h for g in gens], dtype=float) * dt_h
-            lo = np.maximum(p_min, self.prev_g_mw - rd)
-            hi = np.minimum(p_max, self.prev_g_mw + ru)
+            lo = np.maximum(p_min, self.prev_g_mw - self._g_rd * dt_h)
+            hi = np.minimum(p_max, self.prev_g_mw + self._g_ru * dt_h)
             hi = np.maximum(hi, lo)  # only if the previous point was outside [Pmin, Pmax]
         dr_lo = dr_hi = 0.0
         if r.dr is not None:
@@ -504,7 +539,8 @@ class LocalOperator:
             incumbent), ``"fallback"`` (merit order) or ``"invalid_input"`` (state untouched).
         """
         dt_h = dt_min / MIN_PER_H
-        if not (np.isfinite([load_mw, pv_mw, mess_p_mw]).all() and dt_min > 0):
+        if not (math.isfinite(load_mw) and math.isfinite(pv_mw) and math.isfinite(mess_p_mw)
+                and dt_min > 0):
             return self._invalid(dt_h, f"non-finite input or dt: load={load_mw}, pv={pv_mw}, "
                                        f"mess={mess_p_mw}, dt_min={dt_min}")
         day = int(time_min) // MIN_PER_DAY
@@ -545,29 +581,31 @@ class LocalOperator:
         """The LP of :meth:`_build_model` solved exactly without a solver (module docstring,
         "Closed form"); ``None`` for any case it does not cover (the LP then solves the step)."""
         r = self.resources
-        inv_cn = 1.0 / self.c_norm_mw
-        step = self._priority_step
         if not (self._closed_form_ok and math.isfinite(demand)):
             return None
-        items: list[tuple] = []
-        for j, gs in enumerate(r.generators):
-            terms = (((gs.ramp_up_mw_per_h * dt_h, 0.0), (gs.p_max_mw, -1.0)),
-                     ((gs.ramp_down_mw_per_h * dt_h, 0.0), (-gs.p_min_mw, 1.0)))
-            rank = self._rank_g[j]
-            items.append((rank, float(win.g_lo[j]), float(win.g_hi[j]), terms, -step * rank))
-        boxed = [_box(it) for it in items]
-        if r.dr is not None:
+        inv_cn = 1.0 / self.c_norm_mw
+        step = self._priority_step
+        static = self._static_items.get(dt_h)
+        if static is None:  # the generators' and DR's terms depend on dt only
+            static = self._static_items[dt_h] = self._static_terms(dt_h)
+        items = []
+        for j, (xs, sl, p_lo, p_hi) in enumerate(static[0]):
+            flag, lo, hi = _clamp(float(win.g_lo[j]), float(win.g_hi[j]), p_lo, p_hi)
+            if flag != "ok":
+                return None  # an infeasible window (or close to one): the LP decides
+            items.append((self._rank_g[j], lo, hi, xs, sl))
+        if static[1] is not None:
+            xs, sl, p_lo, p_hi = static[1]
             ramp = r.dr.ramp_mw_per_h * dt_h
-            cap = _dr_reserve_cap(max(dr_left, 0.0) / dt_h, ramp, n_res) if n_res else math.inf
-            terms = (((ramp, 0.0), (r.dr.p_max_mw, -1.0)), ((ramp, 0.0), (0.0, 1.0)))
-            boxed.append(_box((self._rank_dr, win.dr_lo, win.dr_hi, terms,
-                               -(TIE_BREAK + step * self._rank_dr)), row_hi=cap))
-        if any(flag != "ok" for flag, _ in boxed):
-            return None  # an infeasible window (or close to one): the LP decides
-        boxed = [b for _, b in boxed]
+            if n_res:
+                p_hi = min(p_hi, _dr_reserve_cap(max(dr_left, 0.0) / dt_h, ramp, n_res))
+            flag, lo, hi = _clamp(win.dr_lo, win.dr_hi, p_lo, p_hi)
+            if flag != "ok":
+                return None
+            items.append((self._rank_dr, lo, hi, xs, sl))
         st = r.storage
         if st is None:
-            x, _ = _fill(boxed, demand, inv_cn)
+            x, _ = _fill(items, demand)
             return self._split(x, 0.0, 0.0)
         eta, e = st.eta, self.es_e_mwh
         e_lo, e_hi = self._es_energy_window(dt_h, steps_after)
@@ -575,27 +613,30 @@ class LocalOperator:
         b_dn = (st.e_max_mwh - e) / (eta * dt_h)
         const = () if st.ramp_mw_per_h is None else ((st.ramp_mw_per_h * dt_h, 0.0),)
         rank = self._rank_es
-        # charge mode (u = 1): the supply is s = -ch, its rows: energy and ES net ramp
-        charge = _box((rank, -win.ch_hi, 0.0,
-                       (const + ((st.p_dis_max_mw, -1.0), (a_up, -eta * eta)),
-                        const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0))),
-                       TIE_BREAK - step * rank),
-                      row_lo=max(-e_hi / (eta * dt_h), win.net_lo),
-                      row_hi=min(-e_lo / (eta * dt_h), win.net_hi))
-        # discharge mode (u = 0): the supply is s = dis
-        discharge = _box((rank, 0.0, win.dis_hi,
-                          (const + ((st.p_dis_max_mw, -1.0), (a_up, -1.0)),
-                           const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
-                          -(TIE_BREAK + step * rank)),
-                         row_lo=max(-e_hi * eta / dt_h, win.net_lo),
-                         row_hi=min(-e_lo * eta / dt_h, win.net_hi))
+        modes = (
+            # charge (u = 1): the supply is s = -ch; its rows: energy and ES net ramp
+            (True, -win.ch_hi, 0.0, max(-e_hi / (eta * dt_h), win.net_lo),
+             min(-e_lo / (eta * dt_h), win.net_hi),
+             (const + ((st.p_dis_max_mw, -1.0), (a_up, -eta * eta)),
+              const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0))), TIE_BREAK - step * rank),
+            # discharge (u = 0): the supply is s = dis
+            (False, 0.0, win.dis_hi, max(-e_hi * eta / dt_h, win.net_lo),
+             min(-e_lo * eta / dt_h, win.net_hi),
+             (const + ((st.p_dis_max_mw, -1.0), (a_up, -1.0)),
+              const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
+             -(TIE_BREAK + step * rank)))
         best = None
-        for charging, (flag, b) in ((True, charge), (False, discharge)):
+        for charging, c_lo, c_hi, row_lo, row_hi, terms, lin in modes:
+            bounds = _piece_bounds(terms)
+            if bounds is None:
+                return None
+            flag, lo, hi = _clamp(c_lo, c_hi, max(row_lo, bounds[0]), min(row_hi, bounds[1]))
             if flag == "unsure":
                 return None  # within the LP's tolerance of infeasible: the LP decides
             if flag == "empty":
                 continue  # this mode is infeasible
-            x, obj = _fill(boxed + [b], demand, inv_cn)
+            x, obj = _fill(items + [(rank, lo, hi, *_profile(terms, inv_cn, lin))], demand)
+            obj -= _value(terms, lin, lo, inv_cn)  # the modes' boxes differ
             if best is None or obj < best[0] - MODE_TOL:  # charge first: it keeps ties
                 best = (obj, x, charging)
         if best is None:
@@ -603,6 +644,31 @@ class LocalOperator:
         _, x, charging = best
         s_es = x.pop()
         return self._split(x, -s_es if charging else 0.0, s_es if not charging else 0.0)
+
+    def _static_terms(self, dt_h: float):
+        """The generators' and DR's objective for steps of ``dt_h`` hours: ``([(xs, sl, lo, hi)
+        per generator], DR's or None)``, their :func:`_profile` and :func:`_piece_bounds`."""
+        r = self.resources
+        inv_cn = 1.0 / self.c_norm_mw
+        step = self._priority_step
+        gens = []
+        for j, gs in enumerate(r.generators):
+            terms = (((gs.ramp_up_mw_per_h * dt_h, 0.0), (gs.p_max_mw, -1.0)),
+                     ((gs.ramp_down_mw_per_h * dt_h, 0.0), (-gs.p_min_mw, 1.0)))
+            gens.append(self._static_item(terms, -step * self._rank_g[j], inv_cn))
+        dr = None
+        if r.dr is not None:
+            ramp = r.dr.ramp_mw_per_h * dt_h
+            terms = (((ramp, 0.0), (r.dr.p_max_mw, -1.0)), ((ramp, 0.0), (0.0, 1.0)))
+            dr = self._static_item(terms, -(TIE_BREAK + step * self._rank_dr), inv_cn)
+        return gens, dr
+
+    @staticmethod
+    def _static_item(terms, lin: float, inv_cn: float) -> tuple:
+        bounds = _piece_bounds(terms)
+        if bounds is None:  # e.g. a negative ramp: no closed form
+            raise ArithmeticError("a flexibility term is negative everywhere")
+        return (*_profile(terms, inv_cn, lin), *bounds)
 
     def _split(self, x: list[float], ch: float, dis: float):
         """``(g, dr, ch, dis, status, message)`` from the closed form's supplies."""
@@ -825,31 +891,32 @@ class LocalOperator:
     def _commit(self, g, dr, ch, dis, win: _Window, demand: float, dt_h: float, status: str,
                 message: str) -> OperatorResult:
         r = self.resources
-        # clip solver noise back into the windows
-        g = np.clip(np.asarray(g, dtype=float), win.g_lo, win.g_hi)
-        dr = float(np.clip(dr, win.dr_lo, win.dr_hi))
-        ch = float(np.clip(ch, 0.0, win.ch_hi))
-        dis = float(np.clip(dis, 0.0, win.dis_hi))
-        residual = demand - (g.sum() + dr + dis - ch)
+        # clip solver noise back into the windows (min(max()) is np.clip, without its overhead)
+        g = np.minimum(np.maximum(np.asarray(g, dtype=float), win.g_lo), win.g_hi)
+        dr = min(max(float(dr), win.dr_lo), win.dr_hi)
+        ch = min(max(float(ch), 0.0), win.ch_hi)
+        dis = min(max(float(dis), 0.0), win.dis_hi)
+        residual = demand - (float(g.sum()) + dr + dis - ch)
         if abs(residual) < _SNAP_MW:
             # absorb solver-tolerance residue in generators that have room
             for j in range(g.size):
-                new = float(np.clip(g[j] + residual, win.g_lo[j], win.g_hi[j]))
-                residual -= new - g[j]
+                old = float(g[j])
+                new = min(max(old + residual, float(win.g_lo[j])), float(win.g_hi[j]))
+                residual -= new - old
                 g[j] = new
-            residual = demand - (g.sum() + dr + dis - ch)
+            residual = demand - (float(g.sum()) + dr + dis - ch)
         st = r.storage
         if st is not None:
             e_next = self.es_e_mwh + st.eta * ch * dt_h - dis * dt_h / st.eta
-            e_next = float(np.clip(e_next, st.e_min_mwh, st.e_max_mwh))
+            e_next = min(max(float(e_next), st.e_min_mwh), st.e_max_mwh)
         else:
             e_next = float("nan")
 
         flex: dict[str, tuple[float, float]] = {}
-        for j, gsp in enumerate(r.generators):
-            up, dn = generator_flex(g[j], gsp.p_min_mw, gsp.p_max_mw, gsp.ramp_up_mw_per_h,
-                                    gsp.ramp_down_mw_per_h, dt_h)
-            flex[gsp.name] = (float(up), float(dn))
+        if g.size:
+            up, dn = generator_flex(g, self._g_min, self._g_max, self._g_ru, self._g_rd, dt_h)
+            for j, name in enumerate(self.gen_names):
+                flex[name] = (float(up[j]), float(dn[j]))
         if r.dr is not None:
             up, dn = dr_flex(dr, r.dr.p_max_mw, r.dr.ramp_mw_per_h, dt_h)
             flex["dr"] = (float(up), float(dn))
