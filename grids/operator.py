@@ -49,7 +49,7 @@ and net-ramp rows to bounds on ``ch`` or ``dis``. Every decision starts at its l
 segments of all the piecewise-linear objective terms are then filled in decreasing order of
 slope (priority costs included, so ties go by rank) until the demand is met; what cannot be met
 is the residual (its 1e3 penalty dominates every slope, which is checked). This is the LP's
-optimum exactly, in about 0.1 ms instead of two HiGHS runs. Any case it does not cover (a bound
+optimum exactly, in a small fraction of the time of the two HiGHS runs. Any case it does not cover (a bound
 crossed within the LP's tolerance, an infeasible window, a non-concave or non-finite term) goes
 to the LP (``method="lp"``: highspy, one LP per storage mode), which is also the path of
 ``reuse_model=False`` and of ``MESCOSIM_STEP_PATH=reference``.
