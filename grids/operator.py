@@ -49,10 +49,10 @@ and net-ramp rows to bounds on ``ch`` or ``dis``. Every decision starts at its l
 segments of all the piecewise-linear objective terms are then filled in decreasing order of
 slope (priority costs included, so ties go by rank) until the demand is met; what cannot be met
 is the residual (its 1e3 penalty dominates every slope, which is checked). This is the LP's
-optimum exactly, in a small fraction of the time of the two HiGHS runs. Any case it does not cover (a bound
-crossed within the LP's tolerance, an infeasible window, a non-concave or non-finite term) goes
-to the LP (``method="lp"``: highspy, one LP per storage mode), which is also the path of
-``reuse_model=False`` and of ``MESCOSIM_STEP_PATH=reference``.
+optimum exactly, in a small fraction of the time of the two HiGHS runs. Any case it does not
+cover (a bound crossed within the LP's tolerance, an infeasible window, a non-concave or
+non-finite term) goes to the LP (``method="lp"``: highspy, one LP per storage mode), which is
+also the path of ``reuse_model=False`` and of ``MESCOSIM_STEP_PATH=reference``.
 
 If the LP fails, a merit-order rule is used instead; the operator never raises for a solver
 problem and reports the status.
@@ -100,6 +100,13 @@ MODE_TOL = 1e-9
 _DUAL_TOL = 1e-10
 #: Step paths of :class:`LocalOperator`.
 METHODS = ("closed_form", "lp")
+#: Weights per MW of the generators' and of DR's flexibility over ``flex_horizon_min`` (the
+#: optional horizon tie-breaker of :class:`LocalOperator`): the generators' below ``TIE_BREAK``
+#: (it only orders dispatches the step's flexibility and the throughput tie-breakers leave
+#: equal), DR's above it (DR then sits where its flexibility over the horizon is largest rather
+#: than at the least DR energy, as it does at steps of the horizon's length).
+HORIZON_WEIGHT_GEN = 3e-7
+HORIZON_WEIGHT_DR = 3e-6
 
 # One HiGHS instance per thread, reused by every solve of :func:`solve_arrays`: creating one
 # costs about as much as solving the operator's LP. ``passModel`` replaces the whole model and
@@ -403,6 +410,11 @@ class LocalOperator:
         How each step is solved (module docstring): the closed form (falling back to the LP in
         any case it does not cover) or the LP with HiGHS. Default: :attr:`METHOD`, or ``"lp"``
         when ``reuse_model`` is false.
+    flex_horizon_min : int or None
+        If set, a tie-breaker of the objective: the generators' and DR's A.4 flexibility taken
+        over this many minutes instead of the step (ramp x horizon), weighted by
+        :data:`HORIZON_WEIGHT_GEN` and :data:`HORIZON_WEIGHT_DR` (module docstring). The
+        physical ramps stay per step. Default: :attr:`FLEX_HORIZON_MIN`.
     """
 
     #: Default of ``reuse_model`` (``False`` when the environment variable
@@ -411,10 +423,12 @@ class LocalOperator:
     #: Default of ``method`` when ``reuse_model`` is true (``"lp"`` when
     #: ``MESCOSIM_STEP_PATH`` is ``reference``).
     METHOD = "lp" if os.environ.get("MESCOSIM_STEP_PATH", "") == "reference" else "closed_form"
+    #: Default of ``flex_horizon_min`` (none: the objective takes the flexibility of the step).
+    FLEX_HORIZON_MIN: int | None = None
 
     def __init__(self, resources: SiteResources, c_norm: float | None = None,
                  time_limit_s: float = 10.0, reuse_model: bool | None = None,
-                 method: str | None = None) -> None:
+                 method: str | None = None, flex_horizon_min: int | None = None) -> None:
         self.resources = resources
         self.gen_names = tuple(g.name for g in resources.generators)
         cn = c_norm_mw(resources) if c_norm is None else float(c_norm)
@@ -426,6 +440,11 @@ class LocalOperator:
         if method not in METHODS:
             raise ValueError(f"method: {method!r} is not one of {', '.join(METHODS)}")
         self.method = method
+        horizon = self.FLEX_HORIZON_MIN if flex_horizon_min is None else flex_horizon_min
+        if horizon is not None and not (isinstance(horizon, int) and horizon > 0):
+            raise ValueError(f"flex_horizon_min: {horizon!r} is not a positive whole number "
+                             "of minutes")
+        self.flex_horizon_min = horizon
         ng = len(resources.generators)
         self._rank_g = tuple(range(ng))
         self._rank_dr = ng
@@ -438,7 +457,8 @@ class LocalOperator:
         # are 1, eta^2 and 1/eta^2
         eta = resources.storage.eta if resources.storage is not None else 1.0
         slope_max = (2.0 * max(1.0, eta * eta, 1.0 / (eta * eta)) / self.c_norm_mw + TIE_BREAK
-                     + self._priority_step * (top + 1))
+                     + self._priority_step * (top + 1)
+                     + 2.0 * (HORIZON_WEIGHT_GEN + HORIZON_WEIGHT_DR))
         self._closed_form_ok = bool(eta > 0 and slope_max < RESIDUAL_PENALTY / 2)
         #: Steps the closed form handed to the LP (an unexpected case), since construction.
         self.lp_steps = 0
@@ -651,15 +671,29 @@ class LocalOperator:
         r = self.resources
         inv_cn = 1.0 / self.c_norm_mw
         step = self._priority_step
+        h_h = None if self.flex_horizon_min is None else self.flex_horizon_min / MIN_PER_H
+
+        def scaled(w: float, terms):  # a term weighted w per MW (the profile scales by 1/C_norm)
+            f = w * self.c_norm_mw
+            return tuple(tuple((f * a, f * b) for a, b in pieces) for pieces in terms)
+
         gens = []
         for j, gs in enumerate(r.generators):
             terms = (((gs.ramp_up_mw_per_h * dt_h, 0.0), (gs.p_max_mw, -1.0)),
                      ((gs.ramp_down_mw_per_h * dt_h, 0.0), (-gs.p_min_mw, 1.0)))
+            if h_h is not None:
+                terms += scaled(HORIZON_WEIGHT_GEN,
+                                (((gs.ramp_up_mw_per_h * h_h, 0.0), (gs.p_max_mw, -1.0)),
+                                 ((gs.ramp_down_mw_per_h * h_h, 0.0), (-gs.p_min_mw, 1.0))))
             gens.append(self._static_item(terms, -step * self._rank_g[j], inv_cn))
         dr = None
         if r.dr is not None:
             ramp = r.dr.ramp_mw_per_h * dt_h
             terms = (((ramp, 0.0), (r.dr.p_max_mw, -1.0)), ((ramp, 0.0), (0.0, 1.0)))
+            if h_h is not None:
+                ramp_h = r.dr.ramp_mw_per_h * h_h
+                terms += scaled(HORIZON_WEIGHT_DR, (((ramp_h, 0.0), (r.dr.p_max_mw, -1.0)),
+                                                    ((ramp_h, 0.0), (0.0, 1.0))))
             dr = self._static_item(terms, -(TIE_BREAK + step * self._rank_dr), inv_cn)
         return gens, dr
 
@@ -770,6 +804,13 @@ class LocalOperator:
         if has_es:
             add("feu")
             add("fed")
+        h_h = None if self.flex_horizon_min is None else self.flex_horizon_min / MIN_PER_H
+        if h_h is not None:  # the horizon tie-breaker's epigraph columns
+            hgu_ix = block(ng)
+            hgd_ix = block(ng)
+            if has_dr:
+                add("hdru")
+                add("hdrd")
 
         lb = np.zeros(n)
         ub = np.full(n, np.inf)
@@ -847,6 +888,23 @@ class LocalOperator:
         if has_es:
             flex_vars += [idx["feu"], idx["fed"]]
         c[np.asarray(flex_vars, dtype=int)] -= 1.0 / self.c_norm_mw
+        if h_h is not None:
+            # the flexibility over the horizon (its own epigraph columns, the same rows with
+            # ramp x horizon as the columns' upper bounds)
+            for j, gsp in enumerate(gens):
+                ub[hgu_ix[j]] = gsp.ramp_up_mw_per_h * h_h
+                ub[hgd_ix[j]] = gsp.ramp_down_mw_per_h * h_h
+                rows.append(({hgu_ix[j]: 1.0, g_ix[j]: 1.0}, -np.inf, gsp.p_max_mw))
+                rows.append(({hgd_ix[j]: 1.0, g_ix[j]: -1.0}, -np.inf, -gsp.p_min_mw))
+            c[hgu_ix] -= HORIZON_WEIGHT_GEN
+            c[hgd_ix] -= HORIZON_WEIGHT_GEN
+            if has_dr:
+                d = idx["dr"]
+                ub[idx["hdru"]] = ub[idx["hdrd"]] = r.dr.ramp_mw_per_h * h_h
+                rows.append(({idx["hdru"]: 1.0, d: 1.0}, -np.inf, r.dr.p_max_mw))
+                rows.append(({idx["hdrd"]: 1.0, d: -1.0}, -np.inf, 0.0))
+                c[idx["hdru"]] -= HORIZON_WEIGHT_DR
+                c[idx["hdrd"]] -= HORIZON_WEIGHT_DR
         # the tie rule: PRIORITY_STEP x rank per MW of supply (generators in list order, DR,
         # storage; the storage's supply is dis - ch)
         step = self._priority_step

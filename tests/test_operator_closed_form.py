@@ -17,23 +17,36 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grids.operator import (
+    HORIZON_WEIGHT_DR,
+    HORIZON_WEIGHT_GEN,
     PRIORITY_STEP,
     RESIDUAL_PENALTY,
     TIE_BREAK,
     LocalOperator,
     OperatorResult,
 )
+from sim.flexibility import dr_flex, generator_flex
 from sim.types import DemandResponseSpec, GeneratorSpec, SiteResources, StorageSpec
 from tests.test_grids import SPECS
 
 
 def objective(op: LocalOperator, res: OperatorResult) -> float:
     """The LP's objective (minimised) at a dispatch, from the documented model: the residual
-    penalty, minus the flexibility over C_norm, the throughput tie-breakers, and the tie rule's
-    PRIORITY_STEP x rank per MW of supply (generators in list order, DR, storage)."""
+    penalty, minus the flexibility over C_norm, the throughput tie-breakers, the tie rule's
+    PRIORITY_STEP x rank per MW of supply (generators in list order, DR, storage) and, with
+    ``flex_horizon_min``, minus the weighted flexibility of generators and DR over it."""
     r = op.resources
     d = res.dispatch_mw
     obj = RESIDUAL_PENALTY * abs(res.residual_mw)
+    if op.flex_horizon_min is not None:
+        h = op.flex_horizon_min / 60.0
+        for g in r.generators:
+            up, dn = generator_flex(d[g.name], g.p_min_mw, g.p_max_mw, g.ramp_up_mw_per_h,
+                                    g.ramp_down_mw_per_h, h)
+            obj -= HORIZON_WEIGHT_GEN * float(up + dn)
+        if r.dr is not None:
+            up, dn = dr_flex(d["dr"], r.dr.p_max_mw, r.dr.ramp_mw_per_h, h)
+            obj -= HORIZON_WEIGHT_DR * float(up + dn)
     obj -= (res.flex_up_mw + res.flex_dn_mw) / op.c_norm_mw
     obj += TIE_BREAK * (d["dr"] + d["es_ch"] + d["es_dis"])
     rank = 0
@@ -99,16 +112,17 @@ def cases(draw):
     cap = (sum(g.p_max_mw for g in gens) + (dr.p_max_mw if dr else 0.0)
            + (es.p_dis_max_mw if es else 0.0))
     demand = draw(st.floats(-1.0, cap + 1.0))
-    return res, dt, state, time_min, demand
+    horizon = draw(st.sampled_from([None, 30, 60, 120]))
+    return res, dt, state, time_min, demand, horizon
 
 
 @settings(max_examples=400, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_closed_form_equals_the_lp_on_random_resources_and_states(case):
-    res, dt, state, time_min, demand = case
-    a = LocalOperator(res, method="closed_form")
-    b = LocalOperator(res, method="lp")
+    res, dt, state, time_min, demand, horizon = case
+    a = LocalOperator(res, method="closed_form", flex_horizon_min=horizon)
+    b = LocalOperator(res, method="lp", flex_horizon_min=horizon)
     for op in (a, b):
         for k, v in state.items():
             setattr(op, k, v.copy() if isinstance(v, np.ndarray) else v)
@@ -146,12 +160,13 @@ def test_random_cases_are_mostly_solved_in_closed_form():
 
 
 # ------------------------------------------------------------------------------- trajectories
+@pytest.mark.parametrize("horizon", [None, 60])
 @pytest.mark.parametrize("step_min", [60, 15])
 @pytest.mark.parametrize("name", sorted(SPECS))
-def test_trajectories_equal_on_the_a11_dns(name, step_min):
+def test_trajectories_equal_on_the_a11_dns(name, step_min, horizon):
     """Two days of each A.11 DN with a random MESS power, the state carried by each path: the
     same dispatch, storage energy and residual at every step, and the closed form solved every
-    step itself."""
+    step itself (with and without the horizon tie-breaker)."""
     spec = SPECS[name]
     horizon = 2 * 1440
     load = spec.load_profile.per_step(step_min, horizon) * spec.peak_load_mw
@@ -159,8 +174,8 @@ def test_trajectories_equal_on_the_a11_dns(name, step_min):
     rng = np.random.default_rng(sorted(SPECS).index(name) + step_min)
     mess = rng.uniform(-0.6, 0.6, load.size)
     mess[rng.random(load.size) < 0.3] = 0.0
-    a = LocalOperator(spec.resources, method="closed_form")
-    b = LocalOperator(spec.resources, method="lp")
+    a = LocalOperator(spec.resources, method="closed_form", flex_horizon_min=horizon)
+    b = LocalOperator(spec.resources, method="lp", flex_horizon_min=horizon)
     for i in range(load.size):
         ra, rb, _ = _step_both(a, b, i * step_min, step_min, load[i], pv[i], mess[i])
         _assert_same(a, ra, rb)
@@ -212,6 +227,24 @@ def test_tie_goes_to_the_first_generator_on_both_paths():
         assert res.dispatch_mw["b"] == pytest.approx(0.95, abs=1e-9), method
 
 
+@pytest.mark.parametrize("method", ["closed_form", "lp"])
+def test_horizon_tie_breaker_keeps_the_two_day_15_min_dn1_run_balanced(method):
+    """With the flexibility tie-breaker over 60 minutes the two-day 15-min run of
+    ``tests/test_grids.py`` (a MESS charge on day 2) still has no residual and the storage does
+    not drain to E_min (taking the whole flexibility objective over 60 minutes did both)."""
+    spec = SPECS["dn1"]
+    r = spec.resources
+    load = spec.load_profile.per_step(15, 2880) * spec.peak_load_mw
+    pv = spec.pv_profile.per_step(15, 2880) * spec.pv_cap_mw
+    mess = np.zeros(load.size)
+    mess[96 + 4:96 + 20] = 0.1
+    op = LocalOperator(r, method=method, flex_horizon_min=60)
+    out = [op.dispatch(15 * k, 15, load[k], pv[k], mess[k]) for k in range(load.size)]
+    assert all(x.status == "optimal" for x in out)
+    assert max(abs(x.residual_mw) for x in out) < 1e-6
+    assert min(x.es_e_mwh for x in out) > r.storage.e_min_mwh + 0.05
+
+
 def test_method_selection():
     r = SPECS["dn2"].resources
     assert LocalOperator(r).method == LocalOperator.METHOD
@@ -219,3 +252,7 @@ def test_method_selection():
     assert LocalOperator(r, reuse_model=False, method="closed_form").method == "closed_form"
     with pytest.raises(ValueError, match="method"):
         LocalOperator(r, method="simplex")
+    assert LocalOperator(r).flex_horizon_min == LocalOperator.FLEX_HORIZON_MIN
+    for bad in (0, -60, 1.5):
+        with pytest.raises(ValueError, match="flex_horizon_min"):
+            LocalOperator(r, flex_horizon_min=bad)
