@@ -40,6 +40,18 @@ objective is lower by more than :data:`MODE_TOL`. A rule that shares a tie equal
 resources would suit the physics as well, but it is not a vertex of the LP, so only a priority
 order gives the same point on both paths.
 
+Horizon tie-breaker (optional, ``flex_horizon_min``, off by default). The flexibility of the
+step depends on the step: at 5-min steps every generator is ramp-limited almost anywhere in its
+range, the objective is flat over how the load is shared, and the dispatch (and the feeder
+losses) differ from a 60-min run of the same day. With ``flex_horizon_min=60`` the objective
+also carries the generators' and DR's flexibility over 60 minutes (ramp x 60 min, the physical
+ramps staying per step), weighted :data:`HORIZON_WEIGHT_GEN` (below ``TIE_BREAK``: it only
+orders otherwise equal dispatches, so the storage is not preferred over a generator and does not
+drain) and :data:`HORIZON_WEIGHT_DR` (above it: DR sits where its 60-min flexibility is largest,
+as at 60-min steps, instead of at the least DR energy). The weights in decreasing order:
+residual 1e3, step flexibility ``1 / C_norm``, DR horizon 3e-6, ``TIE_BREAK`` 1e-6, generator
+horizon 3e-7, priority ``1e-7 x rank``.
+
 Closed form (the default path, ``method="closed_form"``). With the storage mode fixed the LP is a
 separable concave maximisation with a single balance row: every decision (each generator, DR,
 the storage's supply ``-ch`` or ``dis``) enters the balance with +1, each flexibility epigraph
