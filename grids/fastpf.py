@@ -27,6 +27,7 @@ records why (:attr:`FastPowerFlow.reason`).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -269,6 +270,14 @@ class YbusModel:
         self.slack_weights[self.ref] = 1.0 / max(len(self.ref), 1)
         self._dense: np.ndarray | None = None
 
+    def for_run(self) -> YbusModel:
+        """A copy that shares the frozen matrices and index arrays (never written after
+        construction) but owns its warm-start point ``v_solution``: one snapshot of a pristine
+        net serves many independent runs."""
+        new = copy.copy(self)
+        new.v_solution = self.v_solution.copy()
+        return new
+
     # ------------------------------------------------------------------ injections
     def sbus(self, x: np.ndarray) -> np.ndarray:
         """Complex bus injections (p.u.) for element values ``x`` (:func:`element_values`).
@@ -422,8 +431,9 @@ class FastPowerFlow:
 
     Parameters
     ----------
-    net : pandapower.pandapowerNet
-        The net (the adapter's); injections are read from its element tables.
+    net : pandapower.pandapowerNet or None
+        The net (the adapter's); injections are read from its element tables. ``None`` for an
+        instance that only runs :meth:`solve_x` on a snapshot assigned to :attr:`model`.
     backend : str
         One of :data:`BACKENDS`. ``"lightsim2grid"`` falls back to ``"ybus"`` when lightsim2grid
         cannot be imported; :attr:`backend` is then ``"ybus"`` and :attr:`reason` says why.
@@ -439,7 +449,7 @@ class FastPowerFlow:
         Solves done by the fast path and by plain ``runpp`` (which also rebuilds the snapshot).
     """
 
-    def __init__(self, net: pp.pandapowerNet, backend: str = "lightsim2grid") -> None:
+    def __init__(self, net: pp.pandapowerNet | None, backend: str = "lightsim2grid") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend: unknown power-flow backend {backend!r}; valid: "
                              f"{', '.join(BACKENDS)}")

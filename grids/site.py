@@ -7,6 +7,7 @@ engine steps through the ``sim.protocols.GridSite`` protocol.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass, field
@@ -15,8 +16,8 @@ from types import MappingProxyType
 import numpy as np
 
 from grids.adapter import PandapowerAdapter, PowerFlowOptions, PowerFlowResult, _bus_problem
-from grids.fastpf import element_values, topology_key
-from grids.feeders import feeder_problem, make_feeder
+from grids.fastpf import FastPowerFlow, YbusModel, element_values, topology_key
+from grids.feeders import feeder_problem, feeder_template, make_feeder
 from grids.operator import LocalOperator, OperatorResult
 from grids.profiles import Profile
 from sim.errors import ScenarioError
@@ -32,16 +33,16 @@ _LOW_VOLTAGE_PU = 0.5
 
 
 class _Direct:
-    """What the direct power-flow path of a site needs, taken right after a converged solve of
-    the adapter: the snapshot it solved on, the element-value vector of the net as it was then
-    and the positions of the driven injections in it."""
+    """What the direct power-flow path of a site needs: a fast-path snapshot of a converged
+    solve, the solver that runs on it, the element-value vector of the net as it was then and
+    the positions of the driven injections in it."""
 
-    def __init__(self, site: DistributionSite) -> None:
-        a = site._adapter
+    def __init__(self, a: PandapowerAdapter, fast: FastPowerFlow | None, model: YbusModel
+                 ) -> None:
         net = a.net
         o = a.options
-        self.fast = a.fast
-        self.model = self.fast.model
+        self.fast = fast
+        self.model = model
         self.opts = (o.algorithm, float(o.tolerance_mva), int(o.max_iteration))
         self.x = element_values(net)
         nl, ns = len(net.load), len(net.sgen)
@@ -59,6 +60,74 @@ class _Direct:
         self.n_trafo = len(net.trafo)
         self.n_ext_grid = len(net.ext_grid)
         self.options = o
+
+    @classmethod
+    def of_adapter(cls, a: PandapowerAdapter) -> _Direct:
+        """Right after a converged solve of ``a``: its own snapshot and solver."""
+        return cls(a, a.fast, a.fast.model)
+
+    def for_run(self) -> _Direct:
+        """A copy for one run: the index arrays shared, its own injection vector, warm-start
+        point and solver."""
+        new = copy.copy(self)
+        new.x = self.x.copy()
+        new.model = self.model.for_run()
+        new.fast = FastPowerFlow(None, self.options.backend)
+        new.fast.model = new.model
+        return new
+
+
+class _Prepared:
+    """One site layout (feeder, driven elements, power-flow options) prepared once per process:
+    the adapter on the feeder with the driven elements created (never solved, never handed out;
+    each site copies it only when it needs a net of its own) and, for the direct path, the
+    snapshot of one converged solve of a copy of it at the feeder's base load."""
+
+    def __init__(self, template, adapter: PandapowerAdapter) -> None:
+        self.template = template  # the feeder's definition this was built from
+        self.adapter = adapter
+        self._direct: _Direct | None | bool = None
+
+    def direct(self) -> _Direct | None:
+        """A fresh direct-path state for one run, or None if the base-load solve did not give
+        a snapshot (the run then starts through the adapter)."""
+        if self._direct is None:
+            self._direct = False
+            a = self.adapter.copy()
+            o = a.options
+            if a.fast.backend != "runpp" and o.algorithm == "nr":
+                pf = a.solve()
+                if pf.status == "ok" and a.fast.model is not None:
+                    self._direct = _Direct.of_adapter(a)
+                    self._direct.fast = None  # each run gets its own solver
+        return self._direct.for_run() if self._direct else None
+
+
+#: Prepared site layouts of this process (a sweep's worker reuses them across scenarios).
+_PREPARED: dict[tuple, _Prepared] = {}
+_PREPARED_MAX = 32
+
+
+def _prepared(spec: SiteSpec) -> _Prepared:
+    r = spec.resources
+    gen_buses = {g.name: g.bus for g in r.generators}
+    dr_bus = None if r.dr is None else r.dr.bus
+    es_bus = None if r.storage is None else r.storage.bus
+    pv_buses = [u.bus for u in spec.pv_units]
+    key = (spec.feeder, tuple(pv_buses), tuple(gen_buses.items()), dr_bus, es_bus,
+           spec.mess_bus, spec.pf)
+    template = feeder_template(spec.feeder)
+    entry = _PREPARED.get(key)
+    if entry is None or entry.template is not template:
+        adapter = PandapowerAdapter(make_feeder(spec.feeder), spec.pf, pv_buses=pv_buses,
+                                    gen_buses=gen_buses, dr_bus=dr_bus, es_bus=es_bus,
+                                    mess_bus=spec.mess_bus)
+        entry = _Prepared(template, adapter)
+        _PREPARED.pop(key, None)
+        while len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = entry
+    return entry
 
 
 @dataclass(frozen=True)
@@ -142,7 +211,7 @@ def check_site_spec(spec: SiteSpec, path: str) -> list[str]:
     if why:
         out.append(f"{path}.feeder: {why}")
     else:
-        net = make_feeder(spec.feeder)
+        net = feeder_template(spec.feeder)  # read only
 
     def bus(field_path: str, b) -> None:
         if net is not None:
@@ -273,34 +342,42 @@ class DistributionSite:
                              pv_forecast_mw=frozen_array(pv_forecast_mw))
         self.load_actual_mw = frozen_array(load_actual_mw)
         self.pv_actual_mw = frozen_array(pv_actual_mw)
-        r = spec.resources
         self.pv_shares = np.array([u.share for u in spec.pv_units], dtype=float)
-        self._adapter = PandapowerAdapter(
-            make_feeder(spec.feeder), spec.pf,
-            pv_buses=[u.bus for u in spec.pv_units],
-            gen_buses={g.name: g.bus for g in r.generators},
-            dr_bus=None if r.dr is None else r.dr.bus,
-            es_bus=None if r.storage is None else r.storage.bus,
-            mess_bus=spec.mess_bus)
-        self.operator = LocalOperator(r, c_norm=self.info.c_norm_mw)
-        self.bus_index = self._adapter.bus_index.copy()
-        self.line_index = self._adapter.line_index.copy()
+        self._prepared = _prepared(spec)
+        self.operator = LocalOperator(spec.resources, c_norm=self.info.c_norm_mw)
+        self.bus_index = self._prepared.adapter.bus_index.copy()
+        self.line_index = self._prepared.adapter.line_index.copy()
         self.last_operator_result: OperatorResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
+        # The site's own net is made (a copy of the prepared one) only when a step goes
+        # through the adapter or someone reads ``adapter``; a run on the direct path has none.
+        self._adapter: PandapowerAdapter | None = None
+        # Whether the net was handed out (``adapter``): from then on anyone may change its
+        # topology, so the direct path compares the topology with its snapshot's every step.
+        self._exposed = False
         self._direct: _Direct | None = None
         self._pending: tuple | None = None
         self.n_direct = 0
+
+    def _own_adapter(self) -> PandapowerAdapter:
+        if self._adapter is None:
+            self._adapter = self._prepared.adapter.copy()
+        return self._adapter
 
     @property
     def adapter(self) -> PandapowerAdapter:
         """The wrapped net, holding the injections of the latest step (after a step on the
         direct path they are written into its tables on first access; its result tables are
-        those of the latest solve through the adapter)."""
+        those of the latest solve through the adapter, empty if there was none). The net is
+        the site's own; changes to its topology or in-service flags are seen at the next
+        step."""
+        a = self._own_adapter()
+        self._exposed = True
         if self._pending is not None:
-            self._adapter.apply(*self._pending[:3], dr_mw=self._pending[3],
-                                es_p_mw=self._pending[4], mess_p_mw=self._pending[5])
+            a.apply(*self._pending[:3], dr_mw=self._pending[3], es_p_mw=self._pending[4],
+                    mess_p_mw=self._pending[5])
             self._pending = None
-        return self._adapter
+        return a
 
     @property
     def n_steps(self) -> int:
@@ -356,13 +433,21 @@ class DistributionSite:
         pv_units = obs.pv_mw * self.pv_shares
         es_p_mw = d["es_ch"] - d["es_dis"]
         pf = None
+        if self.direct_pf and self._direct is None and self._adapter is None:
+            self._direct = self._prepared.direct()  # a fresh run: the prepared snapshot
         if self.direct_pf and self._direct is not None:
             pf = self._solve_direct(obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
         if pf is None:
             self._pending = None
-            self._adapter.apply(obs.load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
-                                mess_p_mw=mess_p_mw)
-            pf = self._adapter.solve()
+            a = self._own_adapter()
+            a.apply(obs.load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
+                    mess_p_mw=mess_p_mw)
+            dp = self._direct
+            if dp is not None and dp.fast is not a.fast:
+                # the direct path ran on the prepared snapshot: the adapter's retry chain
+                # starts from the same point, as it would after its own converged solve
+                a.warm_start_from(dp.model)
+            pf = a.solve()
             self._arm(pf)
         else:
             self._pending = (obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
@@ -387,11 +472,12 @@ class DistributionSite:
     def _arm(self, pf: PowerFlowResult) -> None:
         """After a solve through the adapter: enable the direct path if that solve converged on
         the fast path's snapshot (the adapter would warm-start the next step from it)."""
-        fast = self._adapter.fast
-        o = self._adapter.options
+        a = self._adapter
+        fast = a.fast
+        o = a.options
         if (self.direct_pf and pf.status == "ok" and fast.backend != "runpp"
                 and o.algorithm == "nr" and fast.model is not None):
-            self._direct = _Direct(self)
+            self._direct = _Direct.of_adapter(a)
         else:
             self._direct = None
 
@@ -405,14 +491,17 @@ class DistributionSite:
         dp = self._direct
         fast = dp.fast
         m = dp.model
-        if fast.model is not m or self._adapter.options is not dp.options:
+        a = self._adapter
+        if fast.model is not m or (a is not None and a.options is not dp.options):
             self._direct = None
             return None
         vals = (load_mw, dr_mw, es_p_mw, mess_p_mw)
         if not (all(math.isfinite(v) for v in vals) and np.isfinite(pv_units).all()
                 and all(math.isfinite(g) for g in gens)):
             return None
-        if topology_key(self._adapter.net, dp.opts) != m.key:
+        # Only the site's own code writes a net it never handed out, and never its topology:
+        # the (pandas) topology check is needed only once ``adapter`` was read.
+        if self._exposed and topology_key(a.net, dp.opts) != m.key:
             self._direct = None
             return None
         x = dp.x
@@ -464,7 +553,8 @@ class DistributionSite:
         self._direct = None
         self._pending = None
         self.operator.reset()
-        self._adapter.reset()
+        if self._adapter is not None:
+            self._adapter.reset()
         self.last_operator_result = None
         self.last_power_flow = None
 
