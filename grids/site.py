@@ -56,7 +56,7 @@ class _Direct:
         off = 2 * nl + 2 * ns
         self.es = None if a.es_index is None else off + st.get_loc(a.es_index)
         self.mess = None if a.mess_index is None else off + st.get_loc(a.mess_index)
-        self.in_service = net.bus.in_service.to_numpy(bool)
+        self.in_service = np.flatnonzero(net.bus.in_service.to_numpy(bool))
         self.n_trafo = len(net.trafo)
         self.n_ext_grid = len(net.ext_grid)
         self.options = o
@@ -425,22 +425,23 @@ class DistributionSite:
             ``invalid_input``); the operator's status is in ``message`` when it is not
             ``optimal``.
         """
-        obs = self.observe(time_min)
-        op = self.operator.dispatch(time_min, dt_min, obs.load_mw, obs.pv_mw, mess_p_mw)
+        k = self._k(time_min)
+        load_mw, pv_mw = float(self.load_actual_mw[k]), float(self.pv_actual_mw[k])
+        op = self.operator.dispatch(time_min, dt_min, load_mw, pv_mw, mess_p_mw)
         self.last_operator_result = op
         d = op.dispatch_mw
         gens = [d[n] for n in self.operator.gen_names]
-        pv_units = obs.pv_mw * self.pv_shares
+        pv_units = pv_mw * self.pv_shares
         es_p_mw = d["es_ch"] - d["es_dis"]
         pf = None
         if self.direct_pf and self._direct is None and self._adapter is None:
             self._direct = self._prepared.direct()  # a fresh run: the prepared snapshot
         if self.direct_pf and self._direct is not None:
-            pf = self._solve_direct(obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
+            pf = self._solve_direct(load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
         if pf is None:
             self._pending = None
             a = self._own_adapter()
-            a.apply(obs.load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
+            a.apply(load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
                     mess_p_mw=mess_p_mw)
             dp = self._direct
             if dp is not None and dp.fast is not a.fast:
@@ -450,10 +451,10 @@ class DistributionSite:
             pf = a.solve()
             self._arm(pf)
         else:
-            self._pending = (obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
+            self._pending = (load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
         self.last_power_flow = pf
         dispatch = dict(d)
-        dispatch["pv"] = obs.pv_mw
+        dispatch["pv"] = pv_mw
         msgs = []
         if op.status != "optimal":
             msgs.append(f"operator {op.status}: {op.message}".rstrip(": "))
@@ -464,7 +465,7 @@ class DistributionSite:
             vm_min_pu=pf.vm_min_pu, vm_max_pu=pf.vm_max_pu,
             max_line_loading_pct=pf.max_line_loading_pct, losses_mw=pf.losses_mw,
             slack_p_mw=pf.slack_p_mw, residual_mw=op.residual_mw, mess_p_mw=float(mess_p_mw),
-            load_mw=obs.load_mw, pv_mw=obs.pv_mw, flex_up_mw=op.flex_up_mw,
+            load_mw=load_mw, pv_mw=pv_mw, flex_up_mw=op.flex_up_mw,
             flex_dn_mw=op.flex_dn_mw, dispatch_mw=MappingProxyType(dispatch),
             bus_vm_pu=pf.vm_pu, line_loading_pct=pf.line_loading_pct, message="; ".join(msgs))
 
@@ -520,29 +521,25 @@ class DistributionSite:
         ok, v, sbus = fast.solve_x(x, dp.opts[1], dp.opts[2])
         if not ok:
             return None
-        r = m.results(v[None, :], sbus[None, :])
-        vm = r["vm_pu"][0]
-        has_vm = dp.in_service & np.isfinite(vm)
-        if (dp.in_service & ~has_vm).any():
-            return None
-        vm_ok = vm[has_vm]
-        if vm_ok.size and vm_ok.min() < _LOW_VOLTAGE_PU:
-            return None
+        vm, loading, losses, slack = m.results_one(v, sbus)
+        vm_ok = vm[dp.in_service]
+        if vm_ok.size:
+            vm_min, vm_max = float(vm_ok.min()), float(vm_ok.max())
+            # NaN (an in-service bus without a voltage) fails this test too
+            if not vm_min >= _LOW_VOLTAGE_PU:
+                return None
+        else:
+            vm_min = vm_max = float("nan")
         m.v_solution = v
         self.n_direct += 1
-        loading = r["line_loading_pct"][0]
-        losses = float(np.nansum(r["line_pl_mw"][0]))
-        if dp.n_trafo:
-            losses += float(np.nansum(r["trafo_pl_mw"][0]))
-        slack = float(np.nansum(np.full(dp.n_ext_grid, r["slack_p_mw"][0])))
-        o = dp.options
         line_ok = loading[np.isfinite(loading)]
+        o = dp.options
+        vm.setflags(write=False)
+        loading.setflags(write=False)
         return PowerFlowResult(
-            converged=True, status="ok", message="",
-            vm_pu=frozen_array(vm), line_loading_pct=frozen_array(loading), losses_mw=losses,
-            slack_p_mw=slack,
-            vm_min_pu=float(vm_ok.min()) if vm_ok.size else float("nan"),
-            vm_max_pu=float(vm_ok.max()) if vm_ok.size else float("nan"),
+            converged=True, status="ok", message="", vm_pu=vm, line_loading_pct=loading,
+            losses_mw=losses, slack_p_mw=slack * dp.n_ext_grid, vm_min_pu=vm_min,
+            vm_max_pu=vm_max,
             max_line_loading_pct=float(line_ok.max()) if line_ok.size else float("nan"),
             n_vm_violations=int(((vm_ok < o.vm_min_pu) | (vm_ok > o.vm_max_pu)).sum()),
             n_overloaded_lines=int((line_ok > o.loading_max_pct).sum()),
