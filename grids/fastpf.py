@@ -281,6 +281,23 @@ class YbusModel:
         self.line_on_i_base_t = self.line_i_base_t[on]
         self.line_on_rating_ka = self.line_rating_ka[on]
         self.trafo_on_rows = self.trafo_rows[self.trafo_rows >= 0]
+        self.all_buses_on = bool(self.bus_on.size == self.bus_pos.size
+                                 and np.array_equal(self.bus_on, np.arange(self.bus_pos.size)))
+        # one product gives both ends' branch currents and the reference buses' currents
+        nbr = self.f_bus.size
+        if n <= _DENSE_MAX_BUS:
+            self._y_all = np.vstack([self.yf, self.yt, self.ybus_ref])
+        else:
+            self._y_all = sp.vstack([self.yf, self.yt, sp.csr_matrix(self.ybus_ref)]).tocsr()
+        self._ref_rows = slice(2 * nbr, 2 * nbr + self.ref.size)
+        loss = np.concatenate([self.line_on_rows, self.trafo_on_rows])
+        self._loss_i = np.concatenate([loss, nbr + loss])  # rows of i_all
+        self._loss_v = np.concatenate([self.f_bus[loss], self.t_bus[loss]])  # their buses
+        self._load_f = self.line_on_rows
+        self._load_t = nbr + self.line_on_rows
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._k_f = self.line_on_i_base_f / self.line_on_rating_ka * 100.0
+            self._k_t = self.line_on_i_base_t / self.line_on_rating_ka * 100.0
 
     def for_run(self) -> YbusModel:
         """A copy that shares the frozen matrices and index arrays (never written after
@@ -374,22 +391,22 @@ class YbusModel:
         slack_p_mw : float
             Active power from the reference bus(es).
         """
-        vm = np.full(self.bus_pos.size, np.nan)
-        vm[self.bus_on] = np.abs(v[self.bus_on_pos])
-        i_f = self.yf @ v
-        i_t = self.yt @ v
-        s_loss = np.real(v[self.f_bus] * np.conj(i_f) + v[self.t_bus] * np.conj(i_t))
-        s_loss *= self.base_mva
-        losses = float(s_loss[self.line_on_rows].sum()) + float(s_loss[self.trafo_on_rows].sum())
+        if self.all_buses_on:
+            vm = np.abs(v[self.bus_on_pos])
+        else:
+            vm = np.full(self.bus_pos.size, np.nan)
+            vm[self.bus_on] = np.abs(v[self.bus_on_pos])
+        i_all = self._y_all @ v
+        # sum over the in-service branches of V_from conj(I_from) + V_to conj(I_to)
+        losses = float(np.vdot(i_all[self._loss_i], v[self._loss_v]).real) * self.base_mva
         loading = np.zeros(self.line_rows.size)
         if self.line_on.size:
-            rows = self.line_on_rows
-            ia = np.abs(i_f[rows]) * self.line_on_i_base_f
-            ib = np.abs(i_t[rows]) * self.line_on_i_base_t
-            loading[self.line_on] = np.maximum(ia, ib) / self.line_on_rating_ka * 100.0
+            i_abs = np.abs(i_all[:self._load_t[-1] + 1])
+            loading[self.line_on] = np.maximum(i_abs[self._load_f] * self._k_f,
+                                               i_abs[self._load_t] * self._k_t)
         ref = self.ref
-        s_calc = v[ref] * np.conj(self.ybus_ref @ v)
-        slack = float(np.real(s_calc - sbus[ref]).sum()) * self.base_mva
+        s_ref = np.vdot(i_all[self._ref_rows], v[ref]) - sbus[ref].sum()
+        slack = float(s_ref.real) * self.base_mva
         return vm, loading, losses, slack
 
 
@@ -585,7 +602,15 @@ class FastPowerFlow:
         m = self.model
         if m is None:
             raise RuntimeError("solve_x needs a current snapshot: run one solve first")
-        sbus = m.sbus(x)
+        return self.solve_sbus(m.sbus(x), tolerance_mva, max_iteration)
+
+    def solve_sbus(self, sbus: np.ndarray, tolerance_mva: float, max_iteration: int
+                   ) -> tuple[bool, np.ndarray, np.ndarray]:
+        """:meth:`solve_x` for complex bus injections ``sbus`` (p.u., ppci order) given
+        directly."""
+        m = self.model
+        if m is None:
+            raise RuntimeError("solve_sbus needs a current snapshot: run one solve first")
         v0 = m.v_solution
         if self.backend == "lightsim2grid":
             v = v0.copy()

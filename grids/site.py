@@ -34,43 +34,56 @@ _LOW_VOLTAGE_PU = 0.5
 
 class _Direct:
     """What the direct power-flow path of a site needs: a fast-path snapshot of a converged
-    solve, the solver that runs on it, the element-value vector of the net as it was then and
-    the positions of the driven injections in it."""
+    solve, the solver that runs on it and the step's injections as one affine map of the
+    driven powers: ``sbus = c + M @ u`` with ``u = (load, PV, generators..., DR, storage,
+    MESS)`` in MW, ``M`` the snapshot's incidence times the positions (and the load and PV
+    shares) of the driven elements, ``c`` the rest of the net's elements as they were at the
+    snapshot (they do not change while it is current)."""
 
-    def __init__(self, a: PandapowerAdapter, fast: FastPowerFlow | None, model: YbusModel
-                 ) -> None:
+    def __init__(self, a: PandapowerAdapter, fast: FastPowerFlow | None, model: YbusModel,
+                 pv_shares: np.ndarray) -> None:
         net = a.net
         o = a.options
         self.fast = fast
         self.model = model
         self.opts = (o.algorithm, float(o.tolerance_mva), int(o.max_iteration))
-        self.x = element_values(net)
+        x = element_values(net)
         nl, ns = len(net.load), len(net.sgen)
         sg, st = net.sgen.index, net.storage.index
-        self.load_p = net.load.index.get_indexer(a.load_index)
-        self.load_q = nl + self.load_p
-        self.p_share, self.q_per_mw = a.load_p_share, a.load_q_per_mw
-        self.pv = 2 * nl + sg.get_indexer(a.pv_index)
-        self.gen = 2 * nl + sg.get_indexer(a.gen_index)
-        self.dr = None if a.dr_index is None else 2 * nl + sg.get_loc(a.dr_index)
+        load_p = net.load.index.get_indexer(a.load_index)
+        n_u = 2 + a.gen_index.size + 3
+        d = np.zeros((x.size, n_u))
+        d[load_p, 0] = a.load_p_share
+        d[nl + load_p, 0] = a.load_q_per_mw
+        pv = 2 * nl + sg.get_indexer(a.pv_index)
+        d[pv, 1] = pv_shares
+        gen = 2 * nl + sg.get_indexer(a.gen_index)
+        d[gen, 2 + np.arange(gen.size)] = 1.0
         off = 2 * nl + 2 * ns
-        self.es = None if a.es_index is None else off + st.get_loc(a.es_index)
-        self.mess = None if a.mess_index is None else off + st.get_loc(a.mess_index)
+        for col, pos in ((n_u - 3, None if a.dr_index is None else
+                          2 * nl + sg.get_loc(a.dr_index)),
+                         (n_u - 2, None if a.es_index is None else off + st.get_loc(a.es_index)),
+                         (n_u - 1, None if a.mess_index is None else
+                          off + st.get_loc(a.mess_index))):
+            if pos is not None:
+                d[pos, col] = 1.0
+        driven = d.any(axis=1)
+        x_fixed = np.where(driven, 0.0, x)
+        inc = model.inc_dense if model.inc_dense is not None else model.inc
+        self.c = model.sbus0 + inc @ (x_fixed - model.x0)
+        self.m = np.asarray(inc @ d)
         self.in_service = np.flatnonzero(net.bus.in_service.to_numpy(bool))
-        self.n_trafo = len(net.trafo)
         self.n_ext_grid = len(net.ext_grid)
         self.options = o
 
     @classmethod
-    def of_adapter(cls, a: PandapowerAdapter) -> _Direct:
+    def of_adapter(cls, a: PandapowerAdapter, pv_shares: np.ndarray) -> _Direct:
         """Right after a converged solve of ``a``: its own snapshot and solver."""
-        return cls(a, a.fast, a.fast.model)
+        return cls(a, a.fast, a.fast.model, pv_shares)
 
     def for_run(self) -> _Direct:
-        """A copy for one run: the index arrays shared, its own injection vector, warm-start
-        point and solver."""
+        """A copy for one run: the maps shared, its own warm-start point and solver."""
         new = copy.copy(self)
-        new.x = self.x.copy()
         new.model = self.model.for_run()
         new.fast = FastPowerFlow(None, self.options.backend)
         new.fast.model = new.model
@@ -83,9 +96,10 @@ class _Prepared:
     each site copies it only when it needs a net of its own) and, for the direct path, the
     snapshot of one converged solve of a copy of it at the feeder's base load."""
 
-    def __init__(self, template, adapter: PandapowerAdapter) -> None:
+    def __init__(self, template, adapter: PandapowerAdapter, pv_shares: np.ndarray) -> None:
         self.template = template  # the feeder's definition this was built from
         self.adapter = adapter
+        self.pv_shares = pv_shares
         self._direct: _Direct | None | bool = None
 
     def direct(self) -> _Direct | None:
@@ -98,7 +112,7 @@ class _Prepared:
             if a.fast.backend != "runpp" and o.algorithm == "nr":
                 pf = a.solve()
                 if pf.status == "ok" and a.fast.model is not None:
-                    self._direct = _Direct.of_adapter(a)
+                    self._direct = _Direct.of_adapter(a, self.pv_shares)
                     self._direct.fast = None  # each run gets its own solver
         return self._direct.for_run() if self._direct else None
 
@@ -114,7 +128,8 @@ def _prepared(spec: SiteSpec) -> _Prepared:
     dr_bus = None if r.dr is None else r.dr.bus
     es_bus = None if r.storage is None else r.storage.bus
     pv_buses = [u.bus for u in spec.pv_units]
-    key = (spec.feeder, tuple(pv_buses), tuple(gen_buses.items()), dr_bus, es_bus,
+    pv_shares = tuple(float(u.share) for u in spec.pv_units)
+    key = (spec.feeder, tuple(pv_buses), pv_shares, tuple(gen_buses.items()), dr_bus, es_bus,
            spec.mess_bus, spec.pf)
     template = feeder_template(spec.feeder)
     entry = _PREPARED.get(key)
@@ -122,7 +137,7 @@ def _prepared(spec: SiteSpec) -> _Prepared:
         adapter = PandapowerAdapter(make_feeder(spec.feeder), spec.pf, pv_buses=pv_buses,
                                     gen_buses=gen_buses, dr_bus=dr_bus, es_bus=es_bus,
                                     mess_bus=spec.mess_bus)
-        entry = _Prepared(template, adapter)
+        entry = _Prepared(template, adapter, np.array(pv_shares, dtype=float))
         _PREPARED.pop(key, None)
         while len(_PREPARED) >= _PREPARED_MAX:
             _PREPARED.pop(next(iter(_PREPARED)))
@@ -437,7 +452,7 @@ class DistributionSite:
         if self.direct_pf and self._direct is None and self._adapter is None:
             self._direct = self._prepared.direct()  # a fresh run: the prepared snapshot
         if self.direct_pf and self._direct is not None:
-            pf = self._solve_direct(load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
+            pf = self._solve_direct(load_mw, pv_mw, gens, d["dr"], es_p_mw, mess_p_mw)
         if pf is None:
             self._pending = None
             a = self._own_adapter()
@@ -478,14 +493,14 @@ class DistributionSite:
         o = a.options
         if (self.direct_pf and pf.status == "ok" and fast.backend != "runpp"
                 and o.algorithm == "nr" and fast.model is not None):
-            self._direct = _Direct.of_adapter(a)
+            self._direct = _Direct.of_adapter(a, self.pv_shares)
         else:
             self._direct = None
 
-    def _solve_direct(self, load_mw: float, pv_units: np.ndarray, gens: list[float],
-                      dr_mw: float, es_p_mw: float, mess_p_mw: float) -> PowerFlowResult | None:
+    def _solve_direct(self, load_mw: float, pv_mw: float, gens: list[float], dr_mw: float,
+                      es_p_mw: float, mess_p_mw: float) -> PowerFlowResult | None:
         """The adapter's first attempt (a warm start on the snapshot) without its pandas tables:
-        the injections go straight into the element-value vector. ``None`` whenever the adapter
+        the injections go straight into the bus injections. ``None`` whenever the adapter
         would do anything else (the snapshot or the topology changed, a non-finite input, no
         convergence, the spurious low-voltage solution): the step then runs through the adapter,
         whose retry chain starts from the same point."""
@@ -496,54 +511,47 @@ class DistributionSite:
         if fast.model is not m or (a is not None and a.options is not dp.options):
             self._direct = None
             return None
-        vals = (load_mw, dr_mw, es_p_mw, mess_p_mw)
-        if not (all(math.isfinite(v) for v in vals) and np.isfinite(pv_units).all()
-                and all(math.isfinite(g) for g in gens)):
+        u = [float(load_mw), float(pv_mw), *gens, float(dr_mw), float(es_p_mw),
+             float(mess_p_mw)]
+        if not all(map(math.isfinite, u)):
             return None
         # Only the site's own code writes a net it never handed out, and never its topology:
         # the (pandas) topology check is needed only once ``adapter`` was read.
         if self._exposed and topology_key(a.net, dp.opts) != m.key:
             self._direct = None
             return None
-        x = dp.x
-        x[dp.load_p] = dp.p_share * float(load_mw)
-        x[dp.load_q] = dp.q_per_mw * float(load_mw)
-        if dp.pv.size:
-            x[dp.pv] = pv_units
-        if dp.gen.size:
-            x[dp.gen] = gens
-        if dp.dr is not None:
-            x[dp.dr] = float(dr_mw)
-        if dp.es is not None:
-            x[dp.es] = float(es_p_mw)
-        if dp.mess is not None:
-            x[dp.mess] = float(mess_p_mw)
-        ok, v, sbus = fast.solve_x(x, dp.opts[1], dp.opts[2])
+        ok, v, sbus = fast.solve_sbus(dp.c + dp.m @ u, dp.opts[1], dp.opts[2])
         if not ok:
             return None
         vm, loading, losses, slack = m.results_one(v, sbus)
         vm_ok = vm[dp.in_service]
+        o = dp.options
+        n_vm = 0
         if vm_ok.size:
             vm_min, vm_max = float(vm_ok.min()), float(vm_ok.max())
             # NaN (an in-service bus without a voltage) fails this test too
             if not vm_min >= _LOW_VOLTAGE_PU:
                 return None
+            if vm_min < o.vm_min_pu or vm_max > o.vm_max_pu:
+                n_vm = int(((vm_ok < o.vm_min_pu) | (vm_ok > o.vm_max_pu)).sum())
         else:
             vm_min = vm_max = float("nan")
         m.v_solution = v
         self.n_direct += 1
-        line_ok = loading[np.isfinite(loading)]
-        o = dp.options
+        top = float(loading.max()) if loading.size else float("nan")
+        if math.isfinite(top):  # no NaN, no infinite loading (a zero rating)
+            n_over = int((loading > o.loading_max_pct).sum()) if top > o.loading_max_pct else 0
+        else:
+            line_ok = loading[np.isfinite(loading)]
+            top = float(line_ok.max()) if line_ok.size else float("nan")
+            n_over = int((line_ok > o.loading_max_pct).sum())
         vm.setflags(write=False)
         loading.setflags(write=False)
         return PowerFlowResult(
             converged=True, status="ok", message="", vm_pu=vm, line_loading_pct=loading,
             losses_mw=losses, slack_p_mw=slack * dp.n_ext_grid, vm_min_pu=vm_min,
-            vm_max_pu=vm_max,
-            max_line_loading_pct=float(line_ok.max()) if line_ok.size else float("nan"),
-            n_vm_violations=int(((vm_ok < o.vm_min_pu) | (vm_ok > o.vm_max_pu)).sum()),
-            n_overloaded_lines=int((line_ok > o.loading_max_pct).sum()),
-        )
+            vm_max_pu=vm_max, max_line_loading_pct=top, n_vm_violations=n_vm,
+            n_overloaded_lines=n_over)
 
     def reset(self) -> None:
         """Back to the initial state (operator state, warm start and injections)."""

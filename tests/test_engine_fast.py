@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from grids.adapter import PandapowerAdapter
+from grids.fastpf import element_values
 from grids.feeders import feeder_template, make_feeder
 from grids.site import build_site
 from tests.test_grids import DN, SPECS
@@ -156,3 +157,38 @@ def test_adapter_copy_is_independent():
     # a copy of a solved adapter starts cold but solves to the same point
     c = a.copy()
     np.testing.assert_allclose(c.solve().vm_pu, r.vm_pu, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", DN)
+def test_results_of_one_solution_equal_the_batch_formulas(name):
+    """``YbusModel.results_one`` (one product for both branch ends and the slack, the losses
+    as one inner product) against ``results`` (pandapower's formulas, per element) on each
+    feeder, with its out-of-service tie lines and, for dn1, a line cut (bus 32 then out of
+    service too)."""
+    spec = SPECS[name]
+    site = build_site(spec, STEP_MIN, HORIZON_MIN)
+    site.direct_pf = False
+    for k in range(3):
+        _step(site, k)
+    nets = [site.adapter]
+    if name == "dn1":
+        cut = build_site(spec, STEP_MIN, HORIZON_MIN)
+        cut.adapter.net.line.loc[31, "in_service"] = False
+        cut.adapter.net.bus.loc[32, "in_service"] = False
+        cut.direct_pf = False
+        assert _step(cut, 0).status == "ok"
+        nets.append(cut.adapter)
+    for a in nets:
+        m = a.fast.model
+        assert m is not None
+        v = m.v_solution
+        sbus = m.sbus(element_values(a.net)) * (1.0 + 0.01j)  # any injections will do
+        vm, loading, losses, slack = m.results_one(v, sbus)
+        r = m.results(v[None, :], sbus[None, :])
+        np.testing.assert_allclose(vm, r["vm_pu"][0], rtol=1e-14, atol=0)  # NaN where NaN
+        np.testing.assert_allclose(loading, r["line_loading_pct"][0], rtol=1e-12, atol=1e-12)
+        assert losses == pytest.approx(float(r["losses_mw"][0]), rel=1e-10, abs=1e-12)
+        assert slack == pytest.approx(float(r["slack_p_mw"][0]), rel=1e-12, abs=1e-12)
+        assert np.isfinite(loading).all()
+        if name == "dn1":  # its five tie lines are out of service: 0 as in runpp
+            assert (loading == 0).sum() >= 5
