@@ -395,6 +395,14 @@ class DistributionSite:
         return a
 
     @property
+    def power_flow_model(self) -> YbusModel | None:
+        """The fast path's snapshot the next step's power flow starts from (the direct path's
+        or the adapter's; None if there is none, e.g. before the first step)."""
+        if self._direct is not None:
+            return self._direct.model
+        return None if self._adapter is None else self._adapter.fast.model
+
+    @property
     def n_steps(self) -> int:
         """Number of steps of the horizon."""
         return self.horizon_min // self.step_min
