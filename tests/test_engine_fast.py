@@ -192,3 +192,50 @@ def test_results_of_one_solution_equal_the_batch_formulas(name):
         assert np.isfinite(loading).all()
         if name == "dn1":  # its five tie lines are out of service: 0 as in runpp
             assert (loading == 0).sum() >= 5
+
+
+def _three_dn_run(cut_at_step: int | None, direct: bool, monkeypatch):
+    """three-dn at 15-min steps under greedy; after step ``cut_at_step`` settles, dn1's line
+    31 goes out of service through ``site.adapter`` (the engine's progress hook)."""
+    from experiments.build import build_world, realisation
+    from experiments.config import load, resolve
+    from experiments.specs import site_spec
+    from grids.site import DistributionSite
+    from policies.registry import make_policy
+    from sim.engine import Engine
+    from sim.systems import DnSites
+
+    monkeypatch.setattr(DistributionSite, "direct_pf", direct)
+    cfg = load(resolve("three-dn"), overrides=["scenario.step_min=15"])
+    noise, pol, fleet = np.random.SeedSequence(cfg.scenario.seed).spawn(3)
+    specs = [site_spec(n, g, cfg.power_flow) for n, g in cfg.grids.items()]
+    world = build_world(cfg, realisation(cfg, specs, np.random.default_rng(noise)),
+                        np.random.default_rng(fleet))
+    dn1 = next(s for s in world.sites if s.name == "dn1")
+    assert dn1.spec.feeder == "case33bw"
+
+    def hook(done: int, n: int) -> None:
+        if done == cut_at_step:
+            dn1.adapter.net.line.loc[31, "in_service"] = False
+
+    engine = Engine(DnSites(world.problem, world.vehicles, world.sites),
+                    make_policy("greedy"), rng=np.random.default_rng(pol),
+                    on_step=hook if cut_at_step is not None else None)
+    sites = engine.run().frames()["sites"]
+    return sites.sort_values(["site", "time_min"]).reset_index(drop=True), dn1
+
+
+@pytest.mark.slow
+def test_an_outage_in_a_run_is_seen_at_its_step_on_both_paths(monkeypatch):
+    fast, site = _three_dn_run(40, True, monkeypatch)
+    ref, _ = _three_dn_run(40, False, monkeypatch)
+    assert site.n_direct > 0
+    assert fast.shape == ref.shape
+    num = fast.select_dtypes("number").columns
+    np.testing.assert_allclose(fast[num].to_numpy(float), ref[num].to_numpy(float), rtol=1e-6,
+                               atol=1e-9)
+    assert fast.drop(columns=num).equals(ref.drop(columns=num))
+    dn1 = fast[fast.site == "dn1"]
+    cut = dn1.time_min >= 40 * 15
+    assert (dn1.status[cut] == "isolated_buses").all() and (dn1.status[~cut] == "ok").all()
+    assert (fast.status[fast.site != "dn1"] == "ok").all()
