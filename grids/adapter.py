@@ -280,11 +280,14 @@ class PandapowerAdapter:
         """Make ``model`` (a fast-path snapshot of a net with this net's topology, e.g. of a
         copy of it) the warm start of the next :meth:`solve`, as if the last solve had
         converged on it. Returns False, changing nothing, if the backend or the algorithm does
-        not use snapshots or the topology or options of this net differ from the snapshot's."""
+        not use snapshots, the net was never solved or its topology or options differ from the
+        snapshot's."""
         o = self.options
         fast = self.fast
-        if fast.backend == "runpp" or o.algorithm != "nr" or fast_key(self.net, o) != model.key:
-            return False
+        net = self.net
+        if (fast.backend == "runpp" or o.algorithm != "nr" or len(net.res_bus) != len(net.bus)
+                or fast_key(net, o) != model.key):
+            return False  # (a net never solved has no result tables to write into)
         fast.model = model
         self._warm = True
         self._warm_topology = self._topology_key()

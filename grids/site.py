@@ -92,9 +92,9 @@ class _Direct:
 
 class _Prepared:
     """One site layout (feeder, driven elements, power-flow options) prepared once per process:
-    the adapter on the feeder with the driven elements created (never solved, never handed out;
-    each site copies it only when it needs a net of its own) and, for the direct path, the
-    snapshot of one converged solve of a copy of it at the feeder's base load."""
+    the adapter on the feeder with the driven elements created (never handed out; each site
+    copies it only when it needs a net of its own) and, for the direct path, the snapshot of
+    one converged solve of it at the feeder's base load."""
 
     def __init__(self, template, adapter: PandapowerAdapter, pv_shares: np.ndarray) -> None:
         self.template = template  # the feeder's definition this was built from
@@ -107,7 +107,9 @@ class _Prepared:
         a snapshot (the run then starts through the adapter)."""
         if self._direct is None:
             self._direct = False
-            a = self.adapter.copy()
+            # solved in place: copies of the net then carry result tables, which a warm start
+            # through the adapter (``warm_start_from``) writes into
+            a = self.adapter
             o = a.options
             if a.fast.backend != "runpp" and o.algorithm == "nr":
                 pf = a.solve()
@@ -383,7 +385,8 @@ class DistributionSite:
     def adapter(self) -> PandapowerAdapter:
         """The wrapped net, holding the injections of the latest step (after a step on the
         direct path they are written into its tables on first access; its result tables are
-        those of the latest solve through the adapter, empty if there was none). The net is
+        those of the latest solve through the adapter; before any, those of a solve at the
+        feeder's base load, or none). The net is
         the site's own; changes to its topology or in-service flags are seen at the next
         step."""
         a = self._own_adapter()

@@ -239,3 +239,23 @@ def test_an_outage_in_a_run_is_seen_at_its_step_on_both_paths(monkeypatch):
     cut = dn1.time_min >= 40 * 15
     assert (dn1.status[cut] == "isolated_buses").all() and (dn1.status[~cut] == "ok").all()
     assert (fast.status[fast.site != "dn1"] == "ok").all()
+
+
+def test_a_step_the_direct_path_declines_goes_through_the_adapter_from_the_same_point(
+        monkeypatch):
+    """When the direct path declines a solution (here: every one, by a voltage floor above 1
+    p.u.), the adapter's retry chain starts with a warm start from the same snapshot, as after
+    its own converged solve, on a net of the site's own made at that step; its results are
+    those of the reference path."""
+    import grids.site as site_mod
+
+    fast, ref = _sites("dn3")
+    first = [_step(fast, 0), _step(ref, 0)]
+    _assert_same(*first)
+    assert fast.n_direct == 1
+    monkeypatch.setattr(site_mod, "_LOW_VOLTAGE_PU", 2.0)
+    for k in range(1, 4):
+        a, b = _step(fast, k), _step(ref, k)
+        _assert_same(a, b)
+        assert a.status == "ok" and a.message == ""
+    assert fast.n_direct == 1
