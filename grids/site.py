@@ -386,9 +386,8 @@ class DistributionSite:
         """The wrapped net, holding the injections of the latest step (after a step on the
         direct path they are written into its tables on first access; its result tables are
         those of the latest solve through the adapter; before any, those of a solve at the
-        feeder's base load, or none). The net is
-        the site's own; changes to its topology or in-service flags are seen at the next
-        step."""
+        feeder's base load, or none). The net is the site's own, made on first access; changes
+        to its topology or in-service flags are seen at the next step."""
         a = self._own_adapter()
         self._exposed = True
         if self._pending is not None:
