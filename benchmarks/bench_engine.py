@@ -132,7 +132,7 @@ def three_dn(reps: int, reference: bool) -> dict:
             df[[f"dispatch_{g}_mw" for g in a.gen_names]].to_numpy(),
             df.dispatch_dr_mw.to_numpy(),
             (df.dispatch_es_ch_mw - df.dispatch_es_dis_mw).to_numpy(), df.mess_p_mw.to_numpy())
-        m = a.fast.model or _snapshot(a.net)
+        m = site.power_flow_model or _snapshot(a.net)
         bound += nr_bound_s(m, m.sbus(x)) / len(x)
     return {"step_s": step, "bound_s": bound, "policy_s": engine.timings.policy_s / 96}
 
@@ -247,12 +247,19 @@ def compare_bench(a: Path, b: Path, policies: list[str]) -> tuple[int, float]:
 
 
 # ----------------------------------------------------------------------------- main
+class _Skipped(Exception):
+    """A part of the benchmark left out on request (``--step-only``)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--scenarios", type=int, default=None,
                     help="scenarios of the Monte Carlo benchmark (default 4 quick, 1000 full)")
+    ap.add_argument("--step-only", action="store_true",
+                    help="only three-dn's engine step / NR bound, fast and previous path (no "
+                         "train, truck or Monte Carlo part)")
     args = ap.parse_args(argv)
     reps = args.reps or (2 if args.quick else 5)
     n = args.scenarios or (4 if args.quick else 1000)
@@ -266,11 +273,19 @@ def main(argv: list[str] | None = None) -> int:
     rows["three-dn (15 min, greedy, 3 feeders)"] = t
     rows["three-dn, previous path"] = r
     try:
+        if args.step_only:
+            raise _Skipped
         rows["train: IEEE 30, hourly, DC + AC (idle)"] = trains(reps)
+    except _Skipped:
+        pass
     except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
         print(f"train scenario failed: {type(exc).__name__}: {exc}")
     try:
+        if args.step_only:
+            raise _Skipped
         rows["truck: Co-OPT small, CIGRE MV (DP router)"] = trucks(reps)
+    except _Skipped:
+        pass
     except Exception as exc:  # noqa: BLE001
         print(f"truck scenario failed: {type(exc).__name__}: {exc}")
     print(f"{'system':<44}{'engine step':>14}{'NR bound':>12}{'ratio':>9}")
@@ -288,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"goal: engine step / NR bound, {k} (reported, no target): "
                   f"{v['step_s'] / v['bound_s']:.1f}x")
 
+    if args.step_only:
+        return 0
     print(f"\n## Monte Carlo benchmark: mescosim bench three-dn --policies idle,stationary,greedy "
           f"--scenarios {n} --set scenario.step_min=15 --workers 2")
     work = Path(tempfile.mkdtemp(prefix="mescosim-bench-"))
