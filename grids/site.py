@@ -391,8 +391,9 @@ class DistributionSite:
         a = self._own_adapter()
         self._exposed = True
         if self._pending is not None:
-            a.apply(*self._pending[:3], dr_mw=self._pending[3], es_p_mw=self._pending[4],
-                    mess_p_mw=self._pending[5])
+            load_mw, pv_mw, gens, dr_mw, es_p_mw, mess_p_mw = self._pending
+            a.apply(load_mw, pv_mw * self.pv_shares, gens, dr_mw=dr_mw, es_p_mw=es_p_mw,
+                    mess_p_mw=mess_p_mw)
             self._pending = None
         return a
 
@@ -456,7 +457,6 @@ class DistributionSite:
         self.last_operator_result = op
         d = op.dispatch_mw
         gens = [d[n] for n in self.operator.gen_names]
-        pv_units = pv_mw * self.pv_shares
         es_p_mw = d["es_ch"] - d["es_dis"]
         pf = None
         if self.direct_pf and self._direct is None and self._adapter is None:
@@ -466,7 +466,7 @@ class DistributionSite:
         if pf is None:
             self._pending = None
             a = self._own_adapter()
-            a.apply(load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
+            a.apply(load_mw, pv_mw * self.pv_shares, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
                     mess_p_mw=mess_p_mw)
             dp = self._direct
             if dp is not None and dp.fast is not a.fast:
@@ -476,7 +476,7 @@ class DistributionSite:
             pf = a.solve()
             self._arm(pf)
         else:
-            self._pending = (load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
+            self._pending = (load_mw, pv_mw, gens, d["dr"], es_p_mw, mess_p_mw)
         self.last_power_flow = pf
         dispatch = dict(d)
         dispatch["pv"] = pv_mw
