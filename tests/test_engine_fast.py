@@ -270,3 +270,25 @@ def test_a_step_the_direct_path_declines_goes_through_the_adapter_from_the_same_
         _assert_same(a, b)
         assert a.status == "ok" and a.message == ""
     assert fast.n_direct == 1
+
+
+def test_sites_built_and_stepped_in_threads_agree_with_one_built_alone():
+    """A layout prepared while other threads build, copy and step sites of it (a threaded
+    sweep worker): every site's day equals the one of a site stepped alone."""
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = SPECS["dn3"]
+    spec = dataclasses.replace(spec, pf=dataclasses.replace(spec.pf, tolerance_mva=2e-9))
+
+    def day(direct: bool):
+        site = build_site(spec, STEP_MIN, HORIZON_MIN)
+        site.direct_pf = direct
+        return [_step(site, k) for k in range(8)]
+
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(day, [True, False, True, False, True, True]))
+    alone = day(True)
+    for run in runs:
+        for a, b in zip(run, alone):
+            _assert_same(a, b)
