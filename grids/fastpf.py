@@ -621,7 +621,7 @@ class FastPowerFlow:
             vb, conv, _ = newton_batch(m.ybus_dense, sbus[None, :], v0, m.ref, m.pv, m.pq,
                                        float(tolerance_mva), int(max_iteration))
             ok, v = bool(conv[0]), vb[0]
-        ok = bool(ok) and bool(np.all(np.isfinite(v)))
+        ok = bool(ok) and bool(np.isfinite(v).all())
         self.n_fast += ok
         return ok, v, sbus
 

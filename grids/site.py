@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -102,9 +103,18 @@ class _Prepared:
         self.pv_shares = pv_shares
         self._direct: _Direct | None | bool = None
 
+    def copy_adapter(self) -> PandapowerAdapter:
+        """A net of a site's own: a copy of the prepared adapter."""
+        with _PREPARED_LOCK:  # never while direct() solves it in another thread
+            return self.adapter.copy()
+
     def direct(self) -> _Direct | None:
         """A fresh direct-path state for one run, or None if the base-load solve did not give
         a snapshot (the run then starts through the adapter)."""
+        with _PREPARED_LOCK:
+            return self._direct_locked()
+
+    def _direct_locked(self) -> _Direct | None:
         if self._direct is None:
             self._direct = False
             # solved in place: copies of the net then carry result tables, which a warm start
@@ -122,6 +132,7 @@ class _Prepared:
 #: Prepared site layouts of this process (a sweep's worker reuses them across scenarios).
 _PREPARED: dict[tuple, _Prepared] = {}
 _PREPARED_MAX = 32
+_PREPARED_LOCK = threading.RLock()
 
 
 def _prepared(spec: SiteSpec) -> _Prepared:
@@ -133,6 +144,12 @@ def _prepared(spec: SiteSpec) -> _Prepared:
     pv_shares = tuple(float(u.share) for u in spec.pv_units)
     key = (spec.feeder, tuple(pv_buses), pv_shares, tuple(gen_buses.items()), dr_bus, es_bus,
            spec.mess_bus, spec.pf)
+    with _PREPARED_LOCK:
+        return _prepared_locked(spec, key, pv_buses, pv_shares, gen_buses, dr_bus, es_bus)
+
+
+def _prepared_locked(spec: SiteSpec, key: tuple, pv_buses, pv_shares, gen_buses, dr_bus,
+                     es_bus) -> _Prepared:
     template = feeder_template(spec.feeder)
     entry = _PREPARED.get(key)
     if entry is None or entry.template is not template:
@@ -378,7 +395,7 @@ class DistributionSite:
 
     def _own_adapter(self) -> PandapowerAdapter:
         if self._adapter is None:
-            self._adapter = self._prepared.adapter.copy()
+            self._adapter = self._prepared.copy_adapter()
         return self._adapter
 
     @property
@@ -391,8 +408,9 @@ class DistributionSite:
         a = self._own_adapter()
         self._exposed = True
         if self._pending is not None:
-            a.apply(*self._pending[:3], dr_mw=self._pending[3], es_p_mw=self._pending[4],
-                    mess_p_mw=self._pending[5])
+            load_mw, pv_mw, gens, dr_mw, es_p_mw, mess_p_mw = self._pending
+            a.apply(load_mw, pv_mw * self.pv_shares, gens, dr_mw=dr_mw, es_p_mw=es_p_mw,
+                    mess_p_mw=mess_p_mw)
             self._pending = None
         return a
 
@@ -456,7 +474,6 @@ class DistributionSite:
         self.last_operator_result = op
         d = op.dispatch_mw
         gens = [d[n] for n in self.operator.gen_names]
-        pv_units = pv_mw * self.pv_shares
         es_p_mw = d["es_ch"] - d["es_dis"]
         pf = None
         if self.direct_pf and self._direct is None and self._adapter is None:
@@ -466,7 +483,7 @@ class DistributionSite:
         if pf is None:
             self._pending = None
             a = self._own_adapter()
-            a.apply(load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
+            a.apply(load_mw, pv_mw * self.pv_shares, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
                     mess_p_mw=mess_p_mw)
             dp = self._direct
             if dp is not None and dp.fast is not a.fast:
@@ -476,7 +493,7 @@ class DistributionSite:
             pf = a.solve()
             self._arm(pf)
         else:
-            self._pending = (load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
+            self._pending = (load_mw, pv_mw, gens, d["dr"], es_p_mw, mess_p_mw)
         self.last_power_flow = pf
         dispatch = dict(d)
         dispatch["pv"] = pv_mw

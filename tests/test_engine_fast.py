@@ -11,6 +11,8 @@ that runs in one process stay independent.
 from __future__ import annotations
 
 import numpy as np
+import pandapower as pp
+import pandas as pd
 import pytest
 
 from grids.adapter import PandapowerAdapter
@@ -22,6 +24,10 @@ from tests.test_grids import DN, SPECS
 STEP_MIN, HORIZON_MIN = 60, 1440
 #: MESS power per step (MW): charging and discharging at every site.
 MESS_MW = (0.3, -0.2, 0.0, 0.25, -0.3, 0.1, 0.0, -0.1) * 3
+
+
+def _no_pandas(*args, **kwargs):
+    raise AssertionError("pandas or runpp used on the direct path")
 
 
 def _sites(name: str):
@@ -57,7 +63,12 @@ def test_a_direct_run_equals_the_reference_and_copies_no_net(name, monkeypatch):
 
     monkeypatch.setattr(PandapowerAdapter, "copy", counted)
     fast, ref = _sites(name)
-    out = [_step(fast, k) for k in range(24)]
+    with monkeypatch.context() as m:  # no pandas table is read or written, no runpp
+        for cls in (pd.DataFrame, pd.Series):
+            for attr in ("__getitem__", "__setitem__", "__getattr__"):
+                m.setattr(cls, attr, _no_pandas)
+        m.setattr(pp, "runpp", _no_pandas)
+        out = [_step(fast, k) for k in range(24)]
     assert copies == []  # the whole day on the prepared snapshot, no net of its own
     assert fast.n_direct == 24
     for k in range(24):
@@ -259,3 +270,25 @@ def test_a_step_the_direct_path_declines_goes_through_the_adapter_from_the_same_
         _assert_same(a, b)
         assert a.status == "ok" and a.message == ""
     assert fast.n_direct == 1
+
+
+def test_sites_built_and_stepped_in_threads_agree_with_one_built_alone():
+    """A layout prepared while other threads build, copy and step sites of it (a threaded
+    sweep worker): every site's day equals the one of a site stepped alone."""
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = SPECS["dn3"]
+    spec = dataclasses.replace(spec, pf=dataclasses.replace(spec.pf, tolerance_mva=2e-9))
+
+    def day(direct: bool):
+        site = build_site(spec, STEP_MIN, HORIZON_MIN)
+        site.direct_pf = direct
+        return [_step(site, k) for k in range(8)]
+
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(day, [True, False, True, False, True, True]))
+    alone = day(True)
+    for run in runs:
+        for a, b in zip(run, alone):
+            _assert_same(a, b)
