@@ -40,7 +40,7 @@ objective is lower by more than :data:`MODE_TOL`. A rule that shares a tie equal
 resources would suit the physics as well, but it is not a vertex of the LP, so only a priority
 order gives the same point on both paths.
 
-Horizon tie-breaker (optional, ``flex_horizon_min``, off by default). The flexibility of the
+Horizon tie-breaker (``flex_horizon_min``, 60 by default; 0 turns it off). The flexibility of the
 step depends on the step: at 5-min steps every generator is ramp-limited almost anywhere in its
 range, the objective is flat over how the load is shared, and the dispatch (and the feeder
 losses) differ from a 60-min run of the same day. With ``flex_horizon_min=60`` the objective
@@ -423,10 +423,10 @@ class LocalOperator:
         any case it does not cover) or the LP with HiGHS. Default: :attr:`METHOD`, or ``"lp"``
         when ``reuse_model`` is false.
     flex_horizon_min : int or None
-        If set, a tie-breaker of the objective: the generators' and DR's A.4 flexibility taken
+        If > 0, a tie-breaker of the objective: the generators' and DR's A.4 flexibility taken
         over this many minutes instead of the step (ramp x horizon), weighted by
         :data:`HORIZON_WEIGHT_GEN` and :data:`HORIZON_WEIGHT_DR` (module docstring). The
-        physical ramps stay per step. Default: :attr:`FLEX_HORIZON_MIN`.
+        physical ramps stay per step; 0 turns it off. Default: :attr:`FLEX_HORIZON_MIN`.
     """
 
     #: Default of ``reuse_model`` (``False`` when the environment variable
@@ -435,8 +435,10 @@ class LocalOperator:
     #: Default of ``method`` when ``reuse_model`` is true (``"lp"`` when
     #: ``MESCOSIM_STEP_PATH`` is ``reference``).
     METHOD = "lp" if os.environ.get("MESCOSIM_STEP_PATH", "") == "reference" else "closed_form"
-    #: Default of ``flex_horizon_min`` (none: the objective takes the flexibility of the step).
-    FLEX_HORIZON_MIN: int | None = None
+    #: Default of ``flex_horizon_min``: the horizon tie-breaker looks 60 minutes ahead, so the
+    #: dispatch of a day with hourly profiles does not depend on the step length (``None`` or 0:
+    #: the objective takes the flexibility of the step only).
+    FLEX_HORIZON_MIN: int | None = 60
 
     def __init__(self, resources: SiteResources, c_norm: float | None = None,
                  time_limit_s: float = 10.0, reuse_model: bool | None = None,
@@ -453,10 +455,11 @@ class LocalOperator:
             raise ValueError(f"method: {method!r} is not one of {', '.join(METHODS)}")
         self.method = method
         horizon = self.FLEX_HORIZON_MIN if flex_horizon_min is None else flex_horizon_min
-        if horizon is not None and not (isinstance(horizon, int) and horizon > 0):
-            raise ValueError(f"flex_horizon_min: {horizon!r} is not a positive whole number "
-                             "of minutes")
-        self.flex_horizon_min = horizon
+        if horizon is not None and not (isinstance(horizon, int) and not isinstance(horizon, bool)
+                                        and horizon >= 0):
+            raise ValueError(f"flex_horizon_min: {horizon!r} is not a whole number of minutes "
+                             ">= 0 (0 turns the horizon tie-breaker off)")
+        self.flex_horizon_min = horizon or None
         ng = len(resources.generators)
         self._rank_g = tuple(range(ng))
         self._rank_dr = ng
