@@ -23,6 +23,14 @@ needs_simbench = pytest.mark.skipif(importlib.util.find_spec("simbench") is None
                                            "(pip install 'mescosim[simbench]')")
 
 
+@pytest.fixture(scope="module")
+def reference_net():
+    """SimBench's own network of CODE, loaded once (about 5 s) for the tests that only read it."""
+    import simbench
+
+    return simbench.get_simbench_net(CODE)
+
+
 def test_without_the_package_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "simbench", None)  # import simbench raises ImportError
     why = feeder_problem("simbench:" + CODE)
@@ -32,11 +40,9 @@ def test_without_the_package_the_error_says_how_to_install_it(monkeypatch):
 
 
 @needs_simbench
-def test_a_simbench_code_is_a_feeder_and_an_unknown_code_is_refused():
-    import simbench
-
+def test_a_simbench_code_is_a_feeder_and_an_unknown_code_is_refused(reference_net):
     net = make_feeder("simbench:" + CODE)
-    ref = simbench.get_simbench_net(CODE)
+    ref = reference_net
     assert len(net.bus) == len(ref.bus) == 15 and len(net.load) == len(ref.load)
     assert net.ext_grid.bus.tolist() == ref.ext_grid.bus.tolist()
     assert make_feeder("simbench:" + CODE) is not net  # a fresh copy each time
@@ -49,11 +55,11 @@ def test_a_simbench_code_is_a_feeder_and_an_unknown_code_is_refused():
 
 
 @needs_simbench
-def test_profiles_are_simbench_absolute_values_per_unit():
+def test_profiles_are_simbench_absolute_values_per_unit(reference_net):
     import simbench
 
     prof = simbench_profiles(CODE, start_day=180, days=2)
-    absolute = simbench.get_absolute_values(simbench.get_simbench_net(CODE), True)
+    absolute = simbench.get_absolute_values(reference_net, True)
     load = absolute[("load", "p_mw")].sum(axis=1).to_numpy()
     pv = absolute[("sgen", "p_mw")].sum(axis=1).to_numpy()  # every sgen of this net is PV
     span = slice(180 * 96, 182 * 96)
