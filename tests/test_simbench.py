@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 import mescosim
+from experiments.cli import main
 from grids.feeders import feeder_problem, make_feeder
 from grids.simbench import grid_table, simbench_profiles
 from sim.errors import ScenarioError
@@ -101,17 +101,18 @@ def test_a_scenario_on_a_simbench_grid_with_simbench_profiles_runs():
 
 @needs_simbench
 def test_a_scenario_file_names_a_simbench_grid_on_the_command_line(tmp_path):
+    # the command line's own main() in this process (python -m experiments.cli is exercised
+    # by test_config_cli and test_bad_scenarios); SimBench's network is loaded once per process
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "run", "three-dn", "--out", str(out),
+    code = main(
+        ["run", "three-dn", "--out", str(out),
          "--no-figures", "--set", f'grids.dn1.feeder="simbench:{CODE}"',
          "--set", "grids.dn1.mess_bus=3", "--set", "grids.dn1.pv=[{bus = 6, share = 1.0}]",
          "--set", "grids.dn1.generators=[]", "--set", "grids.dn1.dr.bus=7",
          "--set", "grids.dn1.storage.bus=12", "--set", "grids.dn1.peak_load_mw=0.07",
          "--set", "grids.dn1.pv_cap_mw=0.1",
-         "--set", "scenario.horizon_min=120"],
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+         "--set", "scenario.horizon_min=120"])
+    assert code == 0
     assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["status"] == "complete"
     assert (out / "report.html").is_file()
     assert f'feeder = "simbench:{CODE}"' in (out / "config.toml").read_text(encoding="utf-8")
