@@ -210,16 +210,18 @@ def test_sweep_and_bench_wrap_the_cli_functions(tmp_path):
     assert s_rows.value.tolist() == pytest.approx(b_rows.value.tolist(), abs=1e-12)
 
 
-def _report_run(tmp_path, figures: bool):
-    return mescosim.run("three-dn", seed=1, out=tmp_path / "run", figures=figures,
-                        overrides={**SHORT, "compare.policies": ["idle"]})
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory):
+    """One run with figures and its report.html, shared by the report tests (they only read it)."""
+    return mescosim.run("three-dn", seed=1, out=tmp_path_factory.mktemp("report") / "run",
+                        figures=True, overrides={**SHORT, "compare.policies": ["idle"]})
 
 
-def test_report_html_is_self_contained(tmp_path):
+def test_report_html_is_self_contained(report_run):
     import base64
     import re
 
-    res = _report_run(tmp_path, figures=True)
+    res = report_run
     page = (res.out / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     # nothing is fetched: no URL, no script, no stylesheet link
@@ -247,8 +249,8 @@ def test_report_html_lists_failures(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium package")
-def test_report_html_renders_in_headless_chromium_without_console_errors(tmp_path):
-    res = _report_run(tmp_path, figures=True)
+def test_report_html_renders_in_headless_chromium_without_console_errors(report_run, tmp_path):
+    res = report_run
     url = (res.out / "report.html").resolve().as_uri()
     shot = tmp_path / "report.png"
     base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -99,6 +99,7 @@ def test_data_dir_relative_to_the_working_directory(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_small_study_dp_no_worse_than_baselines(tmp_path):
     code = cli_run("coopt-small", tmp_path, 0,
                    ["study.models=['generalised', 'nmc']", "study.figures=false",

@@ -127,13 +127,28 @@ def test_policy_reference_lists_every_parameter_with_its_default():
 def test_readme_is_short_and_keeps_the_two_commands():
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 250
-    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    ci_lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    ci = next(ln for ln in ci_lines if ln.startswith("python3 -m venv .venv && "))
     test_cmd = ci.removeprefix("python3 -m venv .venv && ")
+    assert test_cmd.endswith("&& .venv/bin/pytest")
     assert f"python3 -m venv .venv && {test_cmd}\n" in text
     assert ("python3 -m venv .venv && .venv/bin/pip install -c requirements.lock -e . && "
             ".venv/bin/mescosim run\n") in text
     head = text[:text.index("## A five-minute tour")]
     assert head.count("```bash") == 2  # the two commands come first
+
+
+def test_ci_runs_the_studies_plain_pytest_leaves_out():
+    import tomllib
+
+    pytest_ini = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"]["pytest"]["ini_options"]
+    assert "-m 'not study'" in pytest_ini["addopts"]
+    assert any(m.startswith("study:") for m in pytest_ini["markers"])
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    # after the plain run (the README's command), the left-out studies run
+    plain = next(i for i, ln in enumerate(ci) if ln.endswith("&& .venv/bin/pytest"))
+    assert ".venv/bin/pytest -m study" in ci[plain + 1:]
 
 
 def test_readme_links_point_at_files_that_exist():

@@ -84,12 +84,18 @@ def test_congested_preset_prices_differ_across_buses_exactly_when_the_line_binds
     assert marginal_cost_fd(10, h0, FEEDER_END_CONGESTED) == pytest.approx(row[1], rel=1e-6)
 
 
-def test_nominal_prices_vary_in_time_only():
-    assert locational_spread(nodal_prices([6, 10, 11])) == {}
+@pytest.fixture(scope="module")
+def nominal():
+    """The nominal feeder's day of prices at buses 6, 10 and 11 (read only by the tests)."""
+    return nodal_prices([6, 10, 11])
 
 
-def test_nodal_prices_series_shape_and_time_variation():
-    r = nodal_prices([6, 10, 11])
+def test_nominal_prices_vary_in_time_only(nominal):
+    assert locational_spread(nominal) == {}
+
+
+def test_nodal_prices_series_shape_and_time_variation(nominal):
+    r = nominal
     assert r.price_usd_per_mwh.shape == (HOURS, 3)
     assert np.all(r.shed_mw < 1e-6)
     assert r.price_usd_per_mwh[PEAK_H, 0] > r.price_usd_per_mwh[3, 0]

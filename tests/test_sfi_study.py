@@ -37,12 +37,14 @@ TABLES = ["weights", "table3", "table3_per_dn", "plan_dynamic", "fixed_vs_mobile
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
+    """The quick study, run once for the tests marked ``study`` (``pytest -m study``)."""
     cfg = load(resolve("sfi-quick"))
     out = tmp_path_factory.mktemp("sfi-quick")
     return run_study(cfg, cfg.scenario.seed, settings_from_config(cfg.study), out)
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_every_figure_and_table_is_written_and_readable(study):
     out = study.out_dir
     for name in FIGURES:
@@ -58,6 +60,7 @@ def test_every_figure_and_table_is_written_and_readable(study):
         assert rec["status"] in ("optimal", "feasible_gap", "time_limit")
 
 
+@pytest.mark.study
 def test_report_has_table3_directions_and_settings(study):
     text = (study.out_dir / "report.md").read_text()
     assert text.splitlines()[2].startswith("**kappa = 0.5, alpha = 1, beta = 1, eps = 0.001**")
@@ -73,6 +76,7 @@ def test_report_has_table3_directions_and_settings(study):
         assert f"figures/{name}.png" in text
 
 
+@pytest.mark.study
 def test_directions_of_the_deterministic_study(study):
     t3 = study.tables["table3"].set_index("weights")
     assert t3.loc["dynamic", "after"] > t3.loc["dynamic", "before"]
@@ -89,6 +93,7 @@ def test_directions_of_the_deterministic_study(study):
         cross.loc[("equal-weight plan", "dynamic"), "value_route_fixed"] - 1e-6
 
 
+@pytest.mark.study
 def test_stochastic_not_worse_than_deterministic_and_markers_are_recomputed(study):
     st = study.tables["stochastic_stats"].set_index("method")
     assert st.loc["stochastic", "expectation"] >= st.loc["deterministic", "expectation"] - 1e-9
@@ -107,6 +112,7 @@ def test_stochastic_not_worse_than_deterministic_and_markers_are_recomputed(stud
     assert study.summary["stochastic"]["reduction_distance"] > 0
 
 
+@pytest.mark.study
 def test_validation_table_and_replayed_routes(study):
     val = study.tables["validation"]
     T = study.ctx.forecast[0].shape[2]

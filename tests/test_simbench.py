@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 import mescosim
+from experiments.cli import main
 from grids.feeders import feeder_problem, make_feeder
 from grids.simbench import grid_table, simbench_profiles
 from sim.errors import ScenarioError
@@ -21,6 +21,14 @@ CODE = "1-LV-rural1--0-sw"
 needs_simbench = pytest.mark.skipif(importlib.util.find_spec("simbench") is None,
                                     reason="needs the optional simbench package "
                                            "(pip install 'mescosim[simbench]')")
+
+
+@pytest.fixture(scope="module")
+def reference_net():
+    """SimBench's own network of CODE, loaded once (about 5 s) for the tests that only read it."""
+    import simbench
+
+    return simbench.get_simbench_net(CODE)
 
 
 def test_without_the_package_the_error_says_how_to_install_it(monkeypatch):
@@ -32,11 +40,9 @@ def test_without_the_package_the_error_says_how_to_install_it(monkeypatch):
 
 
 @needs_simbench
-def test_a_simbench_code_is_a_feeder_and_an_unknown_code_is_refused():
-    import simbench
-
+def test_a_simbench_code_is_a_feeder_and_an_unknown_code_is_refused(reference_net):
     net = make_feeder("simbench:" + CODE)
-    ref = simbench.get_simbench_net(CODE)
+    ref = reference_net
     assert len(net.bus) == len(ref.bus) == 15 and len(net.load) == len(ref.load)
     assert net.ext_grid.bus.tolist() == ref.ext_grid.bus.tolist()
     assert make_feeder("simbench:" + CODE) is not net  # a fresh copy each time
@@ -49,11 +55,11 @@ def test_a_simbench_code_is_a_feeder_and_an_unknown_code_is_refused():
 
 
 @needs_simbench
-def test_profiles_are_simbench_absolute_values_per_unit():
+def test_profiles_are_simbench_absolute_values_per_unit(reference_net):
     import simbench
 
     prof = simbench_profiles(CODE, start_day=180, days=2)
-    absolute = simbench.get_absolute_values(simbench.get_simbench_net(CODE), True)
+    absolute = simbench.get_absolute_values(reference_net, True)
     load = absolute[("load", "p_mw")].sum(axis=1).to_numpy()
     pv = absolute[("sgen", "p_mw")].sum(axis=1).to_numpy()  # every sgen of this net is PV
     span = slice(180 * 96, 182 * 96)
@@ -95,17 +101,18 @@ def test_a_scenario_on_a_simbench_grid_with_simbench_profiles_runs():
 
 @needs_simbench
 def test_a_scenario_file_names_a_simbench_grid_on_the_command_line(tmp_path):
+    # the command line's own main() in this process (python -m experiments.cli is exercised
+    # by test_config_cli and test_bad_scenarios); SimBench's network is loaded once per process
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "run", "three-dn", "--out", str(out),
+    code = main(
+        ["run", "three-dn", "--out", str(out),
          "--no-figures", "--set", f'grids.dn1.feeder="simbench:{CODE}"',
          "--set", "grids.dn1.mess_bus=3", "--set", "grids.dn1.pv=[{bus = 6, share = 1.0}]",
          "--set", "grids.dn1.generators=[]", "--set", "grids.dn1.dr.bus=7",
          "--set", "grids.dn1.storage.bus=12", "--set", "grids.dn1.peak_load_mw=0.07",
          "--set", "grids.dn1.pv_cap_mw=0.1",
-         "--set", "scenario.horizon_min=120"],
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+         "--set", "scenario.horizon_min=120"])
+    assert code == 0
     assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["status"] == "complete"
     assert (out / "report.html").is_file()
     assert f'feeder = "simbench:{CODE}"' in (out / "config.toml").read_text(encoding="utf-8")
