@@ -41,10 +41,13 @@ PACKAGES = ("pandapower", "lightsim2grid", "numpy", "scipy", "pandas", "simpy", 
             "highspy", "networkx")
 
 
-def jobs(quick: bool, milp: bool) -> list[tuple[str, list[str], float]]:
-    """(script, arguments, time limit in s) of every benchmark to run."""
+def jobs(quick: bool, milp: bool,
+         mc_scenarios: int | None = None) -> list[tuple[str, list[str], float]]:
+    """(script, arguments, time limit in s) of every benchmark to run; ``mc_scenarios`` sets
+    the engine benchmark's Monte Carlo size (default 4 quick, 1000 full)."""
     q = ["--quick"] if quick else []
-    out = [("bench_engine.py", q, 1800.0 if quick else 7200.0),
+    mc = ["--scenarios", str(mc_scenarios)] if mc_scenarios else []
+    out = [("bench_engine.py", q + mc, 1800.0 if quick and not mc_scenarios else 7200.0),
            ("bench_pf.py", q, 900.0 if quick else 2400.0),
            ("bench_reduction.py", ["--reps", "3"] if quick else [], 300.0),
            ("bench_dp.py", q, 300.0 if quick else 1200.0)]
@@ -141,12 +144,19 @@ def main(argv: list[str] | None = None) -> int:
                          "or before this one (the suite takes minutes; it is not run here): its "
                          "final line's wall time is reported against the goal")
     ap.add_argument("--suite-note", default="", help="how the suite run was made (load etc.)")
+    ap.add_argument("--mc-scenarios", type=int, default=None,
+                    help="scenarios of the engine benchmark's Monte Carlo run (default 4 with "
+                         "--quick, 1000 without)")
     args = ap.parse_args(argv)
+    if args.mc_scenarios is not None and args.mc_scenarios < 1:
+        ap.error(f"--mc-scenarios: must be >= 1, got {args.mc_scenarios}")
     header = machine()
     cmd = "python -m benchmarks" + (" --quick" if args.quick else "") + (
-        " --milp" if args.milp else "") + (" --suite-log ..." if args.suite_log else "")
+        " --milp" if args.milp else "") + (
+        f" --mc-scenarios {args.mc_scenarios}" if args.mc_scenarios else "") + (
+        " --suite-log ..." if args.suite_log else "")
     results = []
-    for script, a, limit in jobs(args.quick, args.milp):
+    for script, a, limit in jobs(args.quick, args.milp, args.mc_scenarios):
         print(f"running {script} {' '.join(a)} (limit {limit:.0f} s) ...", flush=True)
         r = run_job(script, a, limit)
         print(r["out"], flush=True)
