@@ -29,6 +29,9 @@ from sim.flexibility import dr_flex, generator_flex
 from sim.types import DemandResponseSpec, GeneratorSpec, SiteResources, StorageSpec
 from tests.test_grids import SPECS
 
+#: HiGHS's default primal feasibility tolerance (the LP path's balance may be off by this much).
+LP_PRIMAL_TOL = 1e-7
+
 
 def objective(op: LocalOperator, res: OperatorResult) -> float:
     """The LP's objective (minimised) at a dispatch, from the documented model: the residual
@@ -134,6 +137,12 @@ def test_closed_form_equals_the_lp_on_random_resources_and_states(case):
     if rb.status != "optimal":  # the LP failed where the closed form did not: never expected
         pytest.fail(f"LP {rb.status}: {rb.message}")
     oa, ob = objective(a, ra), objective(b, rb)
+    if 1e-12 < abs(rb.residual_mw) < LP_PRIMAL_TOL and abs(ra.residual_mw) < 1e-12:
+        # HiGHS stopped within its primal feasibility tolerance of the balance (e.g. a DR cap of
+        # a few 1e-9 MW left unused): its point pays the residual penalty on that sliver; the
+        # closed form's exact optimum must be at least as good
+        assert oa <= ob + 1e-9
+        return
     assert oa == pytest.approx(ob, rel=1e-9, abs=1e-9)
     _assert_same(a, ra, rb)
 
