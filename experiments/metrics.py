@@ -146,7 +146,8 @@ def group_sums(keys: list, values, min_count: int = 0) -> dict:
         a[2] += 1
     out = {}
     for key, (s, _, n) in acc.items():
-        if any(pd.isna(k) for k in (key if isinstance(key, tuple) else (key,))):
+        if any(type(k) not in (str, int) and pd.isna(k)
+               for k in (key if isinstance(key, tuple) else (key,))):
             continue
         out[key] = s if n >= min_count else np.nan
     return out
