@@ -228,6 +228,8 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
 _EMPTY_MW = 1e-6
 #: Bounds crossed by at most this (MW, float noise) meet in a point.
 _COLLAPSE_MW = 1e-9
+#: Storage profiles kept per operator (the cache is emptied when it grows past this).
+_ES_CACHE_MAX = 4096
 
 
 def _np_max(a: float, b: float) -> float:
@@ -501,6 +503,7 @@ class LocalOperator:
         self.lp_steps = 0
         self._templates: dict[tuple, tuple] = {}
         self._static_items: dict[float, tuple] = {}
+        self._es_profiles: dict[tuple, list] = {}
         # per generator, as floats: the step works on plain floats (numpy's overhead on arrays
         # of 1-3 elements is most of the cost), with numpy's semantics (_np_max, _np_min)
         gens = resources.generators
@@ -689,8 +692,19 @@ class LocalOperator:
               const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
              -(TIE_BREAK + step * rank)))
         best = None
+        # the storage's terms depend on the state only through (a_up, b_dn), which repeat
+        # whenever the storage rests: their bounds and profile are kept per value (the signs
+        # of zeros included, which == would not tell apart)
+        key = (dt_h, a_up, b_dn, math.copysign(1.0, a_up), math.copysign(1.0, b_dn))
+        cache = self._es_profiles
+        if len(cache) > _ES_CACHE_MAX:
+            cache.clear()
         for charging, c_lo, c_hi, row_lo, row_hi, terms, lin in modes:
-            bounds = _piece_bounds(terms)
+            got = cache.get((charging, *key))
+            if got is None:
+                bounds = _piece_bounds(terms)
+                got = cache[(charging, *key)] = [bounds, None]
+            bounds = got[0]
             if bounds is None:
                 return None
             flag, lo, hi = _clamp(c_lo, c_hi, max(row_lo, bounds[0]), min(row_hi, bounds[1]))
@@ -698,7 +712,9 @@ class LocalOperator:
                 return None  # within the LP's tolerance of infeasible: the LP decides
             if flag == "empty":
                 continue  # this mode is infeasible
-            x, obj = _fill(items + [(rank, lo, hi, *_profile(terms, inv_cn, lin))], demand)
+            if got[1] is None:
+                got[1] = _profile(terms, inv_cn, lin)
+            x, obj = _fill(items + [(rank, lo, hi, *got[1])], demand)
             obj -= _value(terms, lin, lo, inv_cn)  # the modes' boxes differ
             if best is None or obj < best[0] - MODE_TOL:  # charge first: it keeps ties
                 best = (obj, x, charging)
