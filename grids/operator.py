@@ -650,7 +650,6 @@ class LocalOperator:
         if not (self._closed_form_ok and math.isfinite(demand)):
             return None
         inv_cn = 1.0 / self.c_norm_mw
-        step = self._priority_step
         static = self._static_items.get(dt_h)
         if static is None:  # the generators' and DR's terms depend on dt only
             static = self._static_items[dt_h] = self._static_terms(dt_h)
@@ -677,33 +676,27 @@ class LocalOperator:
         e_lo, e_hi = self._es_energy_window(dt_h, steps_after)
         a_up = eta * (e - st.e_min_mwh) / dt_h
         b_dn = (st.e_max_mwh - e) / (eta * dt_h)
-        const = () if st.ramp_mw_per_h is None else ((st.ramp_mw_per_h * dt_h, 0.0),)
         rank = self._rank_es
         modes = (
             # charge (u = 1): the supply is s = -ch; its rows: energy and ES net ramp
             (True, -win.ch_hi, 0.0, max(-e_hi / (eta * dt_h), win.net_lo),
-             min(-e_lo / (eta * dt_h), win.net_hi),
-             (const + ((st.p_dis_max_mw, -1.0), (a_up, -eta * eta)),
-              const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0))), TIE_BREAK - step * rank),
+             min(-e_lo / (eta * dt_h), win.net_hi)),
             # discharge (u = 0): the supply is s = dis
             (False, 0.0, win.dis_hi, max(-e_hi * eta / dt_h, win.net_lo),
-             min(-e_lo * eta / dt_h, win.net_hi),
-             (const + ((st.p_dis_max_mw, -1.0), (a_up, -1.0)),
-              const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
-             -(TIE_BREAK + step * rank)))
+             min(-e_lo * eta / dt_h, win.net_hi)))
         best = None
         # the storage's terms depend on the state only through (a_up, b_dn), which repeat
-        # whenever the storage rests: their bounds and profile are kept per value (the signs
-        # of zeros included, which == would not tell apart)
+        # whenever the storage rests: the terms, their bounds, profile and values are kept per
+        # value (the signs of zeros included, which == would not tell apart)
         key = (dt_h, a_up, b_dn, math.copysign(1.0, a_up), math.copysign(1.0, b_dn))
         cache = self._es_profiles
         if len(cache) > _ES_CACHE_MAX:
             cache.clear()
-        for charging, c_lo, c_hi, row_lo, row_hi, terms, lin in modes:
+        for charging, c_lo, c_hi, row_lo, row_hi in modes:
             got = cache.get((charging, *key))
             if got is None:
-                bounds = _piece_bounds(terms)
-                got = cache[(charging, *key)] = [bounds, None]
+                terms, lin = self._es_terms(charging, a_up, b_dn, dt_h)
+                got = cache[(charging, *key)] = [_piece_bounds(terms), None, terms, lin, {}]
             bounds = got[0]
             if bounds is None:
                 return None
@@ -713,9 +706,15 @@ class LocalOperator:
             if flag == "empty":
                 continue  # this mode is infeasible
             if got[1] is None:
-                got[1] = _profile(terms, inv_cn, lin)
+                got[1] = _profile(got[2], inv_cn, got[3])
             x, obj = _fill(items + [(rank, lo, hi, *got[1])], demand)
-            obj -= _value(terms, lin, lo, inv_cn)  # the modes' boxes differ
+            values = got[4]
+            v_lo = values.get((lo, math.copysign(1.0, lo)))
+            if v_lo is None:
+                if len(values) > _ES_CACHE_MAX:
+                    values.clear()
+                v_lo = values[(lo, math.copysign(1.0, lo))] = _value(got[2], got[3], lo, inv_cn)
+            obj -= v_lo  # the modes' boxes differ
             if best is None or obj < best[0] - MODE_TOL:  # charge first: it keeps ties
                 best = (obj, x, charging)
         if best is None:
@@ -723,6 +722,20 @@ class LocalOperator:
         _, x, charging = best
         s_es = x.pop()
         return self._split(x, -s_es if charging else 0.0, s_es if not charging else 0.0)
+
+    def _es_terms(self, charging: bool, a_up: float, b_dn: float, dt_h: float):
+        """The storage's flexibility terms in its supply and its linear cost (the tie-breaker
+        and the priority), in the charge or the discharge mode: ``(terms, lin)``."""
+        st = self.resources.storage
+        eta = st.eta
+        step, rank = self._priority_step, self._rank_es
+        const = () if st.ramp_mw_per_h is None else ((st.ramp_mw_per_h * dt_h, 0.0),)
+        if charging:  # the supply is s = -ch
+            return ((const + ((st.p_dis_max_mw, -1.0), (a_up, -eta * eta)),
+                     const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0))), TIE_BREAK - step * rank)
+        return ((const + ((st.p_dis_max_mw, -1.0), (a_up, -1.0)),  # the supply is s = dis
+                 const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
+                -(TIE_BREAK + step * rank))
 
     def _static_terms(self, dt_h: float):
         """The generators' and DR's objective for steps of ``dt_h`` hours: ``([(xs, sl, lo, hi)
