@@ -255,11 +255,12 @@ def run_scenario(cfg, scenario: int, seed: int) -> Outcome:
     except Exception as exc:  # noqa: BLE001 - a failed scenario is data, not a crash
         return Outcome(scenario, seed, "error", f"{type(exc).__name__}: {exc}",
                        time.perf_counter() - started, worker)
-    nc = frame[(frame.entity == "system") & (frame.metric == "nonconverged_steps")]["value"]
+    nc = np.flatnonzero((frame["entity"].to_numpy() == "system")
+                        & (frame["metric"].to_numpy() == "nonconverged_steps"))
+    nc_pol, nc_val = frame["policy"].to_numpy()[nc], frame["value"].to_numpy()[nc]
     status, error = "ok", ""
-    if float(nc.sum()) > 0:
-        by_pol = frame[(frame.entity == "system") & (frame.metric == "nonconverged_steps")]
-        detail = ", ".join(f"{p} {int(v)}" for p, v in zip(by_pol.policy, by_pol.value) if v > 0)
+    if float(np.nansum(nc_val)) > 0:
+        detail = ", ".join(f"{p} {int(v)}" for p, v in zip(nc_pol, nc_val) if v > 0)
         status, error = "nonconverged", f"power flows did not converge (steps per policy: {detail})"
     return Outcome(scenario, seed, status, error, time.perf_counter() - started, worker, frame,
                    policy_s)
