@@ -537,10 +537,13 @@ class LocalOperator:
             lo, hi = p_min, p_max
         else:
             prev = prev.tolist() if isinstance(prev, np.ndarray) else [float(x) for x in prev]
-            lo = tuple(_np_max(a, x - rd * dt_h) for a, x, rd in zip(p_min, prev, self._g_rd))
-            hi = tuple(_np_min(b, x + ru * dt_h) for b, x, ru in zip(p_max, prev, self._g_ru))
-            # only if the previous point was outside [Pmin, Pmax]
-            hi = tuple(_np_max(h, lw) for h, lw in zip(hi, lo))
+            lo, hi = [], []
+            for a, b, x, rd, ru in zip(p_min, p_max, prev, self._g_rd, self._g_ru):
+                g_lo = _np_max(a, x - rd * dt_h)
+                lo.append(g_lo)
+                # max(): only if the previous point was outside [Pmin, Pmax]
+                hi.append(_np_max(_np_min(b, x + ru * dt_h), g_lo))
+            lo, hi = tuple(lo), tuple(hi)
         dr_lo = dr_hi = 0.0
         if r.dr is not None:
             ramp = r.dr.ramp_mw_per_h * dt_h
@@ -780,7 +783,7 @@ class LocalOperator:
         """``(g, dr, ch, dis, status, message)`` from the closed form's supplies."""
         ng = len(self.gen_names)
         dr = x[ng] if self.resources.dr is not None else 0.0
-        return np.array(x[:ng], dtype=float), float(dr), float(ch), float(dis), "optimal", ""
+        return [float(v) for v in x[:ng]], float(dr), float(ch), float(dis), "optimal", ""
 
     def _solve_milp(self, win: _Window, demand: float, dt_h: float, dr_left: float, n_res: int,
                     steps_after: int = 0):
