@@ -229,7 +229,7 @@ _EMPTY_MW = 1e-6
 #: Bounds crossed by at most this (MW, float noise) meet in a point.
 _COLLAPSE_MW = 1e-9
 #: Storage profiles kept per operator (the cache is emptied when it grows past this).
-_ES_CACHE_MAX = 4096
+_ES_CACHE_MAX = 512
 
 
 def _np_max(a: float, b: float) -> float:
