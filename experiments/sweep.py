@@ -104,10 +104,6 @@ class Outcome:
     policy_s: dict[str, float] = field(default_factory=dict)  # engine wall time per policy
 
 
-def _no_time(n: int) -> pd.array:
-    return pd.array([pd.NA] * n, dtype="Int32")
-
-
 def scenario_frame(result, scenario: int, seed: int) -> pd.DataFrame:
     """The tidy rows kept for one scenario: whole-run metrics, per-step series, solver counts.
 
@@ -116,47 +112,71 @@ def scenario_frame(result, scenario: int, seed: int) -> pd.DataFrame:
     side, charging positive) and ``residual_mw``. Solver rows: entity ``solver``, metric
     ``solves_<status>`` (count of solves with that typed outcome). The table depends on the seed
     only; wall times go to the manifest.
+
+    The columns are assembled as arrays (one DataFrame at the end); the per-step system sums are
+    :func:`experiments.metrics.group_sums`, equal bit for bit to pandas'
+    ``groupby([policy, time_min], sort=False).sum()``.
     """
-    parts = []
+    from experiments.metrics import group_sums
+
+    policy: list = []
+    entity: list = []
+    metric: list = []
+    unit: list = []
+    times: list[np.ndarray] = []
+    null_time: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+
+    def part(pol, ent, met, un, time_min, value) -> None:
+        n = len(value)
+        for out, v in ((policy, pol), (entity, ent), (metric, met), (unit, un)):
+            out.extend(v if isinstance(v, list) else [v] * n)
+        times.append(np.zeros(n, dtype=np.int64) if time_min is None
+                     else np.asarray(time_min, dtype=np.int64))
+        null_time.append(np.full(n, time_min is None))
+        values.append(np.asarray(value, dtype=float))
+
+    def grouped(pols, tms, vals, min_count: int = 0) -> tuple[list, list, list]:
+        sums = group_sums(list(zip(pols, tms)), vals, min_count)
+        return [k[0] for k in sums], [k[1] for k in sums], list(sums.values())
+
     m = result.metrics
-    parts.append(pd.DataFrame({"policy": m["policy"], "entity": m["entity"],
-                               "metric": m["metric"], "time_min": _no_time(len(m)),
-                               "value": m["value"], "unit": m["unit"]}))
+    part(m["policy"].tolist(), m["entity"].tolist(), m["metric"].tolist(), m["unit"].tolist(),
+         None, m["value"].to_numpy(dtype=float))
     sfi = result.tables["sfi"]
     if len(sfi):
-        per_site = sfi[["policy", "site", "time_min", "sfi"]].rename(
-            columns={"site": "entity", "sfi": "value"})
-        parts.append(per_site.assign(metric="sfi", unit="-"))
-        sysw = sfi.groupby(["policy", "time_min"], sort=False)["weighted_sfi"].sum().reset_index()
-        parts.append(sysw.rename(columns={"weighted_sfi": "value"}).assign(
-            entity="system", metric="sfi_weighted", unit="-"))
+        pols, tms = sfi["policy"].tolist(), sfi["time_min"].tolist()
+        part(pols, sfi["site"].tolist(), "sfi", "-", tms, sfi["sfi"].to_numpy(dtype=float))
+        gp, gt, gv = grouped(pols, tms, sfi["weighted_sfi"].to_numpy(dtype=float))
+        part(gp, "system", "sfi_weighted", "-", gt, gv)
     sites = result.tables.get("sites")
     if sites is not None and len(sites):
+        pols, tms = sites["policy"].tolist(), sites["time_min"].tolist()
         for col in ("losses_mw", "mess_p_mw", "residual_mw"):
             if col in sites.columns:
-                s = sites.groupby(["policy", "time_min"], sort=False)[col].sum(min_count=1)
-                parts.append(s.reset_index().rename(columns={col: "value"}).assign(
-                    entity="system", metric=col, unit="MW"))
-    rows = []
+                gp, gt, gv = grouped(pols, tms, sites[col].to_numpy(dtype=float), 1)
+                part(gp, "system", col, "MW", gt, gv)
     for p in result.meta["policies"]:
         counts: dict[str, int] = {}
         for s in (p.get("report") or {}).get("solves", []) or []:
             st = str(s.get("status", "unknown")) if isinstance(s, dict) else "unknown"
             counts[st] = counts.get(st, 0) + 1
-        rows.extend((p["name"], "solver", f"solves_{k}", float(v), "solves")
-                    for k, v in sorted(counts.items()))
-    if rows:
-        parts.append(pd.DataFrame(rows, columns=["policy", "entity", "metric", "value", "unit"])
-                     .assign(time_min=_no_time(len(rows))))
-    df = pd.concat([p[["policy", "entity", "metric", "time_min", "value", "unit"]]
-                    for p in parts], ignore_index=True)
-    df.insert(0, "seed", np.uint64(seed))
-    df.insert(0, "scenario", np.int32(scenario))
-    df["time_min"] = df["time_min"].astype("Int32")
-    df["value"] = df["value"].astype(float)
-    for c in ("policy", "entity", "metric", "unit"):
-        df[c] = df[c].astype(str)
-    return df[list(RESULT_COLUMNS)]
+        if counts:
+            keys = sorted(counts)
+            part(p["name"], "solver", [f"solves_{k}" for k in keys], "solves", None,
+                 [float(counts[k]) for k in keys])
+    t = np.concatenate(times)
+    n = len(t)
+    return pd.DataFrame({
+        "scenario": np.full(n, scenario, dtype=np.int32),
+        "seed": np.full(n, seed, dtype=np.uint64),
+        "policy": np.array([str(x) for x in policy], dtype=object),
+        "entity": np.array([str(x) for x in entity], dtype=object),
+        "metric": np.array([str(x) for x in metric], dtype=object),
+        "time_min": pd.arrays.IntegerArray(t, np.concatenate(null_time)).astype("Int32"),
+        "value": np.concatenate(values),
+        "unit": np.array([str(x) for x in unit], dtype=object),
+    }, columns=list(RESULT_COLUMNS))
 
 
 def target_name(cfg) -> str:
@@ -235,11 +255,12 @@ def run_scenario(cfg, scenario: int, seed: int) -> Outcome:
     except Exception as exc:  # noqa: BLE001 - a failed scenario is data, not a crash
         return Outcome(scenario, seed, "error", f"{type(exc).__name__}: {exc}",
                        time.perf_counter() - started, worker)
-    nc = frame[(frame.entity == "system") & (frame.metric == "nonconverged_steps")]["value"]
+    nc = np.flatnonzero((frame["entity"].to_numpy() == "system")
+                        & (frame["metric"].to_numpy() == "nonconverged_steps"))
+    nc_pol, nc_val = frame["policy"].to_numpy()[nc], frame["value"].to_numpy()[nc]
     status, error = "ok", ""
-    if float(nc.sum()) > 0:
-        by_pol = frame[(frame.entity == "system") & (frame.metric == "nonconverged_steps")]
-        detail = ", ".join(f"{p} {int(v)}" for p, v in zip(by_pol.policy, by_pol.value) if v > 0)
+    if float(np.nansum(nc_val)) > 0:
+        detail = ", ".join(f"{p} {int(v)}" for p, v in zip(nc_pol, nc_val) if v > 0)
         status, error = "nonconverged", f"power flows did not converge (steps per policy: {detail})"
     return Outcome(scenario, seed, status, error, time.perf_counter() - started, worker, frame,
                    policy_s)

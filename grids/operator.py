@@ -83,7 +83,7 @@ from types import MappingProxyType
 import numpy as np
 from scipy.sparse import csc_array
 
-from sim.flexibility import c_norm_mw, dr_flex, generator_flex, storage_flex
+from sim.flexibility import c_norm_mw
 from sim.highs import quiet_highs
 from sim.types import SiteResources
 from sim.units import MIN_PER_DAY, MIN_PER_H
@@ -228,6 +228,30 @@ def solve_arrays(c: np.ndarray, a: csc_array, row_lo: np.ndarray, row_hi: np.nda
 _EMPTY_MW = 1e-6
 #: Bounds crossed by at most this (MW, float noise) meet in a point.
 _COLLAPSE_MW = 1e-9
+#: Storage profiles kept per operator (the cache is emptied when it grows past this).
+_ES_CACHE_MAX = 512
+
+
+def _np_max(a: float, b: float) -> float:
+    """``np.maximum(a, b)`` on two floats, without numpy: NaN propagates, and of two equal
+    values (0.0 and -0.0) the second is returned, as numpy does."""
+    return a if (a > b or a != a) else b
+
+
+def _np_min(a: float, b: float) -> float:
+    """``np.minimum(a, b)`` on two floats, without numpy (see :func:`_np_max`)."""
+    return a if (a < b or a != a) else b
+
+
+def _np_sum(xs) -> float:
+    """``np.sum`` of a short sequence of floats: numpy adds fewer than 8 values in order
+    from 0.0 (pairwise summation starts at 8)."""
+    if len(xs) >= 8:
+        return float(np.sum(np.asarray(xs, dtype=float)))
+    total = 0.0
+    for x in xs:
+        total += x
+    return total
 
 
 def _dr_reserve_cap(budget_mw: float, ramp_mw: float, n_res: int) -> float:
@@ -393,8 +417,8 @@ class OperatorResult:
 class _Window:
     """Feasible intervals of one step (MW), before the balance is imposed."""
 
-    g_lo: np.ndarray
-    g_hi: np.ndarray
+    g_lo: tuple[float, ...]  # per generator
+    g_hi: tuple[float, ...]
     dr_lo: float
     dr_hi: float
     ch_hi: float
@@ -479,10 +503,14 @@ class LocalOperator:
         self.lp_steps = 0
         self._templates: dict[tuple, tuple] = {}
         self._static_items: dict[float, tuple] = {}
-        self._g_min = np.array([g.p_min_mw for g in resources.generators], dtype=float)
-        self._g_max = np.array([g.p_max_mw for g in resources.generators], dtype=float)
-        self._g_ru = np.array([g.ramp_up_mw_per_h for g in resources.generators], dtype=float)
-        self._g_rd = np.array([g.ramp_down_mw_per_h for g in resources.generators], dtype=float)
+        self._es_profiles: dict[tuple, list] = {}
+        # per generator, as floats: the step works on plain floats (numpy's overhead on arrays
+        # of 1-3 elements is most of the cost), with numpy's semantics (_np_max, _np_min)
+        gens = resources.generators
+        self._g_min = tuple(float(g.p_min_mw) for g in gens)
+        self._g_max = tuple(float(g.p_max_mw) for g in gens)
+        self._g_ru = tuple(float(g.ramp_up_mw_per_h) for g in gens)
+        self._g_rd = tuple(float(g.ramp_down_mw_per_h) for g in gens)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -504,12 +532,18 @@ class LocalOperator:
     def _window(self, dt_h: float, dr_left_mwh: float) -> _Window:
         r = self.resources
         p_min, p_max = self._g_min, self._g_max
-        if self.prev_g_mw is None:
-            lo, hi = p_min.copy(), p_max.copy()
+        prev = self.prev_g_mw
+        if prev is None:
+            lo, hi = p_min, p_max
         else:
-            lo = np.maximum(p_min, self.prev_g_mw - self._g_rd * dt_h)
-            hi = np.minimum(p_max, self.prev_g_mw + self._g_ru * dt_h)
-            hi = np.maximum(hi, lo)  # only if the previous point was outside [Pmin, Pmax]
+            prev = prev.tolist() if isinstance(prev, np.ndarray) else [float(x) for x in prev]
+            lo, hi = [], []
+            for a, b, x, rd, ru in zip(p_min, p_max, prev, self._g_rd, self._g_ru):
+                g_lo = _np_max(a, x - rd * dt_h)
+                lo.append(g_lo)
+                # max(): only if the previous point was outside [Pmin, Pmax]
+                hi.append(_np_max(_np_min(b, x + ru * dt_h), g_lo))
+            lo, hi = tuple(lo), tuple(hi)
         dr_lo = dr_hi = 0.0
         if r.dr is not None:
             ramp = r.dr.ramp_mw_per_h * dt_h
@@ -619,13 +653,12 @@ class LocalOperator:
         if not (self._closed_form_ok and math.isfinite(demand)):
             return None
         inv_cn = 1.0 / self.c_norm_mw
-        step = self._priority_step
         static = self._static_items.get(dt_h)
         if static is None:  # the generators' and DR's terms depend on dt only
             static = self._static_items[dt_h] = self._static_terms(dt_h)
         items = []
         for j, (xs, sl, p_lo, p_hi) in enumerate(static[0]):
-            flag, lo, hi = _clamp(float(win.g_lo[j]), float(win.g_hi[j]), p_lo, p_hi)
+            flag, lo, hi = _clamp(win.g_lo[j], win.g_hi[j], p_lo, p_hi)
             if flag != "ok":
                 return None  # an infeasible window (or close to one): the LP decides
             items.append((self._rank_g[j], lo, hi, xs, sl))
@@ -646,23 +679,28 @@ class LocalOperator:
         e_lo, e_hi = self._es_energy_window(dt_h, steps_after)
         a_up = eta * (e - st.e_min_mwh) / dt_h
         b_dn = (st.e_max_mwh - e) / (eta * dt_h)
-        const = () if st.ramp_mw_per_h is None else ((st.ramp_mw_per_h * dt_h, 0.0),)
         rank = self._rank_es
         modes = (
             # charge (u = 1): the supply is s = -ch; its rows: energy and ES net ramp
             (True, -win.ch_hi, 0.0, max(-e_hi / (eta * dt_h), win.net_lo),
-             min(-e_lo / (eta * dt_h), win.net_hi),
-             (const + ((st.p_dis_max_mw, -1.0), (a_up, -eta * eta)),
-              const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0))), TIE_BREAK - step * rank),
+             min(-e_lo / (eta * dt_h), win.net_hi)),
             # discharge (u = 0): the supply is s = dis
             (False, 0.0, win.dis_hi, max(-e_hi * eta / dt_h, win.net_lo),
-             min(-e_lo * eta / dt_h, win.net_hi),
-             (const + ((st.p_dis_max_mw, -1.0), (a_up, -1.0)),
-              const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
-             -(TIE_BREAK + step * rank)))
+             min(-e_lo * eta / dt_h, win.net_hi)))
         best = None
-        for charging, c_lo, c_hi, row_lo, row_hi, terms, lin in modes:
-            bounds = _piece_bounds(terms)
+        # the storage's terms depend on the state only through (a_up, b_dn), which repeat
+        # whenever the storage rests: the terms, their bounds, profile and values are kept per
+        # value (the signs of zeros included, which == would not tell apart)
+        key = (dt_h, a_up, b_dn, math.copysign(1.0, a_up), math.copysign(1.0, b_dn))
+        cache = self._es_profiles
+        if len(cache) > _ES_CACHE_MAX:
+            cache.clear()
+        for charging, c_lo, c_hi, row_lo, row_hi in modes:
+            got = cache.get((charging, *key))
+            if got is None:
+                terms, lin = self._es_terms(charging, a_up, b_dn, dt_h)
+                got = cache[(charging, *key)] = [_piece_bounds(terms), None, terms, lin, {}]
+            bounds = got[0]
             if bounds is None:
                 return None
             flag, lo, hi = _clamp(c_lo, c_hi, max(row_lo, bounds[0]), min(row_hi, bounds[1]))
@@ -670,8 +708,16 @@ class LocalOperator:
                 return None  # within the LP's tolerance of infeasible: the LP decides
             if flag == "empty":
                 continue  # this mode is infeasible
-            x, obj = _fill(items + [(rank, lo, hi, *_profile(terms, inv_cn, lin))], demand)
-            obj -= _value(terms, lin, lo, inv_cn)  # the modes' boxes differ
+            if got[1] is None:
+                got[1] = _profile(got[2], inv_cn, got[3])
+            x, obj = _fill(items + [(rank, lo, hi, *got[1])], demand)
+            values = got[4]
+            v_lo = values.get((lo, math.copysign(1.0, lo)))
+            if v_lo is None:
+                if len(values) > _ES_CACHE_MAX:
+                    values.clear()
+                v_lo = values[(lo, math.copysign(1.0, lo))] = _value(got[2], got[3], lo, inv_cn)
+            obj -= v_lo  # the modes' boxes differ
             if best is None or obj < best[0] - MODE_TOL:  # charge first: it keeps ties
                 best = (obj, x, charging)
         if best is None:
@@ -679,6 +725,20 @@ class LocalOperator:
         _, x, charging = best
         s_es = x.pop()
         return self._split(x, -s_es if charging else 0.0, s_es if not charging else 0.0)
+
+    def _es_terms(self, charging: bool, a_up: float, b_dn: float, dt_h: float):
+        """The storage's flexibility terms in its supply and its linear cost (the tie-breaker
+        and the priority), in the charge or the discharge mode: ``(terms, lin)``."""
+        st = self.resources.storage
+        eta = st.eta
+        step, rank = self._priority_step, self._rank_es
+        const = () if st.ramp_mw_per_h is None else ((st.ramp_mw_per_h * dt_h, 0.0),)
+        if charging:  # the supply is s = -ch
+            return ((const + ((st.p_dis_max_mw, -1.0), (a_up, -eta * eta)),
+                     const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0))), TIE_BREAK - step * rank)
+        return ((const + ((st.p_dis_max_mw, -1.0), (a_up, -1.0)),  # the supply is s = dis
+                 const + ((st.p_ch_max_mw, 1.0), (b_dn, 1.0 / (eta * eta)))),
+                -(TIE_BREAK + step * rank))
 
     def _static_terms(self, dt_h: float):
         """The generators' and DR's objective for steps of ``dt_h`` hours: ``([(xs, sl, lo, hi)
@@ -723,7 +783,7 @@ class LocalOperator:
         """``(g, dr, ch, dis, status, message)`` from the closed form's supplies."""
         ng = len(self.gen_names)
         dr = x[ng] if self.resources.dr is not None else 0.0
-        return np.array(x[:ng], dtype=float), float(dr), float(ch), float(dis), "optimal", ""
+        return [float(v) for v in x[:ng]], float(dr), float(ch), float(dis), "optimal", ""
 
     def _solve_milp(self, win: _Window, demand: float, dt_h: float, dr_left: float, n_res: int,
                     steps_after: int = 0):
@@ -944,7 +1004,7 @@ class LocalOperator:
 
     def _merit_order(self, win: _Window, demand: float):
         """Fallback: generators from their low ends up in list order, then DR, then storage."""
-        g = win.g_lo.copy()
+        g = np.array(win.g_lo, dtype=float)
         dr = win.dr_lo
         ch = dis = 0.0
         need = demand - g.sum() - dr
@@ -964,20 +1024,20 @@ class LocalOperator:
     def _commit(self, g, dr, ch, dis, win: _Window, demand: float, dt_h: float, status: str,
                 message: str) -> OperatorResult:
         r = self.resources
-        # clip solver noise back into the windows (min(max()) is np.clip, without its overhead)
-        g = np.minimum(np.maximum(np.asarray(g, dtype=float), win.g_lo), win.g_hi)
+        # clip solver noise back into the windows (np.minimum(np.maximum()) on floats)
+        g = [_np_min(_np_max(float(x), lo), hi) for x, lo, hi in zip(g, win.g_lo, win.g_hi)]
         dr = min(max(float(dr), win.dr_lo), win.dr_hi)
         ch = min(max(float(ch), 0.0), win.ch_hi)
         dis = min(max(float(dis), 0.0), win.dis_hi)
-        residual = demand - (float(g.sum()) + dr + dis - ch)
+        residual = demand - (_np_sum(g) + dr + dis - ch)
         if abs(residual) < _SNAP_MW:
             # absorb solver-tolerance residue in generators that have room
-            for j in range(g.size):
-                old = float(g[j])
-                new = min(max(old + residual, float(win.g_lo[j])), float(win.g_hi[j]))
+            for j in range(len(g)):
+                old = g[j]
+                new = min(max(old + residual, win.g_lo[j]), win.g_hi[j])
                 residual -= new - old
                 g[j] = new
-            residual = demand - (float(g.sum()) + dr + dis - ch)
+            residual = demand - (_np_sum(g) + dr + dis - ch)
         st = r.storage
         if st is not None:
             e_next = self.es_e_mwh + st.eta * ch * dt_h - dis * dt_h / st.eta
@@ -985,23 +1045,32 @@ class LocalOperator:
         else:
             e_next = float("nan")
 
+        # the A.4 flexibility of sim.flexibility (generator_flex, dr_flex, storage_flex), the
+        # same expressions on floats (tests/test_operator_closed_form.py compares them)
         flex: dict[str, tuple[float, float]] = {}
-        if g.size:
-            up, dn = generator_flex(g, self._g_min, self._g_max, self._g_ru, self._g_rd, dt_h)
-            for j, name in enumerate(self.gen_names):
-                flex[name] = (float(up[j]), float(dn[j]))
+        for j, name in enumerate(self.gen_names):
+            up = _np_min(self._g_max[j] - g[j], self._g_ru[j] * dt_h)
+            dn = _np_min(g[j] - self._g_min[j], self._g_rd[j] * dt_h)
+            flex[name] = (_np_max(up, 0.0), _np_max(dn, 0.0))
         if r.dr is not None:
-            up, dn = dr_flex(dr, r.dr.p_max_mw, r.dr.ramp_mw_per_h, dt_h)
-            flex["dr"] = (float(up), float(dn))
+            ramp = r.dr.ramp_mw_per_h * dt_h
+            up = _np_min(r.dr.p_max_mw - dr, ramp)
+            dn = _np_min(dr - 0.0, ramp)
+            flex["dr"] = (float(_np_max(up, 0.0)), float(_np_max(dn, 0.0)))
         if st is not None:
-            up, dn = storage_flex(dis - ch, e_next, st, dt_h)
-            flex["es"] = (float(up), float(dn))
+            p_net = dis - ch
+            up = _np_min(st.p_dis_max_mw - p_net, st.eta * (e_next - st.e_min_mwh) / dt_h)
+            dn = _np_min(st.p_ch_max_mw + p_net, (st.e_max_mwh - e_next) / (st.eta * dt_h))
+            if st.ramp_mw_per_h is not None:
+                up = _np_min(up, st.ramp_mw_per_h * dt_h)
+                dn = _np_min(dn, st.ramp_mw_per_h * dt_h)
+            flex["es"] = (float(_np_max(up, 0.0)), float(_np_max(dn, 0.0)))
 
-        dispatch = {name: float(g[j]) for j, name in enumerate(self.gen_names)}
+        dispatch = dict(zip(self.gen_names, g))
         dispatch.update({"dr": dr, "es_ch": ch, "es_dis": dis})
         # advance the state
-        if g.size:
-            self.prev_g_mw = g.copy()
+        if g:
+            self.prev_g_mw = np.array(g, dtype=float)
         self.prev_dr_mw = dr
         self.dr_used_mwh += dr * dt_h
         if st is not None:

@@ -59,8 +59,9 @@ class Recorder:
         for table, items in self._arrays.items():
             if not items:
                 continue
-            time = np.concatenate([np.full(len(i), t) for t, _, i, _ in items])
-            entity = np.concatenate([np.full(len(i), e, dtype=object) for _, e, i, _ in items])
+            sizes = [len(i) for _, _, i, _ in items]
+            time = np.repeat(np.array([t for t, _, _, _ in items]), sizes)
+            entity = np.repeat(np.array([e for _, e, _, _ in items], dtype=object), sizes)
             index = np.concatenate([i for _, _, i, _ in items])
             values = np.concatenate([v for _, _, _, v in items])
             out[table] = pd.DataFrame({"time_min": time, "site": entity, "element": index,

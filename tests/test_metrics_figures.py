@@ -272,3 +272,27 @@ def test_write_all_single_policy_has_no_comparison(tmp_path):
 def test_figure_needs_policy_when_several(tmp_path):
     with pytest.raises(ValueError, match="policy"):
         figures.soc_trajectories(two_policies(), make_info(60), tmp_path / "x.png")
+
+
+def test_group_sums_equal_pandas_groupby_sum_bit_for_bit():
+    from experiments.metrics import group_sums
+
+    rng = np.random.default_rng(3)
+    # values whose naive and compensated sums differ, NaN, signed zeros, missing keys
+    pool = np.array([1e16, -1e16, 1.0, 0.1, 0.3, 1e-9, np.nan, 3.3333333, -0.0])
+    keys = [("p", int(k), s) for k, s in zip(rng.integers(0, 40, 600),
+                                               rng.choice(["a", "b"], 600))]
+    keys[5] = ("p", 3, None)  # dropped, as groupby drops it
+    vals = rng.choice(pool, 600) * rng.random(600)
+    for min_count in (0, 1, 3):
+        got = group_sums(keys, vals, min_count)
+        df = pd.DataFrame({"k": keys, "v": vals})
+        df = df[[k[2] is not None for k in keys]]
+        ref = df.groupby("k")["v"].sum(min_count=min_count)
+        assert set(got) == set(ref.index)
+        for k, v in ref.items():
+            assert np.array_equal(np.float64(got[k]), np.float64(v), equal_nan=True)
+            if not math.isnan(v):
+                assert math.copysign(1.0, got[k]) == math.copysign(1.0, v)
+    # it differs from a plain float sum on these values (the test would not see the algorithm)
+    assert any(group_sums([0] * 3, v)[0] != sum(v) for v in ([1e16, 1.0, 1.0], [0.1, 0.2, 0.3]))

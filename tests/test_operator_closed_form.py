@@ -267,3 +267,36 @@ def test_method_selection():
     for bad in (-60, 1.5, True):
         with pytest.raises(ValueError, match="flex_horizon_min"):
             LocalOperator(r, flex_horizon_min=bad)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_reported_flexibility_is_sim_flexibility_at_the_dispatch(case):
+    """The operator computes the A.4 flexibility of its result on plain floats; it must be
+    exactly what ``sim.flexibility`` gives at the dispatch, on both step paths."""
+    from sim.flexibility import storage_flex
+
+    res, dt, state, time_min, demand, horizon = case
+    for method in ("closed_form", "lp"):
+        op = LocalOperator(res, method=method, flex_horizon_min=horizon)
+        for k, v in state.items():
+            setattr(op, k, v.copy() if isinstance(v, np.ndarray) else v)
+        r = op.dispatch(time_min, dt, max(demand, 0.0), 0.0, min(demand, 0.0))
+        d, h = r.dispatch_mw, dt / 60.0
+        want = {}
+        for g in res.generators:
+            up, dn = generator_flex(d[g.name], g.p_min_mw, g.p_max_mw, g.ramp_up_mw_per_h,
+                                    g.ramp_down_mw_per_h, h)
+            want[g.name] = (float(up), float(dn))
+        if res.dr is not None:
+            up, dn = dr_flex(d["dr"], res.dr.p_max_mw, res.dr.ramp_mw_per_h, h)
+            want["dr"] = (float(up), float(dn))
+        if res.storage is not None:
+            up, dn = storage_flex(d["es_dis"] - d["es_ch"], r.es_e_mwh, res.storage, h)
+            want["es"] = (float(up), float(dn))
+        assert dict(r.flex_mw) == want
+        assert r.flex_up_mw == sum(v[0] for v in want.values())
+        assert r.flex_dn_mw == sum(v[1] for v in want.values())
+        assert list(op.prev_g_mw if op.prev_g_mw is not None else []) == [
+            d[g.name] for g in res.generators]
