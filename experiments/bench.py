@@ -13,7 +13,10 @@ tables:
   standard deviation, a 95 % Student-t confidence interval and the share of scenarios in which
   ``b`` is better.
 * ``solver``: per policy, the count of every typed solve outcome (``optimal``, ``time_limit``,
-  ``infeasible``...), and the scenario statuses of the manifest.
+  ``infeasible``...) over all its scenarios (a re-planning policy reports every re-solve, not
+  only its first plan), ``worst_solve`` (the worst outcome any of them had, in the order of
+  :data:`SOLVE_ORDER`; empty for a policy that solves nothing), and the scenario statuses of
+  the manifest.
 * ``wall``: per policy, the engine's wall time per scenario (mean, total) from the manifest.
 * ``regret`` (only when the sweep has hindsight rows, policy ``oracle``: see
   :mod:`experiments.families`): per policy and metric, the mean over scenarios of how much worse
@@ -65,6 +68,20 @@ DIRECTION = {
     "wind_curtailed_mwh": -1,
     "imbalance_mwh": -1,
 }
+
+
+#: typed solve outcomes (:class:`policies.solve.SolveOutcome`), best first; an outcome not listed
+#: ranks after them
+SOLVE_ORDER = ("optimal", "feasible_gap", "time_limit", "infeasible", "unbounded", "error")
+
+
+def worst_solve(counts: dict[str, float]) -> str:
+    """The worst outcome with a non-zero count (``solves_<status>`` keys or bare statuses)."""
+    seen = [k.removeprefix("solves_") for k, v in counts.items() if v > 0]
+    if not seen:
+        return ""
+    return max(seen, key=lambda s: (SOLVE_ORDER.index(s) if s in SOLVE_ORDER
+                                    else len(SOLVE_ORDER), s))
 
 
 def _ok_scenarios(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -129,6 +146,7 @@ def bench_tables(out: str | Path, policies: list[str] | None = None) -> dict[str
                                "share_worse": float(np.mean(r > 1e-9))})
     solver = res[res.entity == "solver"].groupby(["policy", "metric"]).value.sum()
     solver = solver.unstack(fill_value=0).reindex(pols).fillna(0).astype(int)
+    solver["worst_solve"] = [worst_solve(row.to_dict()) for _, row in solver.iterrows()]
     for status, count in man.status.value_counts().items():
         solver[f"scenarios_{status}"] = int(count)
     wall_rows = []
