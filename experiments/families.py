@@ -19,8 +19,24 @@ target (:meth:`TruckTarget.prepare`, in the client before any scenario runs; the
 is in ``sweep.json``'s ``plan_s``; a MILP stopped by ``study.milp_time_limit_s`` before it found a
 solution is status ``error`` with no plan, so its trucks stay home: give it time, e.g. ``--set
 study.milp_time_limit_s=300`` on a busy machine). ``dp`` plans at the engine's reset and
-re-plans from the simulated state whenever the run leaves its plan. Scenario ``seed`` draws
-(``SeedSequence(seed)``):
+re-plans from the simulated state whenever the run leaves its plan. ``sweep.milp_replan_min``
+(> 0) or ``sweep.milp_late_tol_min`` (>= 0) make ``milp`` the rolling policy
+(:class:`policies.coopt_milp.FleetMILP`) on the MILP's own SOC grid: it starts from the
+forecast plan made once and re-solves from the simulated state inside each scenario; every
+solve is a solver row.
+
+With ``sweep.oracle = true`` (``mescosim bench --oracle``) the rows of policy ``oracle`` are
+the hindsight benchmark: the study's fleet MILP (its own SOC grid, ``study.milp_time_limit_s``)
+solved with the scenario's *realised* traffic as its forecast and its plans followed open loop
+on the same realisation; the drives' hold-ups and energy noise stay unseen (the MILP has no
+model of them). Its solve's status is its solver row, and its gap, objective, dual bound and
+solve time are rows of entity ``oracle`` (``milp_gap``...): an oracle stopped by the time limit
+(status ``time_limit`` / ``feasible_gap``) is a feasible plan, not a proven optimum: its
+objective is an upper bound of the perfect-information optimum of the MILP's model (the dual
+bound a lower one), and in that model a regret against it understates the regret against the
+optimum. ``bench`` counts such scenarios in the regret table (``oracle_not_optimal``).
+
+Scenario ``seed`` draws (``SeedSequence(seed)``):
 
 * traffic: each of the six zone/period speed factors of the profile times
   ``exp(traffic_sigma N(0, 1))`` (clipped to the profile's (0, 5]);
@@ -80,7 +96,7 @@ from sim.errors import ScenarioError
 #: ``[sweep]`` settings of a truck target and their defaults (``model`` "": first study model)
 TRUCK_SWEEP = {"model": "", "traffic_sigma": 0.1, "delay_prob": 0.3, "delay_max_min": 30,
                "energy_noise": 0.05, "policies": ["dp", "greedy", "shortest", "milp"],
-               "milp_replan_min": 0, "milp_late_tol_min": -1}
+               "milp_replan_min": 0, "milp_late_tol_min": -1, "oracle": False}
 #: ``[sweep]`` settings of a train target
 TRAIN_SWEEP = {"wind_sigma": 0.15, "load_sigma": 0.03, "delay_prob": 0.3,
                "delay_max_min": 90, "policies": ["uc-milp", "ocd", "idle"], "oracle": False}
@@ -396,15 +412,37 @@ class TruckTarget:
             return policy.reuse_first_plan(first), None, milp_probs
         return PlanFollower(plans[pol], probs), list(plans[pol]), probs
 
-    def simulate(self, pol: str, real: dict):
-        """One policy on one realisation: (runs, engine, feeder, policy)."""
+    def hindsight_plan(self, real: dict):
+        """The fleet MILP of the study (its own SOC grid, ``study.milp_time_limit_s``) solved
+        with scenario ``real``'s traffic as its forecast: (plans, the problems they are
+        followed on, info). The
+        drives' hold-ups and energy noise stay unseen (the MILP has no model of them)."""
+        from experiments import coopt_study
+        from experiments.coopt_build import build_problems
+
+        data, _, hourly, _, _, _ = self.prepare()
+        seen = replace(data, traffic=real["traffic"])
+        plans, _, info, _ = coopt_study.milp_plans(seen, self.st, self.s, self.model, hourly)
+        # followed like the forecast ``milp`` plan: on the policies' problems, here built with
+        # the realised traffic (no plans after a failed solve: the trucks stay home)
+        probs = build_problems(seen, self.st.network, self.model, self.s, hourly_price=hourly)
+        return plans, probs, info
+
+    def simulate(self, pol: str, real: dict, hindsight: dict | None = None):
+        """One policy on one realisation: (runs, engine, feeder, policy). ``hindsight`` (the
+        :meth:`hindsight_plan` of ``real``) runs its plans open loop instead of ``pol``."""
         from agents.truck import CooptFleet, CooptTruck
+        from policies.coopt_baselines import PlanFollower
         from sim.engine import Engine
         from sim.systems import TruckMissions
 
         data, net, hourly, _, _, _ = self.prepare()
         s = self.s
-        policy, names, probs = self.policy_object(pol)
+        if hindsight is not None:
+            plans, probs, _ = hindsight
+            policy, names = PlanFollower(plans, probs), list(plans)
+        else:
+            policy, names, probs = self.policy_object(pol)
         arcs = {(a.from_node, a.to_node): (a.dist_km, a.grade_pct) for a in net.arcs}
         byname = {p.name: p for p in probs}
         vehicles = {f"truck{v.vehicle_id}": v for v in data.vehicles}
@@ -440,9 +478,11 @@ class TruckTarget:
         _, net, _, _, _, status = self.prepare()
         real = self.realisation(seed)
         parts, policy_s = [], {}
-        for pol in self.policies:
+        runs_of = list(self.policies) + ([ORACLE] if self.sweep.get("oracle") else [])
+        for pol in runs_of:
             t0 = time.perf_counter()
-            runs, eng, feeder, policy = self.simulate(pol, real)
+            hind = self.hindsight_plan(real) if pol == ORACLE else None
+            runs, eng, feeder, policy = self.simulate(pol, real, hind)
             policy_s[pol] = round(time.perf_counter() - t0, 4)
             row = sim_summary(runs.values(), net, self.s)
             soh = {n: float(r.loss_frac) for n, r in runs.items()}
@@ -468,6 +508,14 @@ class TruckTarget:
                          for t, v in chg.items()]
             rows += [(pol, "system", "vm_min_pu", t, v, "p.u.") for t, v in feeder.vm_min]
             counts = dict(status.get(pol, {}))
+            if pol == ORACLE:  # its one solve, and how far from proven it stopped
+                info = hind[2]
+                counts = {str(info["milp_status"]): 1}
+                rows += [(pol, "oracle", m, None, float(info[k]), u) for m, k, u in (
+                    ("milp_gap", "milp_gap", "-"), ("milp_objective_usd", "milp_objective_usd",
+                                                     "USD"),
+                    ("milp_bound_usd", "milp_bound_usd", "USD"),
+                    ("milp_solve_s", "milp_solve_s", "s"))]
             if pol == "milp" and self.milp_rolling:  # the first plan and every re-solve
                 counts = {}
                 for sv in policy.solves:
