@@ -592,7 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        from experiments.config import with_override_origin
+
+        print(f"error: {with_override_origin(exc, getattr(args, 'set', []))}", file=sys.stderr)
         return EXIT_SCENARIO
     except _sweep_error() as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -821,6 +821,32 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def with_override_origin(exc: ScenarioError, overrides: list[str]) -> ScenarioError:
+    """``exc`` with every problem whose field a ``--set`` override wrote (or lies inside)
+    followed by ``(from --set KEY=VALUE)``, so a message that names a key the file does not
+    have says where that key came from. Problems about the ``--set`` items themselves are left
+    as they are."""
+    sets = []
+    for item in overrides or []:
+        key, sep, _ = item.partition("=")
+        steps = parse_key(key) if sep and key.strip() else None
+        if steps:
+            sets.append((_label(steps), item))
+    if not sets:
+        return exc
+
+    def origin(problem: str) -> str:
+        if problem.startswith("--set "):
+            return problem
+        path = problem.split(": ", 1)[0]
+        hits = [item for key, item in sets
+                if key == path or key.startswith((path + ".", path + "["))
+                or path.startswith((key + ".", key + "["))]
+        return f"{problem} (from --set {', --set '.join(hits)})" if hits else problem
+
+    return ScenarioError([origin(p) for p in exc.problems], exc.source)
+
+
 def resolve_feeders(raw: dict, base: Path) -> dict:
     """A grid's ``feeder`` that names a relative ``.json`` path becomes a path from ``base``
     (the scenario's folder, as CSV profiles are read), or from the working directory when the

@@ -18,6 +18,7 @@ run directory::
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -60,6 +61,14 @@ class RunResult:
 
 
 def versions() -> dict[str, str]:
+    """The Python and package versions a run records (read once per process: installed
+    packages do not change under a running process, and reading their metadata costs more
+    than a short run's steps)."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:

@@ -12,6 +12,7 @@ Sign convention (pandapower): load and storage ``p_mw > 0`` is consumption (char
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,14 @@ import numpy as np
 import pandapower as pp
 from pandapower.auxiliary import LoadflowNotConverged, ppException
 
-from grids.fastpf import BACKENDS, BatchResult, FastPowerFlow, element_values, topology_key
+from grids.fastpf import (
+    BACKENDS,
+    BatchResult,
+    FastPowerFlow,
+    YbusModel,
+    element_values,
+    topology_key,
+)
 from sim.errors import ScenarioError
 from sim.types import frozen_array
 
@@ -251,6 +259,39 @@ class PandapowerAdapter:
         self._invalid: str | None = None
         self._fast: FastPowerFlow | None = None
         self._batch_fast: FastPowerFlow | None = None
+
+    def copy(self) -> PandapowerAdapter:
+        """An independent adapter on a deep copy of this one's net (elements, injections and
+        result tables as they are now), with no warm start and no fast-path snapshot: cheaper
+        than building the feeder and creating the driven elements again."""
+        new = copy.copy(self)
+        new.net = copy.deepcopy(self.net)
+        for name in ("load_index", "load_p_share", "load_q_per_mw", "pv_index", "gen_index",
+                     "bus_index", "line_index"):
+            setattr(new, name, getattr(self, name).copy())
+        new.__dict__.pop("_pos_cache", None)
+        new._warm = False
+        new._warm_topology = None
+        new._fast = None
+        new._batch_fast = None
+        return new
+
+    def warm_start_from(self, model: YbusModel) -> bool:
+        """Make ``model`` (a fast-path snapshot of a net with this net's topology, e.g. of a
+        copy of it) the warm start of the next :meth:`solve`, as if the last solve had
+        converged on it. Returns False, changing nothing, if the backend or the algorithm does
+        not use snapshots, the net was never solved or its topology or options differ from the
+        snapshot's."""
+        o = self.options
+        fast = self.fast
+        net = self.net
+        if (fast.backend == "runpp" or o.algorithm != "nr" or len(net.res_bus) != len(net.bus)
+                or fast_key(net, o) != model.key):
+            return False  # (a net never solved has no result tables to write into)
+        fast.model = model
+        self._warm = True
+        self._warm_topology = self._topology_key()
+        return True
 
     # ------------------------------------------------------------------ injections
     def apply(self, load_mw: float, pv_mw_per_sgen: Sequence[float] = (),

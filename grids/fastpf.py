@@ -27,6 +27,7 @@ records why (:attr:`FastPowerFlow.reason`).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -268,6 +269,43 @@ class YbusModel:
         self.slack_weights = np.zeros(n)
         self.slack_weights[self.ref] = 1.0 / max(len(self.ref), 1)
         self._dense: np.ndarray | None = None
+        # one step's injections: a dense product is ~10x cheaper than scipy's on a feeder
+        self.inc_dense = self.inc.toarray() if n <= _DENSE_MAX_BUS else None
+        # what results_one reads, resolved once
+        self.bus_on = np.flatnonzero(self.bus_pos >= 0)
+        self.bus_on_pos = self.bus_pos[self.bus_on]
+        on = self.line_rows >= 0
+        self.line_on = np.flatnonzero(on)
+        self.line_on_rows = self.line_rows[on]
+        self.line_on_i_base_f = self.line_i_base_f[on]
+        self.line_on_i_base_t = self.line_i_base_t[on]
+        self.line_on_rating_ka = self.line_rating_ka[on]
+        self.trafo_on_rows = self.trafo_rows[self.trafo_rows >= 0]
+        self.all_buses_on = bool(self.bus_on.size == self.bus_pos.size
+                                 and np.array_equal(self.bus_on, np.arange(self.bus_pos.size)))
+        # one product gives both ends' branch currents and the reference buses' currents
+        nbr = self.f_bus.size
+        if n <= _DENSE_MAX_BUS:
+            self._y_all = np.vstack([self.yf, self.yt, self.ybus_ref])
+        else:
+            self._y_all = sp.vstack([self.yf, self.yt, sp.csr_matrix(self.ybus_ref)]).tocsr()
+        self._ref_rows = slice(2 * nbr, 2 * nbr + self.ref.size)
+        loss = np.concatenate([self.line_on_rows, self.trafo_on_rows])
+        self._loss_i = np.concatenate([loss, nbr + loss])  # rows of i_all
+        self._loss_v = np.concatenate([self.f_bus[loss], self.t_bus[loss]])  # their buses
+        self._load_f = self.line_on_rows
+        self._load_t = nbr + self.line_on_rows
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._k_f = self.line_on_i_base_f / self.line_on_rating_ka * 100.0
+            self._k_t = self.line_on_i_base_t / self.line_on_rating_ka * 100.0
+
+    def for_run(self) -> YbusModel:
+        """A copy that shares the frozen matrices and index arrays (never written after
+        construction) but owns its warm-start point ``v_solution``: one snapshot of a pristine
+        net serves many independent runs."""
+        new = copy.copy(self)
+        new.v_solution = self.v_solution.copy()
+        return new
 
     # ------------------------------------------------------------------ injections
     def sbus(self, x: np.ndarray) -> np.ndarray:
@@ -277,6 +315,8 @@ class YbusModel:
         """
         dx = np.asarray(x, dtype=float) - self.x0
         if dx.ndim == 1:
+            if self.inc_dense is not None:
+                return self.sbus0 + self.inc_dense @ dx
             return self.sbus0 + self.inc @ dx
         return self.sbus0[None, :] + (self.inc @ dx.T).T
 
@@ -332,6 +372,42 @@ class YbusModel:
         return {"vm_pu": vm, "va_rad": va, "line_loading_pct": loading, "line_pl_mw": line_pl,
                 "trafo_pl_mw": trafo_pl,
                 "losses_mw": line_pl.sum(axis=1) + trafo_pl.sum(axis=1), "slack_p_mw": slack}
+
+
+    def results_one(self, v: np.ndarray, sbus: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """What a site's step reports, for one solution: :meth:`results`' formulas on the
+        vectors ``v`` and ``sbus`` of one step (no (steps, buses) arrays, no angles, no
+        per-element losses).
+
+        Returns
+        -------
+        vm_pu : numpy.ndarray
+            Per pandapower bus (NaN out of service).
+        line_loading_pct : numpy.ndarray
+            Per line (0 out of service).
+        losses_mw : float
+            Active losses of the in-service lines, then transformers.
+        slack_p_mw : float
+            Active power from the reference bus(es).
+        """
+        if self.all_buses_on:
+            vm = np.abs(v[self.bus_on_pos])
+        else:
+            vm = np.full(self.bus_pos.size, np.nan)
+            vm[self.bus_on] = np.abs(v[self.bus_on_pos])
+        i_all = self._y_all @ v
+        # sum over the in-service branches of V_from conj(I_from) + V_to conj(I_to)
+        losses = float(np.vdot(i_all[self._loss_i], v[self._loss_v]).real) * self.base_mva
+        loading = np.zeros(self.line_rows.size)
+        if self.line_on.size:
+            i_abs = np.abs(i_all[:self._load_t[-1] + 1])
+            loading[self.line_on] = np.maximum(i_abs[self._load_f] * self._k_f,
+                                               i_abs[self._load_t] * self._k_t)
+        ref = self.ref
+        s_ref = np.vdot(i_all[self._ref_rows], v[ref]) - sbus[ref].sum()
+        slack = float(s_ref.real) * self.base_mva
+        return vm, loading, losses, slack
 
 
 def newton_batch(ybus: np.ndarray, sbus: np.ndarray, v0: np.ndarray, ref: np.ndarray,
@@ -422,8 +498,9 @@ class FastPowerFlow:
 
     Parameters
     ----------
-    net : pandapower.pandapowerNet
-        The net (the adapter's); injections are read from its element tables.
+    net : pandapower.pandapowerNet or None
+        The net (the adapter's); injections are read from its element tables. ``None`` for an
+        instance that only runs :meth:`solve_x` on a snapshot assigned to :attr:`model`.
     backend : str
         One of :data:`BACKENDS`. ``"lightsim2grid"`` falls back to ``"ybus"`` when lightsim2grid
         cannot be imported; :attr:`backend` is then ``"ybus"`` and :attr:`reason` says why.
@@ -439,7 +516,7 @@ class FastPowerFlow:
         Solves done by the fast path and by plain ``runpp`` (which also rebuilds the snapshot).
     """
 
-    def __init__(self, net: pp.pandapowerNet, backend: str = "lightsim2grid") -> None:
+    def __init__(self, net: pp.pandapowerNet | None, backend: str = "lightsim2grid") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend: unknown power-flow backend {backend!r}; valid: "
                              f"{', '.join(BACKENDS)}")
@@ -525,7 +602,15 @@ class FastPowerFlow:
         m = self.model
         if m is None:
             raise RuntimeError("solve_x needs a current snapshot: run one solve first")
-        sbus = m.sbus(x)
+        return self.solve_sbus(m.sbus(x), tolerance_mva, max_iteration)
+
+    def solve_sbus(self, sbus: np.ndarray, tolerance_mva: float, max_iteration: int
+                   ) -> tuple[bool, np.ndarray, np.ndarray]:
+        """:meth:`solve_x` for complex bus injections ``sbus`` (p.u., ppci order) given
+        directly."""
+        m = self.model
+        if m is None:
+            raise RuntimeError("solve_sbus needs a current snapshot: run one solve first")
         v0 = m.v_solution
         if self.backend == "lightsim2grid":
             v = v0.copy()
@@ -536,7 +621,7 @@ class FastPowerFlow:
             vb, conv, _ = newton_batch(m.ybus_dense, sbus[None, :], v0, m.ref, m.pv, m.pq,
                                        float(tolerance_mva), int(max_iteration))
             ok, v = bool(conv[0]), vb[0]
-        ok = bool(ok) and bool(np.all(np.isfinite(v)))
+        ok = bool(ok) and bool(np.isfinite(v).all())
         self.n_fast += ok
         return ok, v, sbus
 

@@ -34,7 +34,7 @@ import pandapower.networks as pn
 from sim.errors import ScenarioError
 
 __all__ = ["FEEDERS", "ENTRY_POINT_GROUP", "feeder_names", "feeder_problem", "json_problems",
-           "load_plugins", "make_feeder", "register_grid", "unregister_grid"]
+           "feeder_template", "load_plugins", "make_feeder", "register_grid", "unregister_grid"]
 
 
 def _case33bw() -> pp.pandapowerNet:
@@ -348,3 +348,17 @@ def make_feeder(name: str) -> pp.pandapowerNet:
         If ``name`` is not a usable feeder; the message says why and lists the valid names.
     """
     return copy.deepcopy(_template(name))
+
+
+def feeder_template(name: str) -> pp.pandapowerNet:
+    """The pristine net of the feeder ``name``, **shared and read-only**: for checks that only
+    read it (bus indices, in-service flags) and as the identity of the feeder's current
+    definition (a new object after :func:`register_grid` or :func:`unregister_grid`). Never
+    modify it or hand it to anything that may; :func:`make_feeder` gives a private copy.
+
+    Raises
+    ------
+    sim.errors.ScenarioError
+        As :func:`make_feeder`.
+    """
+    return _template(name)

@@ -7,16 +7,18 @@ engine steps through the ``sim.protocols.GridSite`` protocol.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 
 from grids.adapter import PandapowerAdapter, PowerFlowOptions, PowerFlowResult, _bus_problem
-from grids.fastpf import element_values, topology_key
-from grids.feeders import feeder_problem, make_feeder
+from grids.fastpf import FastPowerFlow, YbusModel, element_values, topology_key
+from grids.feeders import feeder_problem, feeder_template, make_feeder
 from grids.operator import LocalOperator, OperatorResult
 from grids.profiles import Profile
 from sim.errors import ScenarioError
@@ -32,33 +34,134 @@ _LOW_VOLTAGE_PU = 0.5
 
 
 class _Direct:
-    """What the direct power-flow path of a site needs, taken right after a converged solve of
-    the adapter: the snapshot it solved on, the element-value vector of the net as it was then
-    and the positions of the driven injections in it."""
+    """What the direct power-flow path of a site needs: a fast-path snapshot of a converged
+    solve, the solver that runs on it and the step's injections as one affine map of the
+    driven powers: ``sbus = c + M @ u`` with ``u = (load, PV, generators..., DR, storage,
+    MESS)`` in MW, ``M`` the snapshot's incidence times the positions (and the load and PV
+    shares) of the driven elements, ``c`` the rest of the net's elements as they were at the
+    snapshot (they do not change while it is current)."""
 
-    def __init__(self, site: DistributionSite) -> None:
-        a = site._adapter
+    def __init__(self, a: PandapowerAdapter, fast: FastPowerFlow | None, model: YbusModel,
+                 pv_shares: np.ndarray) -> None:
         net = a.net
         o = a.options
-        self.fast = a.fast
-        self.model = self.fast.model
+        self.fast = fast
+        self.model = model
         self.opts = (o.algorithm, float(o.tolerance_mva), int(o.max_iteration))
-        self.x = element_values(net)
+        x = element_values(net)
         nl, ns = len(net.load), len(net.sgen)
         sg, st = net.sgen.index, net.storage.index
-        self.load_p = net.load.index.get_indexer(a.load_index)
-        self.load_q = nl + self.load_p
-        self.p_share, self.q_per_mw = a.load_p_share, a.load_q_per_mw
-        self.pv = 2 * nl + sg.get_indexer(a.pv_index)
-        self.gen = 2 * nl + sg.get_indexer(a.gen_index)
-        self.dr = None if a.dr_index is None else 2 * nl + sg.get_loc(a.dr_index)
+        load_p = net.load.index.get_indexer(a.load_index)
+        n_u = 2 + a.gen_index.size + 3
+        d = np.zeros((x.size, n_u))
+        d[load_p, 0] = a.load_p_share
+        d[nl + load_p, 0] = a.load_q_per_mw
+        pv = 2 * nl + sg.get_indexer(a.pv_index)
+        d[pv, 1] = pv_shares
+        gen = 2 * nl + sg.get_indexer(a.gen_index)
+        d[gen, 2 + np.arange(gen.size)] = 1.0
         off = 2 * nl + 2 * ns
-        self.es = None if a.es_index is None else off + st.get_loc(a.es_index)
-        self.mess = None if a.mess_index is None else off + st.get_loc(a.mess_index)
-        self.in_service = net.bus.in_service.to_numpy(bool)
-        self.n_trafo = len(net.trafo)
+        for col, pos in ((n_u - 3, None if a.dr_index is None else
+                          2 * nl + sg.get_loc(a.dr_index)),
+                         (n_u - 2, None if a.es_index is None else off + st.get_loc(a.es_index)),
+                         (n_u - 1, None if a.mess_index is None else
+                          off + st.get_loc(a.mess_index))):
+            if pos is not None:
+                d[pos, col] = 1.0
+        driven = d.any(axis=1)
+        x_fixed = np.where(driven, 0.0, x)
+        inc = model.inc_dense if model.inc_dense is not None else model.inc
+        self.c = model.sbus0 + inc @ (x_fixed - model.x0)
+        self.m = np.asarray(inc @ d)
+        self.in_service = np.flatnonzero(net.bus.in_service.to_numpy(bool))
         self.n_ext_grid = len(net.ext_grid)
         self.options = o
+
+    @classmethod
+    def of_adapter(cls, a: PandapowerAdapter, pv_shares: np.ndarray) -> _Direct:
+        """Right after a converged solve of ``a``: its own snapshot and solver."""
+        return cls(a, a.fast, a.fast.model, pv_shares)
+
+    def for_run(self) -> _Direct:
+        """A copy for one run: the maps shared, its own warm-start point and solver."""
+        new = copy.copy(self)
+        new.model = self.model.for_run()
+        new.fast = FastPowerFlow(None, self.options.backend)
+        new.fast.model = new.model
+        return new
+
+
+class _Prepared:
+    """One site layout (feeder, driven elements, power-flow options) prepared once per process:
+    the adapter on the feeder with the driven elements created (never handed out; each site
+    copies it only when it needs a net of its own) and, for the direct path, the snapshot of
+    one converged solve of it at the feeder's base load."""
+
+    def __init__(self, template, adapter: PandapowerAdapter, pv_shares: np.ndarray) -> None:
+        self.template = template  # the feeder's definition this was built from
+        self.adapter = adapter
+        self.pv_shares = pv_shares
+        self._direct: _Direct | None | bool = None
+
+    def copy_adapter(self) -> PandapowerAdapter:
+        """A net of a site's own: a copy of the prepared adapter."""
+        with _PREPARED_LOCK:  # never while direct() solves it in another thread
+            return self.adapter.copy()
+
+    def direct(self) -> _Direct | None:
+        """A fresh direct-path state for one run, or None if the base-load solve did not give
+        a snapshot (the run then starts through the adapter)."""
+        with _PREPARED_LOCK:
+            return self._direct_locked()
+
+    def _direct_locked(self) -> _Direct | None:
+        if self._direct is None:
+            self._direct = False
+            # solved in place: copies of the net then carry result tables, which a warm start
+            # through the adapter (``warm_start_from``) writes into
+            a = self.adapter
+            o = a.options
+            if a.fast.backend != "runpp" and o.algorithm == "nr":
+                pf = a.solve()
+                if pf.status == "ok" and a.fast.model is not None:
+                    self._direct = _Direct.of_adapter(a, self.pv_shares)
+                    self._direct.fast = None  # each run gets its own solver
+        return self._direct.for_run() if self._direct else None
+
+
+#: Prepared site layouts of this process (a sweep's worker reuses them across scenarios).
+_PREPARED: dict[tuple, _Prepared] = {}
+_PREPARED_MAX = 32
+_PREPARED_LOCK = threading.RLock()
+
+
+def _prepared(spec: SiteSpec) -> _Prepared:
+    r = spec.resources
+    gen_buses = {g.name: g.bus for g in r.generators}
+    dr_bus = None if r.dr is None else r.dr.bus
+    es_bus = None if r.storage is None else r.storage.bus
+    pv_buses = [u.bus for u in spec.pv_units]
+    pv_shares = tuple(float(u.share) for u in spec.pv_units)
+    key = (spec.feeder, tuple(pv_buses), pv_shares, tuple(gen_buses.items()), dr_bus, es_bus,
+           spec.mess_bus, spec.pf)
+    with _PREPARED_LOCK:
+        return _prepared_locked(spec, key, pv_buses, pv_shares, gen_buses, dr_bus, es_bus)
+
+
+def _prepared_locked(spec: SiteSpec, key: tuple, pv_buses, pv_shares, gen_buses, dr_bus,
+                     es_bus) -> _Prepared:
+    template = feeder_template(spec.feeder)
+    entry = _PREPARED.get(key)
+    if entry is None or entry.template is not template:
+        adapter = PandapowerAdapter(make_feeder(spec.feeder), spec.pf, pv_buses=pv_buses,
+                                    gen_buses=gen_buses, dr_bus=dr_bus, es_bus=es_bus,
+                                    mess_bus=spec.mess_bus)
+        entry = _Prepared(template, adapter, np.array(pv_shares, dtype=float))
+        _PREPARED.pop(key, None)
+        while len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = entry
+    return entry
 
 
 @dataclass(frozen=True)
@@ -142,7 +245,7 @@ def check_site_spec(spec: SiteSpec, path: str) -> list[str]:
     if why:
         out.append(f"{path}.feeder: {why}")
     else:
-        net = make_feeder(spec.feeder)
+        net = feeder_template(spec.feeder)  # read only
 
     def bus(field_path: str, b) -> None:
         if net is not None:
@@ -273,34 +376,51 @@ class DistributionSite:
                              pv_forecast_mw=frozen_array(pv_forecast_mw))
         self.load_actual_mw = frozen_array(load_actual_mw)
         self.pv_actual_mw = frozen_array(pv_actual_mw)
-        r = spec.resources
         self.pv_shares = np.array([u.share for u in spec.pv_units], dtype=float)
-        self._adapter = PandapowerAdapter(
-            make_feeder(spec.feeder), spec.pf,
-            pv_buses=[u.bus for u in spec.pv_units],
-            gen_buses={g.name: g.bus for g in r.generators},
-            dr_bus=None if r.dr is None else r.dr.bus,
-            es_bus=None if r.storage is None else r.storage.bus,
-            mess_bus=spec.mess_bus)
-        self.operator = LocalOperator(r, c_norm=self.info.c_norm_mw)
-        self.bus_index = self._adapter.bus_index.copy()
-        self.line_index = self._adapter.line_index.copy()
+        self._prepared = _prepared(spec)
+        self.operator = LocalOperator(spec.resources, c_norm=self.info.c_norm_mw)
+        self.bus_index = self._prepared.adapter.bus_index.copy()
+        self.line_index = self._prepared.adapter.line_index.copy()
         self.last_operator_result: OperatorResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
+        # The site's own net is made (a copy of the prepared one) only when a step goes
+        # through the adapter or someone reads ``adapter``; a run on the direct path has none.
+        self._adapter: PandapowerAdapter | None = None
+        # Whether the net was handed out (``adapter``): from then on anyone may change its
+        # topology, so the direct path compares the topology with its snapshot's every step.
+        self._exposed = False
         self._direct: _Direct | None = None
         self._pending: tuple | None = None
         self.n_direct = 0
+
+    def _own_adapter(self) -> PandapowerAdapter:
+        if self._adapter is None:
+            self._adapter = self._prepared.copy_adapter()
+        return self._adapter
 
     @property
     def adapter(self) -> PandapowerAdapter:
         """The wrapped net, holding the injections of the latest step (after a step on the
         direct path they are written into its tables on first access; its result tables are
-        those of the latest solve through the adapter)."""
+        those of the latest solve through the adapter; before any, those of a solve at the
+        feeder's base load, or none). The net is the site's own, made on first access; changes
+        to its topology or in-service flags are seen at the next step."""
+        a = self._own_adapter()
+        self._exposed = True
         if self._pending is not None:
-            self._adapter.apply(*self._pending[:3], dr_mw=self._pending[3],
-                                es_p_mw=self._pending[4], mess_p_mw=self._pending[5])
+            load_mw, pv_mw, gens, dr_mw, es_p_mw, mess_p_mw = self._pending
+            a.apply(load_mw, pv_mw * self.pv_shares, gens, dr_mw=dr_mw, es_p_mw=es_p_mw,
+                    mess_p_mw=mess_p_mw)
             self._pending = None
-        return self._adapter
+        return a
+
+    @property
+    def power_flow_model(self) -> YbusModel | None:
+        """The fast path's snapshot the next step's power flow starts from (the direct path's
+        or the adapter's; None if there is none, e.g. before the first step)."""
+        if self._direct is not None:
+            return self._direct.model
+        return None if self._adapter is None else self._adapter.fast.model
 
     @property
     def n_steps(self) -> int:
@@ -348,27 +468,35 @@ class DistributionSite:
             ``invalid_input``); the operator's status is in ``message`` when it is not
             ``optimal``.
         """
-        obs = self.observe(time_min)
-        op = self.operator.dispatch(time_min, dt_min, obs.load_mw, obs.pv_mw, mess_p_mw)
+        k = self._k(time_min)
+        load_mw, pv_mw = float(self.load_actual_mw[k]), float(self.pv_actual_mw[k])
+        op = self.operator.dispatch(time_min, dt_min, load_mw, pv_mw, mess_p_mw)
         self.last_operator_result = op
         d = op.dispatch_mw
         gens = [d[n] for n in self.operator.gen_names]
-        pv_units = obs.pv_mw * self.pv_shares
         es_p_mw = d["es_ch"] - d["es_dis"]
         pf = None
+        if self.direct_pf and self._direct is None and self._adapter is None:
+            self._direct = self._prepared.direct()  # a fresh run: the prepared snapshot
         if self.direct_pf and self._direct is not None:
-            pf = self._solve_direct(obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
+            pf = self._solve_direct(load_mw, pv_mw, gens, d["dr"], es_p_mw, mess_p_mw)
         if pf is None:
             self._pending = None
-            self._adapter.apply(obs.load_mw, pv_units, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
-                                mess_p_mw=mess_p_mw)
-            pf = self._adapter.solve()
+            a = self._own_adapter()
+            a.apply(load_mw, pv_mw * self.pv_shares, gens, dr_mw=d["dr"], es_p_mw=es_p_mw,
+                    mess_p_mw=mess_p_mw)
+            dp = self._direct
+            if dp is not None and dp.fast is not a.fast:
+                # the direct path ran on the prepared snapshot: the adapter's retry chain
+                # starts from the same point, as it would after its own converged solve
+                a.warm_start_from(dp.model)
+            pf = a.solve()
             self._arm(pf)
         else:
-            self._pending = (obs.load_mw, pv_units, gens, d["dr"], es_p_mw, mess_p_mw)
+            self._pending = (load_mw, pv_mw, gens, d["dr"], es_p_mw, mess_p_mw)
         self.last_power_flow = pf
         dispatch = dict(d)
-        dispatch["pv"] = obs.pv_mw
+        dispatch["pv"] = pv_mw
         msgs = []
         if op.status != "optimal":
             msgs.append(f"operator {op.status}: {op.message}".rstrip(": "))
@@ -379,7 +507,7 @@ class DistributionSite:
             vm_min_pu=pf.vm_min_pu, vm_max_pu=pf.vm_max_pu,
             max_line_loading_pct=pf.max_line_loading_pct, losses_mw=pf.losses_mw,
             slack_p_mw=pf.slack_p_mw, residual_mw=op.residual_mw, mess_p_mw=float(mess_p_mw),
-            load_mw=obs.load_mw, pv_mw=obs.pv_mw, flex_up_mw=op.flex_up_mw,
+            load_mw=load_mw, pv_mw=pv_mw, flex_up_mw=op.flex_up_mw,
             flex_dn_mw=op.flex_dn_mw, dispatch_mw=MappingProxyType(dispatch),
             bus_vm_pu=pf.vm_pu, line_loading_pct=pf.line_loading_pct, message="; ".join(msgs))
 
@@ -387,84 +515,78 @@ class DistributionSite:
     def _arm(self, pf: PowerFlowResult) -> None:
         """After a solve through the adapter: enable the direct path if that solve converged on
         the fast path's snapshot (the adapter would warm-start the next step from it)."""
-        fast = self._adapter.fast
-        o = self._adapter.options
+        a = self._adapter
+        fast = a.fast
+        o = a.options
         if (self.direct_pf and pf.status == "ok" and fast.backend != "runpp"
                 and o.algorithm == "nr" and fast.model is not None):
-            self._direct = _Direct(self)
+            self._direct = _Direct.of_adapter(a, self.pv_shares)
         else:
             self._direct = None
 
-    def _solve_direct(self, load_mw: float, pv_units: np.ndarray, gens: list[float],
-                      dr_mw: float, es_p_mw: float, mess_p_mw: float) -> PowerFlowResult | None:
+    def _solve_direct(self, load_mw: float, pv_mw: float, gens: list[float], dr_mw: float,
+                      es_p_mw: float, mess_p_mw: float) -> PowerFlowResult | None:
         """The adapter's first attempt (a warm start on the snapshot) without its pandas tables:
-        the injections go straight into the element-value vector. ``None`` whenever the adapter
+        the injections go straight into the bus injections. ``None`` whenever the adapter
         would do anything else (the snapshot or the topology changed, a non-finite input, no
         convergence, the spurious low-voltage solution): the step then runs through the adapter,
         whose retry chain starts from the same point."""
         dp = self._direct
         fast = dp.fast
         m = dp.model
-        if fast.model is not m or self._adapter.options is not dp.options:
+        a = self._adapter
+        if fast.model is not m or (a is not None and a.options is not dp.options):
             self._direct = None
             return None
-        vals = (load_mw, dr_mw, es_p_mw, mess_p_mw)
-        if not (all(math.isfinite(v) for v in vals) and np.isfinite(pv_units).all()
-                and all(math.isfinite(g) for g in gens)):
+        u = [float(load_mw), float(pv_mw), *gens, float(dr_mw), float(es_p_mw),
+             float(mess_p_mw)]
+        if not all(map(math.isfinite, u)):
             return None
-        if topology_key(self._adapter.net, dp.opts) != m.key:
+        # Only the site's own code writes a net it never handed out, and never its topology:
+        # the (pandas) topology check is needed only once ``adapter`` was read.
+        if self._exposed and topology_key(a.net, dp.opts) != m.key:
             self._direct = None
             return None
-        x = dp.x
-        x[dp.load_p] = dp.p_share * float(load_mw)
-        x[dp.load_q] = dp.q_per_mw * float(load_mw)
-        if dp.pv.size:
-            x[dp.pv] = pv_units
-        if dp.gen.size:
-            x[dp.gen] = gens
-        if dp.dr is not None:
-            x[dp.dr] = float(dr_mw)
-        if dp.es is not None:
-            x[dp.es] = float(es_p_mw)
-        if dp.mess is not None:
-            x[dp.mess] = float(mess_p_mw)
-        ok, v, sbus = fast.solve_x(x, dp.opts[1], dp.opts[2])
+        ok, v, sbus = fast.solve_sbus(dp.c + dp.m @ u, dp.opts[1], dp.opts[2])
         if not ok:
             return None
-        r = m.results(v[None, :], sbus[None, :])
-        vm = r["vm_pu"][0]
-        has_vm = dp.in_service & np.isfinite(vm)
-        if (dp.in_service & ~has_vm).any():
-            return None
-        vm_ok = vm[has_vm]
-        if vm_ok.size and vm_ok.min() < _LOW_VOLTAGE_PU:
-            return None
+        vm, loading, losses, slack = m.results_one(v, sbus)
+        vm_ok = vm[dp.in_service]
+        o = dp.options
+        n_vm = 0
+        if vm_ok.size:
+            vm_min, vm_max = float(vm_ok.min()), float(vm_ok.max())
+            # NaN (an in-service bus without a voltage) fails this test too
+            if not vm_min >= _LOW_VOLTAGE_PU:
+                return None
+            if vm_min < o.vm_min_pu or vm_max > o.vm_max_pu:
+                n_vm = int(((vm_ok < o.vm_min_pu) | (vm_ok > o.vm_max_pu)).sum())
+        else:
+            vm_min = vm_max = float("nan")
         m.v_solution = v
         self.n_direct += 1
-        loading = r["line_loading_pct"][0]
-        losses = float(np.nansum(r["line_pl_mw"][0]))
-        if dp.n_trafo:
-            losses += float(np.nansum(r["trafo_pl_mw"][0]))
-        slack = float(np.nansum(np.full(dp.n_ext_grid, r["slack_p_mw"][0])))
-        o = dp.options
-        line_ok = loading[np.isfinite(loading)]
+        top = float(loading.max()) if loading.size else float("nan")
+        if math.isfinite(top):  # no NaN, no infinite loading (a zero rating)
+            n_over = int((loading > o.loading_max_pct).sum()) if top > o.loading_max_pct else 0
+        else:
+            line_ok = loading[np.isfinite(loading)]
+            top = float(line_ok.max()) if line_ok.size else float("nan")
+            n_over = int((line_ok > o.loading_max_pct).sum())
+        vm.setflags(write=False)
+        loading.setflags(write=False)
         return PowerFlowResult(
-            converged=True, status="ok", message="",
-            vm_pu=frozen_array(vm), line_loading_pct=frozen_array(loading), losses_mw=losses,
-            slack_p_mw=slack,
-            vm_min_pu=float(vm_ok.min()) if vm_ok.size else float("nan"),
-            vm_max_pu=float(vm_ok.max()) if vm_ok.size else float("nan"),
-            max_line_loading_pct=float(line_ok.max()) if line_ok.size else float("nan"),
-            n_vm_violations=int(((vm_ok < o.vm_min_pu) | (vm_ok > o.vm_max_pu)).sum()),
-            n_overloaded_lines=int((line_ok > o.loading_max_pct).sum()),
-        )
+            converged=True, status="ok", message="", vm_pu=vm, line_loading_pct=loading,
+            losses_mw=losses, slack_p_mw=slack * dp.n_ext_grid, vm_min_pu=vm_min,
+            vm_max_pu=vm_max, max_line_loading_pct=top, n_vm_violations=n_vm,
+            n_overloaded_lines=n_over)
 
     def reset(self) -> None:
         """Back to the initial state (operator state, warm start and injections)."""
         self._direct = None
         self._pending = None
         self.operator.reset()
-        self._adapter.reset()
+        if self._adapter is not None:
+            self._adapter.reset()
         self.last_operator_result = None
         self.last_power_flow = None
 

@@ -220,10 +220,14 @@ class DnSites(_Bound):
             if not r.converged:
                 self._fail(now, "power_flow", r.site, r.status, r.message)
             if self.record_arrays:
-                idx = getattr(site, "bus_index", np.arange(len(r.bus_vm_pu)))
-                self.recorder.array("buses", now, r.site, idx, r.bus_vm_pu)
-                idx = getattr(site, "line_index", np.arange(len(r.line_loading_pct)))
-                self.recorder.array("lines", now, r.site, idx, r.line_loading_pct)
+                idx = getattr(site, "bus_index", None)
+                self.recorder.array("buses", now, r.site,
+                                    np.arange(len(r.bus_vm_pu)) if idx is None else idx,
+                                    r.bus_vm_pu)
+                idx = getattr(site, "line_index", None)
+                self.recorder.array("lines", now, r.site,
+                                    np.arange(len(r.line_loading_pct)) if idx is None else idx,
+                                    r.line_loading_pct)
         self.recorder.row("decisions", time_min=now, note=self._note)
 
     def close(self, end_min: int) -> None:

@@ -146,6 +146,12 @@ SCENARIO_CASES = [
     Case("tsn-name-absolute", lambda t: ["tsn-ieee30", "--set",
                                          'scenario.name="/abs/ESCAPED"'],
          ("scenario.name: '/abs/ESCAPED' is used in file names",)),
+    Case("set-key-not-in-file", lambda t: ["tiny", "--set", "grids.a.pf.tolerance_mva=0"],
+         ("has 1 problem",
+          "grids.a.pf: unknown key (from --set grids.a.pf.tolerance_mva=0)")),
+    Case("set-value-out-of-range", lambda t: ["tiny", "--set", "power_flow.tolerance_mva=0"],
+         ("power_flow.tolerance_mva: must be > 0, got 0 (from --set "
+          "power_flow.tolerance_mva=0)",)),
     Case("toml-bom", lambda t: [raw_file(t, b"\xef\xbb\xbf" + TINY.read_bytes())],
          ("raw.toml: starts with a UTF-8 byte-order mark (BOM)",)),
     Case("toml-not-utf8", lambda t: [raw_file(t, TINY.read_bytes().replace(b"One truck",

@@ -535,7 +535,7 @@ def test_operator_falls_back_to_merit_order(monkeypatch):
 
     monkeypatch.setattr(operator_mod, "solve_arrays", broken)
     spec = SPECS["dn2"]
-    op = LocalOperator(spec.resources)
+    op = LocalOperator(spec.resources, method="lp")
     load = spec.load_profile.per_step(60, 1440) * spec.peak_load_mw
     pv = spec.pv_profile.per_step(60, 1440) * spec.pv_cap_mw
     for k in range(24):
@@ -568,7 +568,7 @@ def test_operator_solve_equals_scipy_milp_on_its_own_models(monkeypatch, enumera
     monkeypatch.setattr(operator_mod, "solve_arrays", capture)
     rng = np.random.default_rng(5)
     for spec in SPECS.values():
-        op = LocalOperator(spec.resources)
+        op = LocalOperator(spec.resources, method="lp")
         load = spec.load_profile.per_step(15, 1440) * spec.peak_load_mw
         pv = spec.pv_profile.per_step(15, 1440) * spec.pv_cap_mw
         for k in range(0, 96, 4):

@@ -5,7 +5,11 @@
   1e-9 and the same dispatch;
 * :func:`grids.operator.solve_arrays` on its reused HiGHS instance against a fresh instance
   per solve: the same solution, bit for bit (each solve starts cold, so the tie rule, charge
-  mode first, then HiGHS's own vertex choice, is the same on both).
+  mode first, then HiGHS's own vertex choice, is the same on both);
+* the whole ``three-dn`` run on the fast step (the operator in closed form, power flow straight
+  from the injection vector) against the reference step (a fresh LP and HiGHS instance per
+  step, the adapter's tables). The closed form against the LP step by step is in
+  ``tests/test_operator_closed_form.py``.
 """
 
 from __future__ import annotations
@@ -57,8 +61,8 @@ def test_cached_operator_model_equals_a_fresh_build_every_step(monkeypatch, step
     monkeypatch.setattr(operator_mod, "solve_arrays", capture)
     statuses = set()
     for k, (name, res) in enumerate(_resources().items()):
-        fast, ref = LocalOperator(res), LocalOperator(res, reuse_model=False)
-        assert fast.reuse_model and not ref.reuse_model
+        fast, ref = LocalOperator(res, method="lp"), LocalOperator(res, reuse_model=False)
+        assert fast.reuse_model and not ref.reuse_model and ref.method == "lp"
         load, pv, mess = _inputs(name, step_min, 2, seed=10 + k)
         for i in range(load.size):
             t = i * step_min
@@ -94,7 +98,7 @@ def test_reused_highs_instance_gives_the_fresh_instance_solution(monkeypatch):
 
     monkeypatch.setattr(operator_mod, "solve_arrays", capture)
     for k, (name, res) in enumerate(_resources().items()):
-        op = LocalOperator(res)
+        op = LocalOperator(res, method="lp")
         load, pv, mess = _inputs(name, 15, 2, seed=20 + k)
         for i in range(load.size):
             op.dispatch(15 * i, 15, load[i], pv[i], mess[i])
@@ -120,10 +124,10 @@ def test_reused_highs_instance_gives_the_fresh_instance_solution(monkeypatch):
 
 @pytest.mark.slow
 def test_three_dn_metrics_equal_on_the_fast_and_the_reference_step(monkeypatch):
-    """three-dn at 15-min steps under idle, stationary and greedy: the fast step (cached
-    operator model, reused HiGHS, power flow straight from the injection vector) and the
-    reference step (a fresh model and HiGHS instance, the adapter's pandas tables) give the
-    same metrics to 1e-6 relative and the same per-step site rows."""
+    """three-dn at 15-min steps under idle, stationary and greedy: the fast step (the
+    operator in closed form, power flow straight from the injection vector) and the reference
+    step (the operator's LP on a fresh model and HiGHS instance, the adapter's pandas tables)
+    give the same metrics to 1e-6 relative and the same per-step site rows."""
     from experiments.config import load, resolve
     from experiments.run import run_one
     from grids.site import DistributionSite
@@ -139,7 +143,13 @@ def test_three_dn_metrics_equal_on_the_fast_and_the_reference_step(monkeypatch):
         return out
 
     monkeypatch.setattr(DistributionSite, "_solve_direct", counted)
-    fast = run_one(cfg, record_arrays=False)
+    assert LocalOperator.METHOD == "closed_form"
+    lp_calls = []
+    with monkeypatch.context() as m:
+        lp = operator_mod.solve_arrays
+        m.setattr(operator_mod, "solve_arrays", lambda *a, **k: lp_calls.append(1) or lp(*a, **k))
+        fast = run_one(cfg, record_arrays=False)
+    assert lp_calls == []  # the closed form solved every step of the fast run
     assert sum(direct) > 0.9 * 3 * 3 * 96  # the direct path really carried the steps
     monkeypatch.setattr(DistributionSite, "direct_pf", False)
     monkeypatch.setattr(LocalOperator, "REUSE_MODEL", False)
