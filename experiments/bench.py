@@ -13,13 +13,18 @@ tables:
   standard deviation, a 95 % Student-t confidence interval and the share of scenarios in which
   ``b`` is better.
 * ``solver``: per policy, the count of every typed solve outcome (``optimal``, ``time_limit``,
-  ``infeasible``...), and the scenario statuses of the manifest.
+  ``infeasible``...) over all its scenarios (a re-planning policy reports every re-solve, not
+  only its first plan), ``worst_solve`` (the worst outcome any of them had, in the order of
+  :data:`SOLVE_ORDER`; empty for a policy that solves nothing), and the scenario statuses of
+  the manifest.
 * ``wall``: per policy, the engine's wall time per scenario (mean, total) from the manifest.
 * ``regret`` (only when the sweep has hindsight rows, policy ``oracle``: see
   :mod:`experiments.families`): per policy and metric, the mean over scenarios of how much worse
   the policy did than the hindsight plan on the same realisation (``sign x (oracle - policy)``,
-  positive = worse), with its 95 % t interval. The oracle is also a row of ``stats`` and
-  ``paired``.
+  positive = worse), with its 95 % t interval, and ``oracle_not_optimal``: in how many of
+  those scenarios the oracle's solve was not proven optimal (a time-limited oracle is a
+  feasible plan, not the optimum: the regret against it is then understated). The oracle is
+  also a row of ``stats`` and ``paired``.
 
 Only scenarios with status ``ok`` enter ``stats`` and ``paired``; the others are counted in
 ``solver`` (``scenarios_<status>``).
@@ -67,6 +72,20 @@ DIRECTION = {
 }
 
 
+#: typed solve outcomes (:class:`policies.solve.SolveOutcome`), best first; an outcome not listed
+#: ranks after them
+SOLVE_ORDER = ("optimal", "feasible_gap", "time_limit", "infeasible", "unbounded", "error")
+
+
+def worst_solve(counts: dict[str, float]) -> str:
+    """The worst outcome with a non-zero count (``solves_<status>`` keys or bare statuses)."""
+    seen = [k.removeprefix("solves_") for k, v in counts.items() if v > 0]
+    if not seen:
+        return ""
+    return max(seen, key=lambda s: (SOLVE_ORDER.index(s) if s in SOLVE_ORDER
+                                    else len(SOLVE_ORDER), s))
+
+
 def _ok_scenarios(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     man = read_manifest(out)
     ok = man[man.status == "ok"].scenario.astype(int).tolist()
@@ -94,6 +113,9 @@ def bench_tables(out: str | Path, policies: list[str] | None = None) -> dict[str
     system = res[res.entity == "system"]
     pols = list(policies or pd.unique(system.policy))
     has_oracle = ORACLE in set(system.policy)
+    # scenarios whose oracle solve was not proven optimal (time limit, gap, failure)
+    osol = res[(res.entity == "solver") & (res.policy == ORACLE) & (res.value > 0)]
+    not_proven = set(osol[osol.metric != "solves_optimal"].scenario)
     if has_oracle and ORACLE not in pols:
         pols.append(ORACLE)
     rows, paired, regret = [], [], []
@@ -115,6 +137,7 @@ def bench_tables(out: str | Path, policies: list[str] | None = None) -> dict[str
                            "ci95_lo": float(d.mean()) - half, "ci95_hi": float(d.mean()) + half,
                            "share_b_better": float(np.mean(sign * d > 0))})
         if has_oracle:
+            limited = int(wide.index.isin(not_proven).sum())
             for pol in pols:
                 if pol == ORACLE:
                     continue
@@ -126,9 +149,11 @@ def bench_tables(out: str | Path, policies: list[str] | None = None) -> dict[str
                 regret.append({"metric": metric, "policy": pol, "n": n,
                                "mean_regret": float(r.mean()), "ci95_lo": float(r.mean()) - half,
                                "ci95_hi": float(r.mean()) + half,
-                               "share_worse": float(np.mean(r > 1e-9))})
+                               "share_worse": float(np.mean(r > 1e-9)),
+                               "oracle_not_optimal": limited})
     solver = res[res.entity == "solver"].groupby(["policy", "metric"]).value.sum()
     solver = solver.unstack(fill_value=0).reindex(pols).fillna(0).astype(int)
+    solver["worst_solve"] = [worst_solve(row.to_dict()) for _, row in solver.iterrows()]
     for status, count in man.status.value_counts().items():
         solver[f"scenarios_{status}"] = int(count)
     wall_rows = []

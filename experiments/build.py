@@ -30,6 +30,28 @@ def vehicle_degradation(v: VehicleConfig):
     return make_degradation(d.model, **{"e_nom_kwh": 1000.0 * v.capacity_mwh, **d.params})
 
 
+def cycle_usd_per_mwh(model, battery: BatterySpec) -> float:
+    """Cycle-ageing cost of ``model`` per MWh of grid-side throughput of ``battery``.
+
+    One full cycle of the battery's energy window at its rated power: the model's C.5 cycle
+    damage of discharging from ``E_max`` to ``E_min`` (depth from the top of the window; a
+    charge costs none in that form) times the replacement cost ``C_rep``, divided by the
+    grid-side energy the cycle moves (``window / eta_ch`` charged plus ``window * eta_dis``
+    discharged). Calendar ageing does not depend on the throughput and is left out. 0 for a
+    battery that does not age.
+    """
+    window = battery.e_max_mwh - battery.e_min_mwh
+    if window <= 0 or battery.p_max_mw <= 0:
+        return 0.0
+    s_hi = battery.e_max_mwh / battery.capacity_mwh
+    s_lo = battery.e_min_mwh / battery.capacity_mwh
+    c_rate = battery.p_max_mw / battery.capacity_mwh
+    _, d_cyc = model.transition_damage(s_hi, s_lo, (s_hi - s_lo) / c_rate, soc_ref_frac=s_hi,
+                                       c_rate_per_h=c_rate)
+    moved_mwh = window / battery.eta_ch + window * battery.eta_dis
+    return float(model.c_rep_usd) * float(d_cyc) / moved_mwh
+
+
 def vehicle_spec(v) -> VehicleSpec:
     battery = BatterySpec(capacity_mwh=v.capacity_mwh, e_min_mwh=v.e_min_mwh,
                           e_max_mwh=v.e_max_mwh, p_max_mw=v.p_max_mw, eta_ch=v.eta_ch,
@@ -130,5 +152,7 @@ def build_world(cfg: Config, actual: Realisation | None, rng: np.random.Generato
     problem = Problem(step_min=step, horizon_min=horizon, nodes=graph.nodes,
                       travel_min=graph.travel_table(), paths=graph.path_table(),
                       travel_energy_mwh=graph.energy_table(),
-                      vehicles=tuple(vspecs), sites=tuple(s.info for s in sites))
+                      vehicles=tuple(vspecs), sites=tuple(s.info for s in sites),
+                      deg_usd_per_mwh={s.name: cycle_usd_per_mwh(
+                          vehicle_degradation(by_name[s.name]), s.battery) for s in vspecs})
     return World(problem, graph, fleet, fleet.vehicles, sites)

@@ -353,13 +353,8 @@ def _sweep_config(args, policies: list[str] | None = None):
                                  "e.g. idle,stationary,greedy"])
     kind = _kind(path)
     oracle = bool(getattr(args, "oracle", False))
-    if oracle:
-        if kind == "coopt-study":
-            raise ScenarioError(["--oracle: the hindsight benchmark exists for the train "
-                                 "studies (tsn-ieee30, tsn-ieee118) and the DN scenarios "
-                                 "(three-dn) only"])
-        if kind == "tsn-study":
-            args.set = [*args.set, "sweep.oracle=true"]
+    if oracle and kind in ("tsn-study", "coopt-study"):
+        args.set = [*args.set, "sweep.oracle=true"]
     if kind in ("tsn-study", "coopt-study"):
         from experiments.families import FAMILY_OF_KIND, load_target, policy_problems
 
@@ -502,8 +497,9 @@ def _sweep_options(p, name: str, n_default: int) -> None:
         p.add_argument("--oracle", action="store_true",
                        help="add the hindsight benchmark (train studies: the centralised MILP "
                             "with the scenario's realised loads and wind; DN scenarios: the "
-                            "weighted-SFI MILP with the realised load and PV) and each "
-                            "policy's regret against it")
+                            "weighted-SFI MILP with the realised load and PV; truck studies: "
+                            "the fleet MILP with the realised traffic) and each policy's "
+                            "regret against it")
 
 
 def _sweep_error() -> type:

@@ -19,8 +19,24 @@ target (:meth:`TruckTarget.prepare`, in the client before any scenario runs; the
 is in ``sweep.json``'s ``plan_s``; a MILP stopped by ``study.milp_time_limit_s`` before it found a
 solution is status ``error`` with no plan, so its trucks stay home: give it time, e.g. ``--set
 study.milp_time_limit_s=300`` on a busy machine). ``dp`` plans at the engine's reset and
-re-plans from the simulated state whenever the run leaves its plan. Scenario ``seed`` draws
-(``SeedSequence(seed)``):
+re-plans from the simulated state whenever the run leaves its plan. ``sweep.milp_replan_min``
+(> 0) or ``sweep.milp_late_tol_min`` (>= 0) make ``milp`` the rolling policy
+(:class:`policies.coopt_milp.FleetMILP`) on the MILP's own SOC grid: it starts from the
+forecast plan made once and re-solves from the simulated state inside each scenario; every
+solve is a solver row.
+
+With ``sweep.oracle = true`` (``mescosim bench --oracle``) the rows of policy ``oracle`` are
+the hindsight benchmark: the study's fleet MILP (its own SOC grid, ``study.milp_time_limit_s``)
+solved with the scenario's *realised* traffic as its forecast and its plans followed open loop
+on the same realisation; the drives' hold-ups and energy noise stay unseen (the MILP has no
+model of them). Its solve's status is its solver row, and its gap, objective, dual bound and
+solve time are rows of entity ``oracle`` (``milp_gap``...): an oracle stopped by the time limit
+(status ``time_limit`` / ``feasible_gap``) is a feasible plan, not a proven optimum: its
+objective is an upper bound of the perfect-information optimum of the MILP's model (the dual
+bound a lower one), and in that model a regret against it understates the regret against the
+optimum. ``bench`` counts such scenarios in the regret table (``oracle_not_optimal``).
+
+Scenario ``seed`` draws (``SeedSequence(seed)``):
 
 * traffic: each of the six zone/period speed factors of the profile times
   ``exp(traffic_sigma N(0, 1))`` (clipped to the profile's (0, 5]);
@@ -79,7 +95,8 @@ from sim.errors import ScenarioError
 
 #: ``[sweep]`` settings of a truck target and their defaults (``model`` "": first study model)
 TRUCK_SWEEP = {"model": "", "traffic_sigma": 0.1, "delay_prob": 0.3, "delay_max_min": 30,
-               "energy_noise": 0.05, "policies": ["dp", "greedy", "shortest", "milp"]}
+               "energy_noise": 0.05, "policies": ["dp", "greedy", "shortest", "milp"],
+               "milp_replan_min": 0, "milp_late_tol_min": -1, "oracle": False}
 #: ``[sweep]`` settings of a train target
 TRAIN_SWEEP = {"wind_sigma": 0.15, "load_sigma": 0.03, "delay_prob": 0.3,
                "delay_max_min": 90, "policies": ["uc-milp", "ocd", "idle"], "oracle": False}
@@ -111,7 +128,7 @@ def _sweep_section(kind: str, given: dict) -> dict:
            if k not in defaults]
     out = {**defaults, **{k: v for k, v in given.items() if k in defaults}}
     for k, v in out.items():
-        if k in ("policies", "model"):
+        if k in ("policies", "model", "milp_late_tol_min"):
             continue
         if k == "oracle":
             if not isinstance(v, bool):
@@ -125,6 +142,14 @@ def _sweep_section(kind: str, given: dict) -> dict:
             bad.append(f"sweep.{k}: a probability in [0, 1], got {out[k]!r}")
     if isinstance(out["delay_max_min"], float) and not out["delay_max_min"].is_integer():
         bad.append(f"sweep.delay_max_min: whole minutes, got {out['delay_max_min']!r}")
+    if "milp_replan_min" in out:
+        r, tol = out["milp_replan_min"], out["milp_late_tol_min"]
+        if isinstance(r, float) and not r.is_integer():
+            bad.append(f"sweep.milp_replan_min: whole minutes, got {r!r}")
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) \
+                or tol < -1 or not float(tol).is_integer():
+            bad.append(f"sweep.milp_late_tol_min: whole minutes >= 0, or -1 (no re-plan on "
+                       f"deviation), got {tol!r}")
     if out.get("delay_prob", 0) > 0 and out.get("delay_max_min", 0) < 1:
         bad.append("sweep.delay_max_min: must be >= 1 when sweep.delay_prob > 0")
     if "energy_noise" in out and isinstance(out["energy_noise"], (int, float)) \
@@ -136,6 +161,9 @@ def _sweep_section(kind: str, given: dict) -> dict:
     if bad:
         raise ScenarioError(bad)
     out["delay_max_min"] = int(out["delay_max_min"])
+    for k in ("milp_replan_min", "milp_late_tol_min"):
+        if k in out:
+            out[k] = int(out[k])
     return out
 
 
@@ -277,6 +305,7 @@ class TruckTarget:
             raise ScenarioError(problems)
         self.st, self.s, self.pcfg, self.model = st, s, pcfg, model
         self._prep = None
+        self._milp_first = None  # (the MILP's own problems, its first solve) when milp rolls
         self._data = None  # the Co-OPT data (not picklable: reloaded in each worker)
         self.plan_s: dict[str, float] = {}
 
@@ -317,9 +346,11 @@ class TruckTarget:
                 plans[pol] = plan_fleet(probs, pol)
                 status[pol] = {"optimal": 1}
             elif pol == "milp":
-                plans[pol], _, info, _ = coopt_study.milp_plans(data, self.st, self.s,
-                                                                self.model, hourly)
+                plans[pol], fleet_milp, info, _ = coopt_study.milp_plans(data, self.st, self.s,
+                                                                         self.model, hourly)
                 status[pol] = {str(info["milp_status"]): 1}
+                if self.milp_rolling:
+                    self._milp_first = (fleet_milp.problems, fleet_milp.result)
             else:
                 continue  # dp plans at the engine's reset, inside each scenario's run
             self.plan_s[pol] = round(time.perf_counter() - t0, 4)
@@ -355,24 +386,63 @@ class TruckTarget:
                                              for _ in range(64)]
         return {"traffic": traffic, "drives": draws}
 
+    @property
+    def milp_rolling(self) -> bool:
+        """Whether ``milp`` re-solves in each scenario (``sweep.milp_replan_min > 0`` or
+        ``sweep.milp_late_tol_min >= 0``) instead of following the forecast plan open loop."""
+        return (int(self.sweep.get("milp_replan_min", 0)) > 0
+                or int(self.sweep.get("milp_late_tol_min", -1)) >= 0)
+
     def policy_object(self, pol: str):
+        """(policy, trucks to run or None: the policy's plans say, the problems it runs on)."""
         from policies.coopt_baselines import PlanFollower
+        from policies.coopt_milp import FleetMILP
         from policies.dp_router import DPRouter
 
         _, _, _, probs, plans, _ = self.prepare()
         if pol == "dp":
-            return DPRouter(), None
-        return PlanFollower(plans[pol], probs), list(plans[pol])
+            return DPRouter(), None, probs
+        if pol == "milp" and self.milp_rolling:
+            # the rolling MILP on its own SOC grid, from the forecast plan made once; its
+            # re-solves are in policy.solves
+            milp_probs, first = self._milp_first
+            policy = FleetMILP(time_limit_s=self.st.milp_time_limit_s,
+                               replan_min=int(self.sweep["milp_replan_min"]),
+                               late_tol_min=int(self.sweep["milp_late_tol_min"]))
+            return policy.reuse_first_plan(first), None, milp_probs
+        return PlanFollower(plans[pol], probs), list(plans[pol]), probs
 
-    def simulate(self, pol: str, real: dict):
-        """One policy on one realisation: (runs, engine, feeder, policy)."""
+    def hindsight_plan(self, real: dict):
+        """The fleet MILP of the study (its own SOC grid, ``study.milp_time_limit_s``) solved
+        with scenario ``real``'s traffic as its forecast: (plans, the problems they are
+        followed on, info). The
+        drives' hold-ups and energy noise stay unseen (the MILP has no model of them)."""
+        from experiments import coopt_study
+        from experiments.coopt_build import build_problems
+
+        data, _, hourly, _, _, _ = self.prepare()
+        seen = replace(data, traffic=real["traffic"])
+        plans, _, info, _ = coopt_study.milp_plans(seen, self.st, self.s, self.model, hourly)
+        # followed like the forecast ``milp`` plan: on the policies' problems, here built with
+        # the realised traffic (no plans after a failed solve: the trucks stay home)
+        probs = build_problems(seen, self.st.network, self.model, self.s, hourly_price=hourly)
+        return plans, probs, info
+
+    def simulate(self, pol: str, real: dict, hindsight: dict | None = None):
+        """One policy on one realisation: (runs, engine, feeder, policy). ``hindsight`` (the
+        :meth:`hindsight_plan` of ``real``) runs its plans open loop instead of ``pol``."""
         from agents.truck import CooptFleet, CooptTruck
+        from policies.coopt_baselines import PlanFollower
         from sim.engine import Engine
         from sim.systems import TruckMissions
 
-        data, net, hourly, probs, _, _ = self.prepare()
+        data, net, hourly, _, _, _ = self.prepare()
         s = self.s
-        policy, names = self.policy_object(pol)
+        if hindsight is not None:
+            plans, probs, _ = hindsight
+            policy, names = PlanFollower(plans, probs), list(plans)
+        else:
+            policy, names, probs = self.policy_object(pol)
         arcs = {(a.from_node, a.to_node): (a.dist_km, a.grade_pct) for a in net.arcs}
         byname = {p.name: p for p in probs}
         vehicles = {f"truck{v.vehicle_id}": v for v in data.vehicles}
@@ -408,9 +478,11 @@ class TruckTarget:
         _, net, _, _, _, status = self.prepare()
         real = self.realisation(seed)
         parts, policy_s = [], {}
-        for pol in self.policies:
+        runs_of = list(self.policies) + ([ORACLE] if self.sweep.get("oracle") else [])
+        for pol in runs_of:
             t0 = time.perf_counter()
-            runs, eng, feeder, policy = self.simulate(pol, real)
+            hind = self.hindsight_plan(real) if pol == ORACLE else None
+            runs, eng, feeder, policy = self.simulate(pol, real, hind)
             policy_s[pol] = round(time.perf_counter() - t0, 4)
             row = sim_summary(runs.values(), net, self.s)
             soh = {n: float(r.loss_frac) for n, r in runs.items()}
@@ -436,6 +508,18 @@ class TruckTarget:
                          for t, v in chg.items()]
             rows += [(pol, "system", "vm_min_pu", t, v, "p.u.") for t, v in feeder.vm_min]
             counts = dict(status.get(pol, {}))
+            if pol == ORACLE:  # its one solve, and how far from proven it stopped
+                info = hind[2]
+                counts = {str(info["milp_status"]): 1}
+                rows += [(pol, "oracle", m, None, float(info[k]), u) for m, k, u in (
+                    ("milp_gap", "milp_gap", "-"), ("milp_objective_usd", "milp_objective_usd",
+                                                     "USD"),
+                    ("milp_bound_usd", "milp_bound_usd", "USD"),
+                    ("milp_solve_s", "milp_solve_s", "s"))]
+            if pol == "milp" and self.milp_rolling:  # the first plan and every re-solve
+                counts = {}
+                for sv in policy.solves:
+                    counts[sv["status"]] = counts.get(sv["status"], 0) + 1
             if pol == "dp":
                 log = getattr(policy, "replan_log", [])
                 ok = 1 + sum(1 for e in log if e.get("feasible", True))

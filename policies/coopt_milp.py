@@ -488,9 +488,14 @@ class FleetMILP(PlanFollower):
     :attr:`solves` (time, reason, status, objective, bound, gap, times, whether its plans were
     adopted). Only a solve proven ``optimal`` replaces the plans; a failed or limited re-solve
     (infeasible, time limit, error) keeps the plans being followed, and the log says so.
+
+    :meth:`reuse_first_plan` hands it a solve of the same missions made beforehand (a benchmark
+    makes the forecast plan once for all its scenarios); :meth:`reset` then starts from that
+    plan instead of solving again, and records that solve's outcome as its first.
     """
 
     name = "milp"
+    _first: MilpResult | None = None
 
     def __init__(self, time_limit_s: float = 60.0, mip_gap: float = 1e-4,
                  solver: str = "highs", build: str = "auto", replan_min: int = 0,
@@ -529,14 +534,27 @@ class FleetMILP(PlanFollower):
                             "note": note or ("plans replaced" if adopted
                                              else "kept the plans being followed")})
 
+    def reuse_first_plan(self, result: MilpResult) -> FleetMILP:
+        """Start every later :meth:`reset` from ``result`` (a solve of the same missions made
+        beforehand) instead of solving the first plan again; returns ``self``."""
+        self._first = result
+        return self
+
     def reset(self, problem: Problem, rng=None) -> None:
         self.solves: list[dict] = []
         self.replans = 0
-        self.result = solve_fleet(problem.missions, self.time_limit_s, self.mip_gap, self.solver,
-                                  self.build)
+        names = {p.name for p in problem.missions}
+        first = self._first
+        if first is not None and not set(first.plans) <= names:
+            raise ValueError(f"FleetMILP.reuse_first_plan: the plan's trucks "
+                             f"{sorted(set(first.plans) - names)} are not missions of this "
+                             f"problem")
+        self.result = first if first is not None else solve_fleet(
+            problem.missions, self.time_limit_s, self.mip_gap, self.solver, self.build)
         self._follow(dict(self.result.plans), problem.missions)
         self._record(self.result, problem.missions[0].t_start_min if problem.missions else 0,
-                     "reset", True, "first plan")
+                     "reset", True, "first plan" if first is None
+                     else "first plan, solved once before the run")
         self._live = dict(self.result.plans)  # the plans being followed (steps on the grid)
         self._ended: set[str] = set()
         self._next_replan = (self.problems[0].t_start_min + self.replan_min

@@ -14,12 +14,16 @@ own, one after the other, over the states (site, step, SOC level):
 The reward of a step at site ``n`` is the MILP's objective for the vehicle's own terms: its
 flexibility contribution ``w[n, t] / C_norm[n] * (F_up + F_dn)`` (A.4, the explicit ``min()``
 form of :func:`sim.flexibility.vehicle_flex`) at the step's dynamic weights, minus the MILP's
-tie-breakers (``EPS_ENERGY_PER_MWH`` per MWh moved, ``EPS_MOVE`` per move) and minus a
-degradation cost ``deg_cost(soc_from, soc_to, dt_h)`` when one is given (:func:`plan_vehicle`).
-The policy plans with none: the :class:`~sim.types.Problem` of a DN scenario does not carry the
-vehicles' ageing models (they live in ``agents.degradation``, which policies do not import), so
-its plans are those of the model ``none``. The terminal condition is energy neutrality
-(A.7 (12)): the last level is the grid level of the vehicle's initial energy.
+tie-breakers (``EPS_ENERGY_PER_MWH`` per MWh moved, ``EPS_MOVE`` per move) and minus the battery's
+wear: ``deg_weight * deg_usd_per_mwh`` per MWh of grid-side throughput (charge plus discharge),
+``deg_usd_per_mwh`` the vehicle's own cycle-ageing cost that the :class:`~sim.types.Problem`
+carries (from its ``fleet[i].degradation`` model, 0 for the model ``none``) and ``deg_weight``
+the policy's exchange rate of objective units (SFI-h) per USD. It is priced exactly where the
+MILP's ``EPS_ENERGY_PER_MWH`` is (the same throughput, the same linear form), so a MILP with that
+coefficient added to its energy tie-breaker has the same optimum (tested); the ``milp`` policy
+itself has no wear term. A general SOC-dependent cost ``deg_cost(soc_from, soc_to, dt_h)`` can
+also be given to :func:`plan_vehicle`. The terminal condition is energy neutrality (A.7 (12)):
+the last level is the grid level of the vehicle's initial energy.
 
 **The DN's balance.** In the MILP each DN balances itself (13): a MESS's net injection ``q`` is
 absorbed by the DN's own generators, DR and storage. Here that is the static room
@@ -150,14 +154,15 @@ def _step_power(b: BatterySpec, e_from, e_to, dt_h: float):
 
 
 def _stay_reward(b: BatterySpec, e_from, e_to, dt_h: float, coef: float,
-                 deg_cost: DegCost | None):
+                 deg_cost: DegCost | None, wear_per_mwh: float = 0.0):
     """(reward, flex reward, ch, dis) of staying one step; reward -inf where infeasible by
-    power (the room is applied by the caller)."""
+    power (the room is applied by the caller). ``wear_per_mwh`` (objective units per MWh of
+    grid-side throughput) is added to the energy tie-breaker."""
     ch, dis = _step_power(b, e_from, e_to, dt_h)
     up, dn = vehicle_flex(ch, dis, e_to, b.p_max_mw, b.e_min_mwh, b.e_max_mwh, b.eta_ch,
                           b.eta_dis, dt_h, 1.0)
     flex = coef * (up + dn)
-    rew = flex - EPS_ENERGY_PER_MWH * (ch + dis) * dt_h
+    rew = flex - (EPS_ENERGY_PER_MWH + wear_per_mwh) * (ch + dis) * dt_h
     if deg_cost is not None:
         rew = rew - deg_cost(np.asarray(e_from) / b.capacity_mwh,
                              np.asarray(e_to) / b.capacity_mwh, dt_h)
@@ -167,15 +172,19 @@ def _stay_reward(b: BatterySpec, e_from, e_to, dt_h: float, coef: float,
 
 def plan_vehicle(win: DnWindow, b: BatterySpec, start: dict[int, int], e0_mwh: float,
                  e_end_mwh: float | None, levels: int = 76, used_mw: np.ndarray | None = None,
-                 deg_cost: DegCost | None = None) -> VehiclePlan | None:
+                 deg_cost: DegCost | None = None, wear_per_mwh: float = 0.0
+                 ) -> VehiclePlan | None:
     """The optimal plan of one vehicle by backward induction (None if no plan is feasible).
 
     ``start`` maps site index -> step at which the vehicle is (or arrives) there (one option is
     chosen, as in the MILP); ``e0_mwh`` is its energy now (need not be on the grid: the first
     step from it is evaluated exactly); ``e_end_mwh`` the terminal energy (rounded to the grid),
     None for a free end. ``used_mw`` (N, T) is the net injection already planned by earlier
-    vehicles, taken out of the DNs' room.
+    vehicles, taken out of the DNs' room. ``wear_per_mwh`` is the battery's wear cost in
+    objective units per MWh of grid-side throughput (charge plus discharge), >= 0.
     """
+    if not wear_per_mwh >= 0:
+        raise ValueError(f"wear_per_mwh must be >= 0, got {wear_per_mwh}")
     N, T = win.shape
     g = Grid(b, levels)
     J = len(g.e)
@@ -186,8 +195,9 @@ def plan_vehicle(win: DnWindow, b: BatterySpec, start: dict[int, int], e0_mwh: f
     r_step = b.retention_per_h ** dt
     # the same (J, J) transition at every site and step: only the weight and the room differ
     ch, dis = _step_power(b, g.e[:, None], g.e[None, :], dt)
-    base_rew, flex1, _, _ = _stay_reward(b, g.e[:, None], g.e[None, :], dt, 1.0, deg_cost)
-    energy_pen = EPS_ENERGY_PER_MWH * (ch + dis) * dt
+    base_rew, flex1, _, _ = _stay_reward(b, g.e[:, None], g.e[None, :], dt, 1.0, deg_cost,
+                                         wear_per_mwh)
+    energy_pen = (EPS_ENERGY_PER_MWH + wear_per_mwh) * (ch + dis) * dt
     deg = (base_rew - flex1 + energy_pen) if deg_cost is not None else 0.0  # = -deg cost
     q = dis - ch
     V = np.full((T + 1, N, J), NEG)
@@ -236,7 +246,7 @@ def plan_vehicle(win: DnWindow, b: BatterySpec, start: dict[int, int], e0_mwh: f
             continue
         if a == 0:
             r0, f0, _, _ = _stay_reward(b, e0_mwh, g.e, dt, win.weights[n, 0] / win.c_norm_mw[n],
-                                        deg_cost)
+                                        deg_cost, wear_per_mwh)
             c0, d0 = _step_power(b, e0_mwh, g.e, dt)
             ok0 = (d0 - c0 >= lo[n, 0] - 1e-9) & (d0 - c0 <= hi[n, 0] + 1e-9)
             tot0 = np.where(ok0, r0, NEG) + V[1, n]
@@ -308,8 +318,10 @@ def plan_vehicle(win: DnWindow, b: BatterySpec, start: dict[int, int], e0_mwh: f
 def plan_fleet(win: DnWindow, batteries: list[BatterySpec], starts: list[dict[int, int]],
                e0_mwh: list[float], e_end_mwh: list[float | None], levels: int = 76,
                deg_costs: list[DegCost | None] | None = None,
-               relaxed: list[int] | None = None) -> list[VehiclePlan | None]:
+               relaxed: list[int] | None = None,
+               wear_per_mwh: list[float] | None = None) -> list[VehiclePlan | None]:
     """Plan the vehicles one after another; each sees the room the earlier ones left.
+    ``wear_per_mwh`` gives each vehicle's wear cost per MWh of throughput (default none).
 
     A vehicle that can no longer reach its terminal energy is planned with a free end, and its
     index is appended to ``relaxed`` (when given)."""
@@ -318,9 +330,10 @@ def plan_fleet(win: DnWindow, batteries: list[BatterySpec], starts: list[dict[in
     out = []
     for m, b in enumerate(batteries):
         deg = deg_costs[m] if deg_costs else None
-        plan = plan_vehicle(win, b, starts[m], e0_mwh[m], e_end_mwh[m], levels, used, deg)
+        wear = wear_per_mwh[m] if wear_per_mwh else 0.0
+        plan = plan_vehicle(win, b, starts[m], e0_mwh[m], e_end_mwh[m], levels, used, deg, wear)
         if plan is None and e_end_mwh[m] is not None:
-            plan = plan_vehicle(win, b, starts[m], e0_mwh[m], None, levels, used, deg)
+            plan = plan_vehicle(win, b, starts[m], e0_mwh[m], None, levels, used, deg, wear)
             if relaxed is not None and plan is not None:
                 relaxed.append(m)
         out.append(plan)
@@ -333,13 +346,16 @@ def plan_fleet(win: DnWindow, batteries: list[BatterySpec], starts: list[dict[in
 
 class DnDpPolicy(BasePolicy):
     """Exact DP over site x step x SOC with the weighted-SFI objective, vehicles in turn,
-    re-planned from the simulated state every ``replan_min`` minutes."""
+    re-planned from the simulated state every ``replan_min`` minutes. Each vehicle's wear is
+    priced at ``deg_weight`` objective units (SFI-h) per USD of its cycle-ageing cost
+    (``Problem.deg_usd_per_mwh``; the default 1e-3 values 1000 USD of wear like one DN's whole
+    normalised flexibility for an hour; 0 plans as if the batteries did not age)."""
 
     name = "dp"
 
     def __init__(self, soc_levels: int = 76, replan_min: int = 60, weights: str = "dynamic",
                  kappa: float = 0.5, alpha: float = 1.0, beta: float = 1.0, eps: float = 1e-3,
-                 time_limit_s: float = 30.0) -> None:
+                 time_limit_s: float = 30.0, deg_weight: float = 1e-3) -> None:
         self.soc_levels = soc_levels
         self.replan_min = replan_min
         self.weights = weights
@@ -348,6 +364,7 @@ class DnDpPolicy(BasePolicy):
         self.beta = beta
         self.eps = eps
         self.time_limit_s = time_limit_s
+        self.deg_weight = deg_weight
 
     @classmethod
     def param_problems(cls, params: dict, path: str = "policy.params",
@@ -367,6 +384,9 @@ class DnDpPolicy(BasePolicy):
         for key in ("time_limit_s", "kappa", "eps"):
             if not p[key] > 0:
                 out.append(f"{path}.{key}: must be > 0, got {p[key]}")
+        if not 0 <= p["deg_weight"] < float("inf"):
+            out.append(f"{path}.deg_weight: must be >= 0 and finite (SFI-h per USD of battery "
+                       f"wear), got {p['deg_weight']}")
         return out
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
@@ -411,7 +431,7 @@ class DnDpPolicy(BasePolicy):
         e_end = [spec.e_init_mwh for spec in self.problem.vehicles]
         relaxed: list[int] = []
         plans = plan_fleet(win, batteries, list(starts), list(e0), e_end, self.soc_levels,
-                           relaxed=relaxed)
+                           relaxed=relaxed, wear_per_mwh=self.wear_per_mwh())
         self._plans, self._plan_start = plans, k
         msg = (f"exact backward induction on {self.soc_levels} SOC levels per vehicle, "
                f"vehicles in fleet order")
@@ -435,6 +455,12 @@ class DnDpPolicy(BasePolicy):
                     "vehicle": spec.name,
                     "site": self.ctx.sites[plan.site[j]].name if plan.site[j] >= 0 else "",
                     "p_mw": float(plan.p_mw[j]), "e_end_mwh": float(plan.e_mwh[j + 1])})
+
+    def wear_per_mwh(self) -> list[float]:
+        """Each vehicle's wear cost in objective units per MWh of grid-side throughput."""
+        deg = self.problem.deg_usd_per_mwh
+        return [self.deg_weight * float(deg.get(spec.name, 0.0))
+                for spec in self.problem.vehicles]
 
     def _due(self, state: State) -> bool:
         if self._plans is None:
@@ -482,6 +508,7 @@ class DnDpPolicy(BasePolicy):
     def report(self) -> dict:
         """Weights and every plan's outcome (for meta.json)."""
         return {"weights": self.weights, "kappa": self.kappa, "soc_levels": self.soc_levels,
+                "deg_weight": self.deg_weight, "wear_per_mwh": self.wear_per_mwh(),
                 "weights_ni": [float(x) for x in self.w.ni], "solves": list(self._solves)}
 
     def plan_table(self) -> pd.DataFrame:

@@ -135,7 +135,10 @@ class Problem:
       ``vehicles`` and the road tables. ``travel_min`` holds the shortest travel time between
       every ordered pair of road nodes; ``paths`` the corresponding node sequences and
       ``travel_energy_mwh`` the traction energy a vehicle's battery spends along them (0 where
-      vehicles have their own traction supply);
+      vehicles have their own traction supply); ``deg_usd_per_mwh`` each vehicle's cycle-ageing
+      cost per MWh of grid-side throughput (charge plus discharge) from its own ageing model
+      (missing or 0: a battery that does not age, the model ``none``), for planners that price
+      battery wear;
     * a transmission grid with thermal units, wind, storage stations and battery trains on a
       rail time-space network: ``transmission`` (MODELS.md part B);
     * truck swap missions on a directed road graph (the Co-OPT system): ``missions``, one
@@ -155,6 +158,7 @@ class Problem:
     travel_energy_mwh: Mapping[tuple[str, str], float] = field(default_factory=dict)
     transmission: TransmissionCase | None = None
     missions: tuple[TruckDayProblem, ...] = ()
+    deg_usd_per_mwh: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def for_missions(cls, missions) -> Problem:
@@ -184,7 +188,7 @@ class Problem:
         return frozenset(out)
 
     def __post_init__(self) -> None:
-        for name in ("travel_min", "paths", "travel_energy_mwh"):
+        for name in ("travel_min", "paths", "travel_energy_mwh", "deg_usd_per_mwh"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def arrival_energy_mwh(self, vehicle: str, e_mwh: float, origin: str, dest: str) -> float:

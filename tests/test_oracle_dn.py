@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from experiments.bench import bench_tables
-from experiments.cli import main
 from experiments.config import apply_overrides, read_raw, resolve, validate
 from experiments.families import ORACLE, dn_hindsight_config, dn_realisation
 from experiments.run import run_one
@@ -91,8 +90,3 @@ def test_bench_oracle_regret_and_resume(tmp_path):
     png = compute_time_vs_objective(out, tmp_path / "t.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-
-def test_cli_oracle_refused_for_trucks(capsys):
-    assert main(["bench", "coopt-small", "--policies", "greedy", "--oracle",
-                 "--scenarios", "1"]) == 2
-    assert "--oracle" in capsys.readouterr().err
