@@ -16,6 +16,7 @@ scenario (every problem listed, no traceback unless --debug); 3 a run that
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tomllib
 from pathlib import Path
@@ -610,5 +611,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def entry() -> None:
+    """The ``mescosim`` program: :func:`main`, then exit with its code. Once ``main`` has
+    returned the work is done (a run's directory says ``complete``), so a late Ctrl-C during the
+    interpreter's shutdown is ignored instead of killing the finished process by its signal."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -325,7 +325,7 @@ def test_sigint_during_simulation_leaves_an_interrupted_run_directory(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", "run", "three-dn", "--out", str(out),
-         "--no-figures", "--set", "scenario.horizon_min=43200"],
+         "--no-figures", "--set", "scenario.horizon_min=43200", "--set", "scenario.step_min=5"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         meta = out / "meta.json"
@@ -333,7 +333,7 @@ def test_sigint_during_simulation_leaves_an_interrupted_run_directory(tmp_path):
         while not meta.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert meta.exists(), proc.stderr.read() if proc.poll() is not None else "no meta"
-        time.sleep(2.0)  # inside the simulation (a 30-day run takes minutes)
+        time.sleep(2.0)  # inside the simulation (30 days of 5-min steps, three policies)
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
