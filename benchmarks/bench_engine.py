@@ -52,9 +52,11 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 GOAL_RATIO = 10.0
 GOAL_BENCH_S = 180.0
 GOAL_MIB = 500.0
-MISSED_STEP = ("missed: the per-step Python left (the local operators' MILP, two HiGHS LPs per "
-               "DN and step; the vehicles; the recording) still costs far more than the NR")
-MISSED_BENCH = "missed: the engine step is still far above the power flow (ratio above)"
+MISSED_STEP = ("missed: the per-step Python around the NR (the local operators' closed-form "
+               "dispatch, the vehicles' and the policy's state, the recording) still costs "
+               "more than the NR itself (docs/performance.md)")
+MISSED_BENCH = ("missed: each scenario's Python (the engine steps above, then its metrics) "
+                "on two workers (docs/performance.md)")
 
 
 def load() -> str:

@@ -102,6 +102,9 @@ TIE_BREAK = 1e-6
 ENUMERATE_MAX = 4
 #: Residual magnitudes below this (MW) are solver noise and are absorbed by the resources.
 _SNAP_MW = 1e-6
+#: A residual below this (MW) is floating-point rounding of the balance's sum (both step paths
+#: add the same powers in a different order) and is reported as exactly 0.
+_ROUND_MW = 1e-12
 #: The tie rule's cost per MW of supply and priority rank (rank 0 costs nothing); scaled down
 #: when a site has so many resources that the largest rank would reach ``TIE_BREAK / 2``.
 PRIORITY_STEP = 1e-7
@@ -1038,6 +1041,8 @@ class LocalOperator:
                 residual -= new - old
                 g[j] = new
             residual = demand - (_np_sum(g) + dr + dis - ch)
+        if abs(residual) < _ROUND_MW:
+            residual = 0.0  # the rounding of the balance's sum, not a shortage or surplus
         st = r.storage
         if st is not None:
             e_next = self.es_e_mwh + st.eta * ch * dt_h - dis * dt_h / st.eta
