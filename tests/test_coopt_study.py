@@ -164,6 +164,7 @@ def test_bad_settings_name_the_field():
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_large_study_dp_no_worse_than_baselines(tmp_path):
     code = cli_run("coopt-large", tmp_path, 0, ["study.models=['generalised']",
                                                  "study.figures=false"])

@@ -37,6 +37,11 @@ transport_costs_per_h = [0.0, 500.0]
 """
 
 
+# every test here reads one whole train study (the smoke configuration: over 20 s), so the file
+# runs in the second pass of .ci/run (pytest -m study), not in plain pytest
+pytestmark = pytest.mark.study
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     d = tmp_path_factory.mktemp("tsn")
