@@ -216,10 +216,15 @@ def test_cli_sweep_on_a_dask_scheduler_and_worker_started_as_in_the_readme(refer
                                "--no-dashboard", "--scheduler-file", str(sched_file)],
                               stdout=logs, stderr=logs)]
     try:
+        # the scheduler creates its file before it has written the address into it
         deadline = time.time() + 60
-        while not sched_file.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        address = json.loads(sched_file.read_text())["address"]
+        address = None
+        while address is None and time.time() < deadline:
+            try:
+                address = json.loads(sched_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.2)
+        assert address, "the dask scheduler wrote no address within 60 s"
         procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1",
                                        "--nthreads", "1", "--no-dashboard"],
                                       stdout=logs, stderr=logs))
