@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from importlib import metadata
 
 import pandapower.networks as pn
@@ -18,6 +17,7 @@ from policies.baselines import IdlePolicy
 from policies.registry import unregister_policy
 from sim.errors import ScenarioError
 from sim.types import Command, Decision
+from tests.chromium import render
 
 SHORT = {"scenario.horizon_min": 180}
 
@@ -251,19 +251,8 @@ def test_report_html_lists_failures(tmp_path):
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium package")
 def test_report_html_renders_in_headless_chromium_without_console_errors(report_run, tmp_path):
     res = report_run
-    url = (res.out / "report.html").resolve().as_uri()
-    shot = tmp_path / "report.png"
-    base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=1"]
-    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert "Summary per policy" in dom.stdout and dom.stdout.count("<img") == len(res.figures)
-    # the page's console messages and failed loads (chromium logs them as CONSOLE lines)
-    console = [ln for ln in dom.stderr.splitlines()
-               if "CONSOLE" in ln or "Failed to load resource" in ln]
-    assert console == []
-    snap = subprocess.run([*base, "--window-size=1280,2000", f"--screenshot={shot}", url],
-                          capture_output=True, text=True, timeout=120)
-    assert snap.returncode == 0 and shot.stat().st_size > 20_000
+    r = render(res.out / "report.html", tmp_path)
+    assert r.dom.returncode == 0, r.dom.stderr[-2000:]
+    assert "Summary per policy" in r.dom.stdout and r.dom.stdout.count("<img") == len(res.figures)
+    assert r.console == []
+    assert r.snap.returncode == 0 and r.shot.stat().st_size > 20_000

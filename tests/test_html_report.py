@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import re
 import shutil
-import subprocess
 
 import pandas as pd
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from experiments.cli import main
 from experiments.sweep import read_manifest
 from experiments.sweep_report import write_sweep_report
+from tests.chromium import render
 
 SHORT = ["--set", "scenario.horizon_min=180", "--workers", "0", "--no-progress"]
 
@@ -81,19 +81,9 @@ def test_a_directory_that_is_no_sweep_is_refused(tmp_path):
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium package")
 def test_sweep_report_renders_in_headless_chromium_without_console_errors(bench_dir, tmp_path):
-    url = (bench_dir / "report.html").resolve().as_uri()
-    shot = tmp_path / "report.png"
-    base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=1"]
-    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
+    r = render(bench_dir / "report.html", tmp_path)
+    assert r.dom.returncode == 0, r.dom.stderr[-2000:]
     n_fig = len(list((bench_dir / "figures").glob("*.png")))
-    assert "Paired differences" in dom.stdout and dom.stdout.count("<img") == n_fig
-    console = [ln for ln in dom.stderr.splitlines()
-               if "CONSOLE" in ln or "Failed to load resource" in ln]
-    assert console == []
-    snap = subprocess.run([*base, "--window-size=1280,2000", f"--screenshot={shot}", url],
-                          capture_output=True, text=True, timeout=120)
-    assert snap.returncode == 0 and shot.stat().st_size > 20_000
+    assert "Paired differences" in r.dom.stdout and r.dom.stdout.count("<img") == n_fig
+    assert r.console == []
+    assert r.snap.returncode == 0 and r.shot.stat().st_size > 20_000
